@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Gives this machine a local single-node Docker Swarm, idempotently.
+# Installs what is missing (docker.io, musl-tools, prometheus) from Debian's packages when run as root,
+# starts dockerd in the background when no engine answers, and initialises the swarm.
+set -euo pipefail
+
+log() { printf 'local-swarm: %s\n' "$*" >&2; }
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v musl-gcc >/dev/null 2>&1 || need_pkgs+=(musl-tools)
+command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing ${need_pkgs[*]} and not root: install them and run again"; exit 1
+  fi
+  log "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" iptables ca-certificates >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  mkdir -p /var/log
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; tail -20 /var/log/dockerd.log >&2; exit 1; }
+fi
+
+state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+if [ "$state" != "active" ]; then
+  log "initialising swarm"
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+fi
+log "swarm ready (engine $(docker version --format '{{.Server.Version}}'), API $(docker version --format '{{.Server.APIVersion}}'))"

@@ -1,0 +1,18 @@
+//! swarmpilot: a Kubernetes-style autoscaling operator for Docker Swarm.
+//!
+//! Operators declare a [`policy::ScalingPolicy`] in YAML and attach it to a Swarm service as a
+//! label. A reconcile loop reads the policies, observes each service through Prometheus-format
+//! metrics, asks two ONNX models what the traffic is about to do and what kind of traffic it is,
+//! and converges the replica count with the Kubernetes HPA algorithm and behavior semantics.
+//!
+//! The modules depend downward only:
+//!
+//! - [`policy`]: the document, its defaults, validation and the label codec (no I/O).
+//! - [`swarm`]: the Swarm port, a small trait and its bollard adapter.
+//!
+//! Every reconcile is `observe -> decide -> actuate`; `decide` is a pure function of the policy,
+//! the observation, the history, any override and the time, so it can be tested exhaustively and
+//! replayed offline over recorded traffic.
+
+pub mod policy;
+pub mod swarm;

@@ -1,0 +1,570 @@
+//! The `ScalingPolicy` document: serde and JSON Schema types, with HPA v2's defaults.
+//!
+//! Field names and defaults follow Kubernetes `autoscaling/v2` HorizontalPodAutoscaler wherever
+//! HPA has the same concept, so people who know HPA can read a policy without a manual.
+//! These types only describe the document; [`super::validate`] checks what serde cannot.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::HumanDuration;
+
+/// The only `apiVersion` this build understands.
+pub const API_VERSION: &str = "swarmpilot.io/v1alpha1";
+/// The only `kind` this build understands.
+pub const KIND: &str = "ScalingPolicy";
+
+/// A declarative autoscaling policy for one Swarm service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScalingPolicy {
+    /// Always `swarmpilot.io/v1alpha1`.
+    pub api_version: String,
+    /// Always `ScalingPolicy`.
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: PolicySpec,
+}
+
+/// Identifies the policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// The policy's name; also the target service when `spec.service` is not set.
+    pub name: String,
+}
+
+/// What to scale, between which bounds, on which signals, and how fast.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// The target Swarm service (e.g. `shop_web`). Defaults to `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Lower bound for the replica count. Default 1, as in HPA.
+    #[serde(default = "default_min_replicas")]
+    pub min_replicas: u32,
+    /// Upper bound for the replica count. Required, as in HPA.
+    pub max_replicas: u32,
+    /// How often the service is reconciled. Default 15s, HPA's sync period.
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+    /// `enforce` writes replica counts; `recommend` decides and reports but never writes.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The signals the replica count is computed from; the largest recommendation wins, as in HPA.
+    pub metrics: Vec<MetricSpec>,
+    /// Signals read and kept in history for the models, but never scaled on directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observe: Vec<ObservedMetric>,
+    /// Predictive scale-up from a forecasting model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastSpec>,
+    /// Traffic-state classification and what to do in each state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<AnomalySpec>,
+    /// Scale-up and scale-down rules, with HPA's semantics and defaults.
+    #[serde(default)]
+    pub behavior: Behavior,
+    /// What to do when every metric failed. Default `hold`.
+    #[serde(default)]
+    pub fallback: Fallback,
+}
+
+fn default_min_replicas() -> u32 {
+    1
+}
+
+fn default_interval() -> HumanDuration {
+    HumanDuration::from_secs(15)
+}
+
+/// Whether the operator writes its decisions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Decide and write the replica count.
+    #[default]
+    Enforce,
+    /// Decide and report only: a dry run.
+    Recommend,
+}
+
+/// One metric the replica count is computed from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricSpec {
+    /// A name unique within the policy (`rps`, `cpu`); forecasts and models refer to it.
+    pub name: String,
+    /// Read with a PromQL instant query. Exactly one source must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
+    /// Read by scraping the tasks' own exposition endpoints. Exactly one source must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape: Option<ScrapeSource>,
+    /// Read from Docker engine stats of the task containers. Exactly one source must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerSource>,
+    /// The value the metric should have; exactly one of `utilization`, `averageValue`, `value`.
+    pub target: Target,
+}
+
+/// A signal read for the models only: a source without a target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObservedMetric {
+    /// A name unique within the policy, across `metrics` and `observe`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape: Option<ScrapeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerSource>,
+}
+
+/// Where a metric's value comes from, borrowed from a validated [`MetricSpec`] or [`ObservedMetric`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Source<'a> {
+    Prometheus(&'a PrometheusSource),
+    Scrape(&'a ScrapeSource),
+    Docker(&'a DockerSource),
+}
+
+impl MetricSpec {
+    /// The metric's source; `None` only for a policy that failed validation.
+    pub fn source(&self) -> Option<Source<'_>> {
+        pick_source(&self.prometheus, &self.scrape, &self.docker)
+    }
+}
+
+impl ObservedMetric {
+    /// The signal's source; `None` only for a policy that failed validation.
+    pub fn source(&self) -> Option<Source<'_>> {
+        pick_source(&self.prometheus, &self.scrape, &self.docker)
+    }
+}
+
+fn pick_source<'a>(
+    prometheus: &'a Option<PrometheusSource>,
+    scrape: &'a Option<ScrapeSource>,
+    docker: &'a Option<DockerSource>,
+) -> Option<Source<'a>> {
+    match (prometheus, scrape, docker) {
+        (Some(p), None, None) => Some(Source::Prometheus(p)),
+        (None, Some(s), None) => Some(Source::Scrape(s)),
+        (None, None, Some(d)) => Some(Source::Docker(d)),
+        _ => None,
+    }
+}
+
+/// A PromQL instant query. `{{service}}` and `{{stack}}` are replaced by the service's full
+/// name and its stack namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrometheusSource {
+    /// The PromQL expression; it must return a single sample (use `sum(...)` or similar).
+    pub query: String,
+    /// Base URL of the Prometheus server; defaults to the operator's `--prometheus-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Use this value when the query returns an empty vector; by default an empty result is
+    /// "no data", never a silent zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub treat_empty_as: Option<f64>,
+}
+
+/// Scrape each running task's exposition endpoint and aggregate across tasks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScrapeSource {
+    /// The port the tasks expose metrics on.
+    pub port: u16,
+    /// HTTP path of the exposition endpoint. Default `/metrics`.
+    #[serde(default = "default_scrape_path")]
+    pub path: String,
+    /// Metric family name, e.g. `http_requests_total` or `http_request_duration_seconds`.
+    pub metric: String,
+    /// Label matchers: only series whose labels equal these are read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// How per-task values combine into the service's value. Default `sum`.
+    #[serde(default)]
+    pub aggregate: Aggregate,
+    /// The overlay network whose task addresses are scraped; default: the first one attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// For a histogram: the quantile to compute from its buckets (e.g. 0.95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantile: Option<f64>,
+    /// The metric fails when fewer than this share of the running tasks answered. Default 0.5.
+    #[serde(default = "default_min_responding")]
+    pub min_responding: f64,
+}
+
+fn default_scrape_path() -> String {
+    "/metrics".to_owned()
+}
+
+fn default_min_responding() -> f64 {
+    0.5
+}
+
+/// How per-task values combine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Aggregate {
+    #[default]
+    Sum,
+    Avg,
+    Max,
+}
+
+/// Docker engine stats of the service's task containers; needs no Prometheus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DockerSource {
+    pub resource: Resource,
+}
+
+/// The engine statistic read from each task container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Resource {
+    /// CPU usage as a percentage of the task's CPU limit (one core when unlimited).
+    Cpu,
+    /// Memory working set as a percentage of the task's memory limit.
+    Memory,
+    /// Received bytes per second.
+    NetworkRx,
+    /// Transmitted bytes per second.
+    NetworkTx,
+}
+
+/// The target value of a metric, as in HPA's `MetricTarget`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Target {
+    /// Average utilization across tasks, in percent of the task's limit (docker cpu/memory only).
+    Utilization(f64),
+    /// Target value per replica: the metric's total divided by the replica count.
+    AverageValue(f64),
+    /// Target value of the metric as a whole.
+    Value(f64),
+}
+
+/// Predictive scale-up from a forecasting model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ForecastSpec {
+    /// A shipped model name (`traffic-forecast`) or a path to an `.onnx` file.
+    pub model: String,
+    /// The name of the metric in `metrics` whose future value is forecast.
+    pub metric: String,
+    /// How far ahead to look. Default 60s; must not exceed the model's own horizon.
+    #[serde(default = "default_horizon")]
+    pub horizon: HumanDuration,
+    /// `scaleUp` (default): a forecast may raise the count but never lower it. `both`: it may also scale in.
+    #[serde(default, rename = "use")]
+    pub use_for: ForecastUse,
+}
+
+fn default_horizon() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+
+/// Which directions a forecast may drive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ForecastUse {
+    #[default]
+    ScaleUp,
+    Both,
+}
+
+/// Traffic-state classification and the action taken in each state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnomalySpec {
+    /// A shipped model name (`traffic-states`) or a path to an `.onnx` file.
+    pub model: String,
+    /// Which policy metrics (from `metrics` or `observe`) feed the model's inputs, by role.
+    #[serde(default)]
+    pub inputs: AnomalyInputs,
+    /// A state acts only after persisting this long, like a Prometheus alert's `for`. Default 30s.
+    #[serde(default = "default_for", rename = "for")]
+    pub for_duration: HumanDuration,
+    /// The action in each state; a state not listed scales as usual.
+    #[serde(default)]
+    pub on_state: BTreeMap<TrafficState, StateAction>,
+    /// Where state changes are posted as JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Notify>,
+}
+
+fn default_for() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+
+/// The metric names that play each role for the classifier. A role left empty is fed a neutral value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnomalyInputs {
+    /// Request rate (requests per second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<String>,
+    /// Error rate (failed requests per second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<String>,
+    /// Request latency (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
+    /// Bytes received per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_bytes: Option<String>,
+    /// Bytes sent per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transmit_bytes: Option<String>,
+}
+
+/// A traffic state the classifier can report.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TrafficState {
+    Normal,
+    FlashCrowd,
+    Flood,
+    Degraded,
+    /// Too far from every known cluster.
+    Unknown,
+}
+
+impl TrafficState {
+    pub const ALL: [TrafficState; 5] = [
+        TrafficState::Normal,
+        TrafficState::FlashCrowd,
+        TrafficState::Flood,
+        TrafficState::Degraded,
+        TrafficState::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficState::Normal => "normal",
+            TrafficState::FlashCrowd => "flash_crowd",
+            TrafficState::Flood => "flood",
+            TrafficState::Degraded => "degraded",
+            TrafficState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for TrafficState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TrafficState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        TrafficState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| format!("unknown traffic state {text:?}; known: normal, flash_crowd, flood, degraded, unknown"))
+    }
+}
+
+/// What a traffic state does to the decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum StateAction {
+    /// Scale as usual.
+    Scale,
+    /// Keep the current replica count.
+    Hold,
+    /// Scale up as usual, never down.
+    NoScaleDown,
+    /// Scale as usual but never above this many replicas.
+    Cap(u32),
+}
+
+/// A webhook that receives traffic-state changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Notify {
+    pub url: String,
+}
+
+/// Scale-up and scale-down rules, as HPA's `behavior`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Behavior {
+    /// Defaults: window 0s; max of 100% and 4 replicas per 15s; tolerance 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up: Option<ScalingRules>,
+    /// Defaults: window 300s; 100% per 15s; tolerance 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScalingRules>,
+}
+
+/// The rules for one direction; each field left out takes HPA's default for that direction.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Recommendations within this window are considered, so the count does not flap. 0s..=3600s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stabilization_window: Option<HumanDuration>,
+    /// Which policy wins when several allow different changes. Default `Max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_policy: Option<SelectPolicy>,
+    /// How much the count may change per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Vec<RatePolicy>>,
+    /// No change while |ratio - 1| is within this tolerance. Default 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+}
+
+/// Which of several rate policies applies, as HPA's `selectPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SelectPolicy {
+    /// The policy allowing the largest change.
+    Max,
+    /// The policy allowing the smallest change.
+    Min,
+    /// Never scale in this direction.
+    Disabled,
+}
+
+/// A limit on change per period, as HPA's `HPAScalingPolicy`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RatePolicy {
+    #[serde(rename = "type")]
+    pub kind: RatePolicyKind,
+    /// Replicas, or percent of the count at the period's start; greater than 0.
+    pub value: u32,
+    /// The length of the sliding window; 1s..=1800s.
+    pub period: HumanDuration,
+}
+
+/// The unit of a [`RatePolicy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RatePolicyKind {
+    Replicas,
+    Percent,
+}
+
+/// The rules for one direction with every default filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EffectiveRules {
+    pub stabilization_window: HumanDuration,
+    pub select_policy: SelectPolicy,
+    pub policies: Vec<RatePolicy>,
+    pub tolerance: f64,
+}
+
+/// HPA's default tolerance: no change while the usage ratio is within 10% of 1.
+pub const DEFAULT_TOLERANCE: f64 = 0.1;
+
+impl Behavior {
+    /// Scale-up rules after HPA's defaults: window 0s, Max of (100% per 15s, 4 replicas per 15s).
+    pub fn scale_up(&self) -> EffectiveRules {
+        resolve(
+            self.scale_up.as_ref(),
+            0,
+            vec![
+                RatePolicy {
+                    kind: RatePolicyKind::Percent,
+                    value: 100,
+                    period: HumanDuration::from_secs(15),
+                },
+                RatePolicy {
+                    kind: RatePolicyKind::Replicas,
+                    value: 4,
+                    period: HumanDuration::from_secs(15),
+                },
+            ],
+        )
+    }
+
+    /// Scale-down rules after HPA's defaults: window 300s, 100% per 15s.
+    pub fn scale_down(&self) -> EffectiveRules {
+        resolve(
+            self.scale_down.as_ref(),
+            300,
+            vec![RatePolicy {
+                kind: RatePolicyKind::Percent,
+                value: 100,
+                period: HumanDuration::from_secs(15),
+            }],
+        )
+    }
+}
+
+fn resolve(
+    rules: Option<&ScalingRules>,
+    window_secs: u64,
+    policies: Vec<RatePolicy>,
+) -> EffectiveRules {
+    let rules = rules.cloned().unwrap_or_default();
+    EffectiveRules {
+        stabilization_window: rules
+            .stabilization_window
+            .unwrap_or(HumanDuration::from_secs(window_secs)),
+        select_policy: rules.select_policy.unwrap_or(SelectPolicy::Max),
+        policies: rules.policies.unwrap_or(policies),
+        tolerance: rules.tolerance.unwrap_or(DEFAULT_TOLERANCE),
+    }
+}
+
+/// What to do when every metric failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Fallback {
+    /// Keep the current replica count.
+    #[default]
+    Hold,
+    /// Scale to this many replicas if that is above the current count; never scale in
+    /// (KEDA's `currentReplicasIfHigher`).
+    CurrentIfHigher(u32),
+    /// Scale to this many replicas (within min and max).
+    Replicas(u32),
+}
+
+impl ScalingPolicy {
+    /// The Swarm service this policy targets.
+    pub fn service(&self) -> &str {
+        self.spec.service.as_deref().unwrap_or(&self.metadata.name)
+    }
+
+    /// The same policy with every default written out, as `describe` shows it.
+    pub fn with_defaults(&self) -> ScalingPolicy {
+        let mut effective = self.clone();
+        effective.spec.service = Some(self.service().to_owned());
+        let up = self.spec.behavior.scale_up();
+        let down = self.spec.behavior.scale_down();
+        effective.spec.behavior = Behavior {
+            scale_up: Some(up.into()),
+            scale_down: Some(down.into()),
+        };
+        effective
+    }
+}
+
+impl From<EffectiveRules> for ScalingRules {
+    fn from(rules: EffectiveRules) -> Self {
+        ScalingRules {
+            stabilization_window: Some(rules.stabilization_window),
+            select_policy: Some(rules.select_policy),
+            policies: Some(rules.policies),
+            tolerance: Some(rules.tolerance),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The Swarm port: the few operations the operator needs from Docker Swarm, as a trait, with the
+//! bollard adapter in [`docker`].
+//!
+//! Everything above this module speaks in [`ServiceInfo`] and [`TaskInfo`], never in bollard's
+//! types, so the reconcile loop can be tested against a fake and the engine API can change under it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+
+/// What the operator knows of one Swarm service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceInfo {
+    pub id: String,
+    pub name: String,
+    /// The version index for optimistic concurrency: updates must carry the version they read.
+    pub version: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Desired replicas of a replicated service; `None` for a global service (not scalable).
+    pub replicas: Option<u64>,
+    /// The stack namespace (`com.docker.stack.namespace`), if deployed with `docker stack deploy`.
+    pub stack: Option<String>,
+    /// The task's CPU limit in nano-CPUs, if any.
+    pub cpu_limit_nanos: Option<i64>,
+    /// The task's memory limit in bytes, if any.
+    pub memory_limit_bytes: Option<i64>,
+}
+
+/// The lifecycle state of a task, reduced to what scaling needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Created, but not running yet (pending, assigned, preparing, starting...).
+    Starting,
+    Running,
+    /// Complete, failed, shut down, rejected, orphaned or removed.
+    Stopped,
+}
+
+/// One task of a service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskInfo {
+    pub id: String,
+    pub service_id: String,
+    pub node_id: Option<String>,
+    /// The container, once the task has one.
+    pub container_id: Option<String>,
+    pub state: TaskState,
+    /// Whether the orchestrator wants this task running (false for tasks being shut down).
+    pub desired_running: bool,
+    /// When the task entered its current state.
+    pub since: Option<DateTime<Utc>>,
+    /// The task's address on each attached network, by network name.
+    pub addresses: BTreeMap<String, IpAddr>,
+}
+
+/// Usage figures of one container, from one stats sample of the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerStats {
+    pub read_at: DateTime<Utc>,
+    /// Cumulative CPU time used by the container, in nanoseconds.
+    pub cpu_total_ns: u64,
+    /// Cumulative CPU time of the host, in nanoseconds (for usage ratios).
+    pub system_cpu_ns: Option<u64>,
+    pub online_cpus: Option<u32>,
+    /// Working set: usage minus inactive file cache, in bytes.
+    pub memory_working_set_bytes: u64,
+    pub memory_limit_bytes: Option<u64>,
+    /// Cumulative bytes received and sent over all interfaces.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// A change to a service, from the engine's event stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceEvent {
+    Created { id: String, name: String },
+    Updated { id: String, name: String },
+    Removed { id: String, name: String },
+}
+
+/// Why a Swarm operation failed, classified by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    /// The service changed since it was read ("update out of sequence"): re-read and retry.
+    #[error("service {service} changed since it was read (version {version}); re-read and retry")]
+    Conflict { service: String, version: u64 },
+    #[error("no such service: {0}")]
+    NotFound(String),
+    #[error("service {0} is in global mode and has no replica count")]
+    NotReplicated(String),
+    /// The engine could not be reached or answered with an error: back off and retry.
+    #[error("Docker engine: {0}")]
+    Engine(String),
+}
+
+pub type SwarmResult<T> = Result<T, SwarmError>;
+
+/// The stream of service events; it ends or yields an error when the engine connection drops.
+pub type EventStream = Pin<Box<dyn Stream<Item = SwarmResult<ServiceEvent>> + Send>>;
+
+/// What the operator needs from a Swarm manager.
+pub trait Swarm: Send + Sync + 'static {
+    /// Every service, with labels, versions and replica counts.
+    fn list_services(&self) -> impl Future<Output = SwarmResult<Vec<ServiceInfo>>> + Send;
+
+    /// One service by name or ID.
+    fn inspect_service(
+        &self,
+        name_or_id: &str,
+    ) -> impl Future<Output = SwarmResult<ServiceInfo>> + Send;
+
+    /// Set the replica count of the service at `version`; a stale version is [`SwarmError::Conflict`].
+    /// Only the replica count changes: tasks are not restarted.
+    fn update_replicas(
+        &self,
+        id: &str,
+        version: u64,
+        replicas: u64,
+    ) -> impl Future<Output = SwarmResult<()>> + Send;
+
+    /// Set and remove labels of the service at `version`; a stale version is [`SwarmError::Conflict`].
+    fn update_labels(
+        &self,
+        id: &str,
+        version: u64,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> impl Future<Output = SwarmResult<()>> + Send;
+
+    /// The tasks of a service (all states; filter with [`TaskInfo::state`]).
+    fn list_tasks(
+        &self,
+        service_id: &str,
+    ) -> impl Future<Output = SwarmResult<Vec<TaskInfo>>> + Send;
+
+    /// One stats sample of a container running on the engine this operator talks to.
+    fn container_stats(
+        &self,
+        container_id: &str,
+    ) -> impl Future<Output = SwarmResult<ContainerStats>> + Send;
+
+    /// Whether the engine answers.
+    fn ping(&self) -> impl Future<Output = SwarmResult<()>> + Send;
+
+    /// Service create, update and remove events from now on.
+    fn events(&self) -> EventStream;
+}
