@@ -15,4 +15,5 @@
 //! replayed offline over recorded traffic.
 
 pub mod policy;
+pub mod reconcile;
 pub mod swarm;

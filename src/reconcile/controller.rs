@@ -1,0 +1,598 @@
+//! The generic control loop: which services are reconciled, when, and how many at once.
+//!
+//! Shaped like kube-runtime's `Controller`: a [`Reconciler`] is a function of (service, its own
+//! state) that returns the [`Action`] to take next, and a failed reconcile goes through the
+//! reconciler's error policy. Each watched service gets one tokio task that owns the service's
+//! state, so a service is never reconciled twice at once and a slow or failing one never holds up
+//! another; a semaphore bounds how many reconciles run concurrently.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::swarm::{ServiceEvent, ServiceInfo, Swarm};
+
+/// What the loop does after a reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Reconcile again after this long (or at once on a service event).
+    Requeue(Duration),
+    /// Reconcile again only on a service event or the next resync that still wants the service.
+    AwaitChange,
+}
+
+/// The identity of a watched service.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// What the control loop drives: one service at a time, with per-service state it owns.
+pub trait Reconciler: Send + Sync + 'static {
+    /// Per-service memory (metric history, source state); created when a service is first seen.
+    type State: Send + 'static;
+    type Error: std::fmt::Display + Send + 'static;
+
+    /// Whether this service is the reconciler's business (e.g. it carries a policy label).
+    fn wants(&self, service: &ServiceInfo) -> bool;
+
+    fn new_state(&self, service: &ServiceRef) -> Self::State;
+
+    fn reconcile(
+        &self,
+        service: &ServiceRef,
+        state: &mut Self::State,
+    ) -> impl Future<Output = Result<Action, Self::Error>> + Send;
+
+    /// What to do after a failed reconcile; `failures` counts consecutive failures from 1.
+    fn error_policy(&self, service: &ServiceRef, error: &Self::Error, failures: u32) -> Action;
+
+    /// Called once when a service stops being watched (removed, or its policy label deleted).
+    fn forget(&self, _service: &ServiceRef) {}
+}
+
+/// How the loop finds services and bounds its work.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// At most this many reconciles run at once.
+    pub concurrency: usize,
+    /// How often the full service list is re-read, to catch what events missed.
+    pub resync: Duration,
+    /// The longest pause between attempts to reach a Docker engine that does not answer.
+    pub max_backoff: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            resync: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+struct Worker {
+    service: ServiceRef,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+/// Runs `reconciler` over the services of `swarm` until `shutdown` is cancelled; reconciles in
+/// flight when it is cancelled run to completion before this returns.
+pub async fn run<S: Swarm, R: Reconciler>(
+    swarm: Arc<S>,
+    reconciler: Arc<R>,
+    config: ControllerConfig,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut workers: HashMap<String, Worker> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let mut events = None;
+    let mut backoff = Backoff::new(config.max_backoff);
+    let mut resync = tokio::time::interval(config.resync);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        if events.is_none() {
+            events = Some(swarm.events());
+        }
+        let next_event = async {
+            match events.as_mut() {
+                Some(stream) => stream.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = resync.tick() => {
+                match swarm.list_services().await {
+                    Ok(services) => {
+                        backoff.reset();
+                        sync_workers(&services, &mut workers, &mut tasks, &reconciler, &permits, &shutdown);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot list services; retrying");
+                        sleep_or_cancel(backoff.next(), &shutdown).await;
+                        resync.reset_immediately();
+                    }
+                }
+            }
+            event = next_event => match event {
+                Some(Ok(event)) => on_event(event, &mut workers, &mut resync),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "service event stream failed; reconnecting");
+                    events = None;
+                    sleep_or_cancel(backoff.next(), &shutdown).await;
+                    resync.reset_immediately();
+                }
+                None => {
+                    tracing::warn!("service event stream ended; reconnecting");
+                    events = None;
+                    sleep_or_cancel(backoff.next(), &shutdown).await;
+                    resync.reset_immediately();
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+
+    for worker in workers.values() {
+        worker.stop.cancel();
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+fn on_event(
+    event: ServiceEvent,
+    workers: &mut HashMap<String, Worker>,
+    resync: &mut tokio::time::Interval,
+) {
+    match event {
+        ServiceEvent::Updated { id, .. } => match workers.get(&id) {
+            Some(worker) => worker.wake.notify_one(),
+            // An update may have added a policy label: let the resync decide.
+            None => resync.reset_immediately(),
+        },
+        ServiceEvent::Created { .. } => resync.reset_immediately(),
+        ServiceEvent::Removed { id, .. } => {
+            if let Some(worker) = workers.remove(&id) {
+                worker.stop.cancel();
+            }
+        }
+    }
+}
+
+fn sync_workers<R: Reconciler>(
+    services: &[ServiceInfo],
+    workers: &mut HashMap<String, Worker>,
+    tasks: &mut JoinSet<()>,
+    reconciler: &Arc<R>,
+    permits: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) {
+    let wanted: HashMap<&str, &ServiceInfo> = services
+        .iter()
+        .filter(|service| reconciler.wants(service))
+        .map(|service| (service.id.as_str(), service))
+        .collect();
+    workers.retain(|id, worker| {
+        let keep = wanted.contains_key(id.as_str());
+        if !keep {
+            worker.stop.cancel();
+        }
+        keep
+    });
+    for (id, service) in wanted {
+        if workers.contains_key(id) {
+            continue;
+        }
+        let worker = Worker {
+            service: ServiceRef {
+                id: service.id.clone(),
+                name: service.name.clone(),
+            },
+            wake: Arc::new(Notify::new()),
+            stop: shutdown.child_token(),
+        };
+        tasks.spawn(work(
+            worker.service.clone(),
+            Arc::clone(reconciler),
+            Arc::clone(permits),
+            Arc::clone(&worker.wake),
+            worker.stop.clone(),
+        ));
+        workers.insert(id.to_owned(), worker);
+    }
+}
+
+/// One service's loop: reconcile, then wait for the requeue delay, a wake-up, or the stop.
+async fn work<R: Reconciler>(
+    service: ServiceRef,
+    reconciler: Arc<R>,
+    permits: Arc<Semaphore>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let mut state = reconciler.new_state(&service);
+    let mut failures = 0u32;
+    loop {
+        let action = {
+            let Ok(_permit) = permits.acquire().await else {
+                break;
+            };
+            if stop.is_cancelled() {
+                break;
+            }
+            match reconciler.reconcile(&service, &mut state).await {
+                Ok(action) => {
+                    failures = 0;
+                    action
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    reconciler.error_policy(&service, &error, failures)
+                }
+            }
+        };
+        let delay = async {
+            match action {
+                Action::Requeue(after) => tokio::time::sleep(after).await,
+                Action::AwaitChange => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = wake.notified() => {}
+            _ = delay => {}
+        }
+    }
+    reconciler.forget(&service);
+}
+
+async fn sleep_or_cancel(delay: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(delay) => {}
+    }
+}
+
+/// Exponential backoff from 500 ms, doubling up to a ceiling.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+
+    pub fn new(max: Duration) -> Self {
+        Self {
+            next: Self::FIRST,
+            max,
+        }
+    }
+
+    pub fn next(&mut self) -> Duration {
+        let current = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        current
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// The delay after `failures` consecutive failures, without keeping state.
+    pub fn after(failures: u32, max: Duration) -> Duration {
+        let exponent = failures.saturating_sub(1).min(16);
+        (Self::FIRST * 2u32.pow(exponent)).min(max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use tokio::sync::mpsc;
+    use tokio_stream_shim::ReceiverStream;
+
+    use super::*;
+    use crate::swarm::{ContainerStats, EventStream, SwarmError, SwarmResult, TaskInfo};
+
+    /// A tiny stand-in for tokio-stream's ReceiverStream, to keep the dependency list short.
+    mod tokio_stream_shim {
+        use std::pin::Pin;
+        use std::task::{Context, Poll};
+
+        use futures_util::Stream;
+        use tokio::sync::mpsc;
+
+        pub struct ReceiverStream<T>(pub mpsc::UnboundedReceiver<T>);
+
+        impl<T> Stream for ReceiverStream<T> {
+            type Item = T;
+            fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+                self.0.poll_recv(cx)
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeSwarm {
+        services: Mutex<Vec<ServiceInfo>>,
+        list_failures_left: Mutex<u32>,
+        event_receivers: Mutex<Vec<mpsc::UnboundedReceiver<SwarmResult<ServiceEvent>>>>,
+    }
+
+    fn service(name: &str) -> ServiceInfo {
+        ServiceInfo {
+            id: format!("id-{name}"),
+            name: name.to_owned(),
+            version: 1,
+            labels: BTreeMap::new(),
+            replicas: Some(1),
+            stack: None,
+            cpu_limit_nanos: None,
+            memory_limit_bytes: None,
+        }
+    }
+
+    impl FakeSwarm {
+        fn with(names: &[&str]) -> (Arc<Self>, mpsc::UnboundedSender<SwarmResult<ServiceEvent>>) {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let swarm = FakeSwarm {
+                services: Mutex::new(names.iter().map(|name| service(name)).collect()),
+                event_receivers: Mutex::new(vec![receiver]),
+                ..Default::default()
+            };
+            (Arc::new(swarm), sender)
+        }
+    }
+
+    fn unused<T>() -> SwarmResult<T> {
+        Err(SwarmError::Engine("not used by the controller".into()))
+    }
+
+    impl Swarm for FakeSwarm {
+        async fn list_services(&self) -> SwarmResult<Vec<ServiceInfo>> {
+            let mut failures = self.list_failures_left.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(SwarmError::Engine("connection refused".into()));
+            }
+            Ok(self.services.lock().unwrap().clone())
+        }
+        async fn inspect_service(&self, _: &str) -> SwarmResult<ServiceInfo> {
+            unused()
+        }
+        async fn update_replicas(&self, _: &str, _: u64, _: u64) -> SwarmResult<()> {
+            unused()
+        }
+        async fn update_labels(
+            &self,
+            _: &str,
+            _: u64,
+            _: &BTreeMap<String, String>,
+            _: &[String],
+        ) -> SwarmResult<()> {
+            unused()
+        }
+        async fn list_tasks(&self, _: &str) -> SwarmResult<Vec<TaskInfo>> {
+            unused()
+        }
+        async fn container_stats(&self, _: &str) -> SwarmResult<ContainerStats> {
+            unused()
+        }
+        async fn ping(&self) -> SwarmResult<()> {
+            Ok(())
+        }
+        fn events(&self) -> EventStream {
+            match self.event_receivers.lock().unwrap().pop() {
+                Some(receiver) => Box::pin(ReceiverStream(receiver)),
+                None => Box::pin(futures_util::stream::pending()),
+            }
+        }
+    }
+
+    /// Records every reconcile; each service takes `work` of (virtual) time and asks for `action`.
+    struct Recorder {
+        work: HashMap<String, Duration>,
+        action: Action,
+        started: Mutex<Vec<String>>,
+        finished: Mutex<Vec<String>>,
+        forgotten: Mutex<Vec<String>>,
+    }
+
+    impl Recorder {
+        fn new(action: Action) -> Self {
+            Recorder {
+                work: HashMap::new(),
+                action,
+                started: Mutex::default(),
+                finished: Mutex::default(),
+                forgotten: Mutex::default(),
+            }
+        }
+
+        fn count(list: &Mutex<Vec<String>>, name: &str) -> usize {
+            list.lock()
+                .unwrap()
+                .iter()
+                .filter(|entry| *entry == name)
+                .count()
+        }
+    }
+
+    impl Reconciler for Recorder {
+        type State = ();
+        type Error = String;
+
+        fn wants(&self, _: &ServiceInfo) -> bool {
+            true
+        }
+        fn new_state(&self, _: &ServiceRef) {}
+        async fn reconcile(&self, service: &ServiceRef, _: &mut ()) -> Result<Action, String> {
+            self.started.lock().unwrap().push(service.name.clone());
+            if let Some(work) = self.work.get(&service.name) {
+                tokio::time::sleep(*work).await;
+            }
+            self.finished.lock().unwrap().push(service.name.clone());
+            Ok(self.action)
+        }
+        fn error_policy(&self, _: &ServiceRef, _: &String, failures: u32) -> Action {
+            Action::Requeue(Backoff::after(failures, Duration::from_secs(30)))
+        }
+        fn forget(&self, service: &ServiceRef) {
+            self.forgotten.lock().unwrap().push(service.name.clone());
+        }
+    }
+
+    fn start<R: Reconciler>(
+        swarm: Arc<FakeSwarm>,
+        reconciler: Arc<R>,
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let shutdown = CancellationToken::new();
+        let config = ControllerConfig {
+            concurrency: 4,
+            resync: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(8),
+        };
+        let handle = tokio::spawn(run(swarm, reconciler, config, shutdown.clone()));
+        (shutdown, handle)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_service_never_delays_another() {
+        let (swarm, _events) = FakeSwarm::with(&["slow", "fast"]);
+        let mut recorder = Recorder::new(Action::Requeue(Duration::from_secs(10)));
+        recorder
+            .work
+            .insert("slow".into(), Duration::from_secs(1000));
+        let recorder = Arc::new(recorder);
+        let (shutdown, handle) = start(swarm, Arc::clone(&recorder));
+
+        tokio::time::sleep(Duration::from_secs(55)).await;
+        assert_eq!(Recorder::count(&recorder.started, "slow"), 1);
+        assert_eq!(Recorder::count(&recorder.finished, "slow"), 0);
+        assert_eq!(
+            Recorder::count(&recorder.finished, "fast"),
+            6,
+            "fast is reconciled every 10s"
+        );
+        shutdown.cancel();
+        handle.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_update_event_reconciles_at_once() {
+        let (swarm, events) = FakeSwarm::with(&["web"]);
+        let recorder = Arc::new(Recorder::new(Action::AwaitChange));
+        let (shutdown, handle) = start(swarm, Arc::clone(&recorder));
+
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(Recorder::count(&recorder.finished, "web"), 1);
+        events
+            .send(Ok(ServiceEvent::Updated {
+                id: "id-web".into(),
+                name: "web".into(),
+            }))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(Recorder::count(&recorder.finished, "web"), 2);
+        shutdown.cancel();
+        handle.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_lets_the_reconcile_in_flight_finish() {
+        let (swarm, _events) = FakeSwarm::with(&["web"]);
+        let mut recorder = Recorder::new(Action::Requeue(Duration::from_secs(15)));
+        recorder.work.insert("web".into(), Duration::from_secs(5));
+        let recorder = Arc::new(recorder);
+        let (shutdown, handle) = start(swarm, Arc::clone(&recorder));
+
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(Recorder::count(&recorder.finished, "web"), 0);
+        shutdown.cancel();
+        handle.await.unwrap();
+        assert_eq!(
+            Recorder::count(&recorder.finished, "web"),
+            1,
+            "the update in flight completed"
+        );
+        assert_eq!(
+            Recorder::count(&recorder.started, "web"),
+            1,
+            "nothing new started after shutdown"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removed_service_is_forgotten() {
+        let (swarm, events) = FakeSwarm::with(&["web", "api"]);
+        let recorder = Arc::new(Recorder::new(Action::Requeue(Duration::from_secs(15))));
+        let (shutdown, handle) = start(Arc::clone(&swarm), Arc::clone(&recorder));
+
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        swarm
+            .services
+            .lock()
+            .unwrap()
+            .retain(|service| service.name != "api");
+        events
+            .send(Ok(ServiceEvent::Removed {
+                id: "id-api".into(),
+                name: "api".into(),
+            }))
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert_eq!(Recorder::count(&recorder.forgotten, "api"), 1);
+        assert_eq!(Recorder::count(&recorder.started, "api"), 1);
+        assert!(Recorder::count(&recorder.started, "web") > 5);
+        shutdown.cancel();
+        handle.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_engine_is_retried_with_backoff() {
+        let (swarm, _events) = FakeSwarm::with(&["web"]);
+        *swarm.list_failures_left.lock().unwrap() = 3;
+        let recorder = Arc::new(Recorder::new(Action::AwaitChange));
+        let (shutdown, handle) = start(swarm, Arc::clone(&recorder));
+
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            Recorder::count(&recorder.finished, "web"),
+            1,
+            "reconciled once the engine answered"
+        );
+        shutdown.cancel();
+        handle.await.unwrap();
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let mut backoff = Backoff::new(Duration::from_secs(3));
+        let delays: Vec<_> = (0..5).map(|_| backoff.next().as_millis()).collect();
+        assert_eq!(delays, [500, 1000, 2000, 3000, 3000]);
+        assert_eq!(
+            Backoff::after(1, Duration::from_secs(30)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            Backoff::after(40, Duration::from_secs(30)),
+            Duration::from_secs(30)
+        );
+    }
+}
