@@ -121,7 +121,7 @@ pub async fn run<S: Swarm, R: Reconciler>(
                     }
                     Err(error) => {
                         tracing::warn!(%error, "cannot list services; retrying");
-                        sleep_or_cancel(backoff.next(), &shutdown).await;
+                        sleep_or_cancel(backoff.next_delay(), &shutdown).await;
                         resync.reset_immediately();
                     }
                 }
@@ -131,13 +131,13 @@ pub async fn run<S: Swarm, R: Reconciler>(
                 Some(Err(error)) => {
                     tracing::warn!(%error, "service event stream failed; reconnecting");
                     events = None;
-                    sleep_or_cancel(backoff.next(), &shutdown).await;
+                    sleep_or_cancel(backoff.next_delay(), &shutdown).await;
                     resync.reset_immediately();
                 }
                 None => {
                     tracing::warn!("service event stream ended; reconnecting");
                     events = None;
-                    sleep_or_cancel(backoff.next(), &shutdown).await;
+                    sleep_or_cancel(backoff.next_delay(), &shutdown).await;
                     resync.reset_immediately();
                 }
             },
@@ -282,7 +282,7 @@ impl Backoff {
         }
     }
 
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let current = self.next.min(self.max);
         self.next = (self.next * 2).min(self.max);
         current
@@ -584,7 +584,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_its_ceiling() {
         let mut backoff = Backoff::new(Duration::from_secs(3));
-        let delays: Vec<_> = (0..5).map(|_| backoff.next().as_millis()).collect();
+        let delays: Vec<_> = (0..5).map(|_| backoff.next_delay().as_millis()).collect();
         assert_eq!(delays, [500, 1000, 2000, 3000, 3000]);
         assert_eq!(
             Backoff::after(1, Duration::from_secs(30)),
