@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -85,12 +85,31 @@ struct Worker {
     stop: CancellationToken,
 }
 
+/// Asks the loop to reconcile a service at once (after an override was written, say).
+#[derive(Clone, Debug)]
+pub struct Waker(mpsc::UnboundedSender<String>);
+
+impl Waker {
+    /// A waker and the receiving end to pass to [`run`].
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Self(sender), receiver)
+    }
+
+    /// Reconciles the service (by name or ID) as soon as it is not already being reconciled.
+    pub fn wake(&self, service: &str) {
+        // The loop has stopped when the receiver is gone: nothing left to wake.
+        let _ = self.0.send(service.to_owned());
+    }
+}
+
 /// Runs `reconciler` over the services of `swarm` until `shutdown` is cancelled; reconciles in
 /// flight when it is cancelled run to completion before this returns.
 pub async fn run<S: Swarm, R: Reconciler>(
     swarm: Arc<S>,
     reconciler: Arc<R>,
     config: ControllerConfig,
+    mut wakes: mpsc::UnboundedReceiver<String>,
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
@@ -141,6 +160,12 @@ pub async fn run<S: Swarm, R: Reconciler>(
                     resync.reset_immediately();
                 }
             },
+            Some(service) = wakes.recv() => {
+                match workers.iter().find(|(id, worker)| **id == service || worker.service.name == service) {
+                    Some((_, worker)) => worker.wake.notify_one(),
+                    None => resync.reset_immediately(),
+                }
+            }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
@@ -304,7 +329,6 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    use tokio::sync::mpsc;
     use tokio_stream_shim::ReceiverStream;
 
     use super::*;
@@ -458,18 +482,33 @@ mod tests {
         }
     }
 
-    fn start<R: Reconciler>(
-        swarm: Arc<FakeSwarm>,
-        reconciler: Arc<R>,
-    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    struct Running {
+        shutdown: CancellationToken,
+        handle: tokio::task::JoinHandle<()>,
+        waker: Waker,
+    }
+
+    impl Running {
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.handle.await.unwrap();
+        }
+    }
+
+    fn start<R: Reconciler>(swarm: Arc<FakeSwarm>, reconciler: Arc<R>) -> Running {
         let shutdown = CancellationToken::new();
         let config = ControllerConfig {
             concurrency: 4,
             resync: Duration::from_secs(30),
             max_backoff: Duration::from_secs(8),
         };
-        let handle = tokio::spawn(run(swarm, reconciler, config, shutdown.clone()));
-        (shutdown, handle)
+        let (waker, wakes) = Waker::new();
+        let handle = tokio::spawn(run(swarm, reconciler, config, wakes, shutdown.clone()));
+        Running {
+            shutdown,
+            handle,
+            waker,
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -480,7 +519,7 @@ mod tests {
             .work
             .insert("slow".into(), Duration::from_secs(1000));
         let recorder = Arc::new(recorder);
-        let (shutdown, handle) = start(swarm, Arc::clone(&recorder));
+        let running = start(swarm, Arc::clone(&recorder));
 
         tokio::time::sleep(Duration::from_secs(55)).await;
         assert_eq!(Recorder::count(&recorder.started, "slow"), 1);
@@ -490,15 +529,14 @@ mod tests {
             6,
             "fast is reconciled every 10s"
         );
-        shutdown.cancel();
-        handle.await.unwrap();
+        running.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_update_event_reconciles_at_once() {
         let (swarm, events) = FakeSwarm::with(&["web"]);
         let recorder = Arc::new(Recorder::new(Action::AwaitChange));
-        let (shutdown, handle) = start(swarm, Arc::clone(&recorder));
+        let running = start(swarm, Arc::clone(&recorder));
 
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(Recorder::count(&recorder.finished, "web"), 1);
@@ -510,8 +548,20 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(Recorder::count(&recorder.finished, "web"), 2);
-        shutdown.cancel();
-        handle.await.unwrap();
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_by_name_reconciles_at_once() {
+        let (swarm, _events) = FakeSwarm::with(&["web"]);
+        let recorder = Arc::new(Recorder::new(Action::AwaitChange));
+        let running = start(swarm, Arc::clone(&recorder));
+
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        running.waker.wake("web");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(Recorder::count(&recorder.finished, "web"), 2);
+        running.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -520,12 +570,11 @@ mod tests {
         let mut recorder = Recorder::new(Action::Requeue(Duration::from_secs(15)));
         recorder.work.insert("web".into(), Duration::from_secs(5));
         let recorder = Arc::new(recorder);
-        let (shutdown, handle) = start(swarm, Arc::clone(&recorder));
+        let running = start(swarm, Arc::clone(&recorder));
 
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(Recorder::count(&recorder.finished, "web"), 0);
-        shutdown.cancel();
-        handle.await.unwrap();
+        running.stop().await;
         assert_eq!(
             Recorder::count(&recorder.finished, "web"),
             1,
@@ -542,7 +591,7 @@ mod tests {
     async fn a_removed_service_is_forgotten() {
         let (swarm, events) = FakeSwarm::with(&["web", "api"]);
         let recorder = Arc::new(Recorder::new(Action::Requeue(Duration::from_secs(15))));
-        let (shutdown, handle) = start(Arc::clone(&swarm), Arc::clone(&recorder));
+        let running = start(Arc::clone(&swarm), Arc::clone(&recorder));
 
         tokio::time::sleep(Duration::from_secs(1)).await;
         swarm
@@ -560,8 +609,7 @@ mod tests {
         assert_eq!(Recorder::count(&recorder.forgotten, "api"), 1);
         assert_eq!(Recorder::count(&recorder.started, "api"), 1);
         assert!(Recorder::count(&recorder.started, "web") > 5);
-        shutdown.cancel();
-        handle.await.unwrap();
+        running.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -569,7 +617,7 @@ mod tests {
         let (swarm, _events) = FakeSwarm::with(&["web"]);
         *swarm.list_failures_left.lock().unwrap() = 3;
         let recorder = Arc::new(Recorder::new(Action::AwaitChange));
-        let (shutdown, handle) = start(swarm, Arc::clone(&recorder));
+        let running = start(swarm, Arc::clone(&recorder));
 
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(
@@ -577,8 +625,7 @@ mod tests {
             1,
             "reconciled once the engine answered"
         );
-        shutdown.cancel();
-        handle.await.unwrap();
+        running.stop().await;
     }
 
     #[test]

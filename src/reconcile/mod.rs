@@ -2,5 +2,7 @@
 //! at once on Swarm service events.
 
 pub mod controller;
+pub mod status;
 
-pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef};
+pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};
+pub use status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};

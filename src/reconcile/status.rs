@@ -1,0 +1,186 @@
+//! What the operator knows of each service right now, in memory, for `describe`, the status API,
+//! the dashboard and the operator's own metrics.
+//!
+//! The status is a read model: the reconcile loop writes it after every reconcile, readers take
+//! snapshots. Losing it on restart loses nothing that matters: the durable state is in labels.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::policy::{Override, ScalingPolicy, TrafficState};
+
+/// How many decisions are kept per service.
+pub const DECISIONS_KEPT: usize = 64;
+/// How many samples of each series are kept per service for charts (one hour at 5 s).
+pub const SAMPLES_KEPT: usize = 720;
+
+/// One reconcile's outcome, as shown to people.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRecord {
+    pub at: DateTime<Utc>,
+    pub current: u32,
+    pub desired: u32,
+    /// The condition reason, e.g. `ScaleUpLimit`, `Stabilized`, `Fallback`.
+    pub reason: String,
+    pub message: String,
+    /// Whether the decision was written to the Swarm (false in recommend mode or dry run).
+    pub applied: bool,
+}
+
+/// What one metric read at the last reconcile.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The replica count this metric alone recommends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<u32>,
+}
+
+/// One point of a service's time series, for charts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    /// The load metric (the forecast's metric, else the first metric).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demand: Option<f64>,
+    pub replicas: u32,
+    pub desired: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<TrafficState>,
+}
+
+/// Everything known about one service.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub service: String,
+    pub service_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<ScalingPolicy>,
+    /// Why the policy label could not be used, one line per problem.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<String>,
+    pub current: Option<u32>,
+    pub desired: Option<u32>,
+    pub metrics: Vec<MetricStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_state: Option<TrafficState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub override_: Option<Override>,
+    pub decisions: VecDeque<DecisionRecord>,
+    pub samples: VecDeque<Sample>,
+    pub last_reconcile: Option<DateTime<Utc>>,
+    /// The last reconcile error (Docker unreachable, ...), cleared by the next success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl ServiceStatus {
+    pub fn push_decision(&mut self, record: DecisionRecord) {
+        push_bounded(&mut self.decisions, record, DECISIONS_KEPT);
+    }
+
+    pub fn push_sample(&mut self, sample: Sample) {
+        push_bounded(&mut self.samples, sample, SAMPLES_KEPT);
+    }
+}
+
+fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, bound: usize) {
+    if queue.len() == bound {
+        queue.pop_front();
+    }
+    queue.push_back(item);
+}
+
+/// The statuses of all watched services, keyed by service name.
+#[derive(Debug, Default)]
+pub struct StatusStore {
+    services: RwLock<BTreeMap<String, ServiceStatus>>,
+}
+
+impl StatusStore {
+    /// Changes one service's status in place, creating it when first seen.
+    pub fn update(&self, service: &str, change: impl FnOnce(&mut ServiceStatus)) {
+        let mut services = self
+            .services
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let status = services
+            .entry(service.to_owned())
+            .or_insert_with(|| ServiceStatus {
+                service: service.to_owned(),
+                ..Default::default()
+            });
+        change(status);
+    }
+
+    pub fn remove(&self, service: &str) {
+        self.services
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(service);
+    }
+
+    pub fn get(&self, service: &str) -> Option<ServiceStatus> {
+        self.services
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(service)
+            .cloned()
+    }
+
+    /// Every service's status, sorted by name.
+    pub fn all(&self) -> Vec<ServiceStatus> {
+        self.services
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_bounded_and_keeps_the_newest() {
+        let store = StatusStore::default();
+        for i in 0..(DECISIONS_KEPT as u32 + 10) {
+            store.update("web", |status| {
+                status.push_decision(DecisionRecord {
+                    at: DateTime::<Utc>::UNIX_EPOCH,
+                    current: i,
+                    desired: i,
+                    reason: "DesiredWithinRange".into(),
+                    message: String::new(),
+                    applied: true,
+                })
+            });
+        }
+        let status = store.get("web").unwrap();
+        assert_eq!(status.decisions.len(), DECISIONS_KEPT);
+        assert_eq!(
+            status.decisions.back().unwrap().current,
+            DECISIONS_KEPT as u32 + 9
+        );
+        assert_eq!(status.decisions.front().unwrap().current, 10);
+        store.remove("web");
+        assert!(store.all().is_empty());
+    }
+}
