@@ -1,9 +1,21 @@
 //! The `ScalingPolicy` contract: document types, defaults, validation and the label codec.
 
+pub mod diagnostic;
 pub mod duration;
+pub mod labels;
+mod parse;
+pub mod schema;
 pub mod state;
+mod structure;
 pub mod types;
+pub mod validate;
 
+pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::HumanDuration;
+pub use parse::{
+    parse, parse_bytes, parse_documents, parse_documents_bytes, text_of, MAX_INPUT_BYTES,
+};
+pub use schema::{crd_yaml, json_schema};
 pub use state::{Override, ScaleEvent, ScaleState};
 pub use types::*;
+pub use validate::{is_valid_service_name, validate};

@@ -1,0 +1,147 @@
+//! Reading policies from YAML text: size and encoding guards, the YAML stream, structural
+//! checks against the schema, then the typed document and its semantic validation.
+//!
+//! Hostile input is bounded before it reaches the YAML parser: text over [`MAX_INPUT_BYTES`]
+//! is refused outright; the parser itself refuses nesting deeper than 128 levels and alias
+//! expansion beyond its repetition limit (a "billion laughs" document), so every input ends in
+//! a diagnostic, never a panic, a stack overflow or unbounded memory.
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_yaml::Value as Yaml;
+
+use super::diagnostic::{serde_path, Diagnostic, Diagnostics};
+use super::schema::json_schema;
+use super::structure;
+use super::types::ScalingPolicy;
+use super::validate::validate;
+
+/// The largest policy input accepted, in bytes (1 MiB): far above any real policy, far below
+/// what could hurt the operator. Docker caps a service spec at a similar size anyway.
+pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
+
+/// One YAML document holding a whole `ScalingPolicy`, parsed and validated.
+pub fn parse(text: &str) -> Result<ScalingPolicy, Diagnostics> {
+    let mut documents = load(text)?;
+    match documents.len() {
+        1 => policy_from_value(documents.remove(0).1),
+        0 => Err(Diagnostics::one("", "no ScalingPolicy document found")),
+        n => Err(Diagnostics::one(
+            "",
+            format!("expected one ScalingPolicy document, found {n}"),
+        )),
+    }
+}
+
+/// [`parse`] for raw bytes, refusing text that is not UTF-8 with the offset of the first bad byte.
+pub fn parse_bytes(bytes: &[u8]) -> Result<ScalingPolicy, Diagnostics> {
+    parse(text_of(bytes)?)
+}
+
+/// A YAML stream of policies separated by `---`, as `apply -f` and `validate -f` read.
+///
+/// Empty documents are skipped. When the stream holds more than one document, every path is
+/// prefixed with the document's position (`document[1].spec.maxReplicas`). Two documents
+/// targeting the same service are refused: one service has one policy.
+pub fn parse_documents(text: &str) -> Result<Vec<ScalingPolicy>, Diagnostics> {
+    let documents = load(text)?;
+    if documents.is_empty() {
+        return Err(Diagnostics::one("", "no ScalingPolicy document found"));
+    }
+    let numbered = documents.len() > 1;
+    let mut policies = Vec::new();
+    let mut problems = Vec::new();
+    let mut targets: Vec<(String, String)> = Vec::new();
+    for (position, value) in documents {
+        let prefix = if numbered {
+            format!("document[{position}]")
+        } else {
+            String::new()
+        };
+        match policy_from_value(value) {
+            Ok(policy) => {
+                let service = policy.service().to_owned();
+                if let Some((_, first)) = targets.iter().find(|(s, _)| *s == service) {
+                    problems.push(Diagnostic::new(
+                        prefix.clone(),
+                        format!("service {service:?} already has a policy in {first}; one service takes one policy"),
+                    ));
+                }
+                targets.push((service, prefix));
+                policies.push(policy);
+            }
+            Err(found) => problems.extend(found.within(&prefix).0),
+        }
+    }
+    Diagnostics::result(problems)?;
+    Ok(policies)
+}
+
+/// [`parse_documents`] for raw bytes.
+pub fn parse_documents_bytes(bytes: &[u8]) -> Result<Vec<ScalingPolicy>, Diagnostics> {
+    parse_documents(text_of(bytes)?)
+}
+
+/// The bytes as text, or a diagnostic naming where the first invalid byte is.
+pub fn text_of(bytes: &[u8]) -> Result<&str, Diagnostics> {
+    check_size(bytes.len())?;
+    std::str::from_utf8(bytes).map_err(|error| {
+        Diagnostics::one(
+            "",
+            format!(
+                "is not UTF-8 text: invalid byte at offset {}",
+                error.valid_up_to()
+            ),
+        )
+    })
+}
+
+fn check_size(len: usize) -> Result<(), Diagnostics> {
+    if len > MAX_INPUT_BYTES {
+        return Err(Diagnostics::one(
+            "",
+            format!("is {len} bytes, larger than the {MAX_INPUT_BYTES}-byte limit for a policy"),
+        ));
+    }
+    Ok(())
+}
+
+/// The non-empty documents of a YAML stream with their positions in it.
+fn load(text: &str) -> Result<Vec<(usize, Yaml)>, Diagnostics> {
+    check_size(text.len())?;
+    let mut documents = Vec::new();
+    for (position, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        match Yaml::deserialize(document) {
+            Ok(Yaml::Null) => {}
+            Ok(value) => documents.push((position, value)),
+            Err(error) => {
+                let prefix = if position > 0 {
+                    format!("document[{position}]")
+                } else {
+                    String::new()
+                };
+                return Err(Diagnostics::one(prefix, format!("invalid YAML: {error}")));
+            }
+        }
+    }
+    Ok(documents)
+}
+
+/// A parsed YAML value as a validated policy: structure first, then meaning.
+pub(crate) fn policy_from_value(value: Yaml) -> Result<ScalingPolicy, Diagnostics> {
+    static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
+    let schema = SCHEMA.get_or_init(json_schema);
+    Diagnostics::result(structure::check(&value, schema))?;
+    // The schema walk accepts only what serde accepts, so this is a safety net: it still
+    // reports a path if the two ever disagree. It goes through JSON because the YAML value
+    // only reads enums in their `!tag` form, while policies write `{variant: value}`.
+    let json = serde_json::to_value(&value)
+        .map_err(|error| Diagnostics::one("", format!("cannot be read: {error}")))?;
+    let policy: ScalingPolicy = serde_path_to_error::deserialize(json).map_err(|error| {
+        let path = serde_path(error.path());
+        Diagnostics::one(path, error.into_inner().to_string())
+    })?;
+    validate(&policy)?;
+    Ok(policy)
+}

@@ -1,0 +1,522 @@
+//! Semantic validation of a typed `ScalingPolicy`: everything serde cannot check, with HPA's
+//! limits, every problem reported at once with its path and the offending value.
+
+use std::collections::BTreeMap;
+
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::duration::HumanDuration;
+use super::types::*;
+
+/// HPA's upper limit for a stabilization window.
+pub const MAX_STABILIZATION_WINDOW_SECS: u64 = 3600;
+/// HPA's upper limit for a rate-policy period.
+pub const MAX_POLICY_PERIOD_SECS: u64 = 1800;
+/// The shortest and longest reconcile interval.
+pub const INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=3600;
+/// The placeholders a Prometheus query may use.
+pub const PLACEHOLDERS: [&str; 2] = ["{{service}}", "{{stack}}"];
+
+/// Every semantic problem of `policy`, or `Ok(())`.
+pub fn validate(policy: &ScalingPolicy) -> Result<(), Diagnostics> {
+    let mut check = Check::default();
+    check.document(policy);
+    Diagnostics::result(check.found)
+}
+
+/// Whether `name` is a name Docker accepts for a Swarm service: letters, digits, `-` and `_`,
+/// starting and ending with a letter or digit, at most 63 characters (swarmkit's rule).
+pub fn is_valid_service_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+}
+
+#[derive(Default)]
+struct Check {
+    found: Vec<Diagnostic>,
+}
+
+impl Check {
+    fn report(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.found.push(Diagnostic::new(path, message));
+    }
+
+    fn document(&mut self, policy: &ScalingPolicy) {
+        if policy.api_version != API_VERSION {
+            self.report(
+                "apiVersion",
+                format!("must be {API_VERSION}, got {:?}", policy.api_version),
+            );
+        }
+        if policy.kind != KIND {
+            self.report("kind", format!("must be {KIND}, got {:?}", policy.kind));
+        }
+        self.service_name("metadata.name", &policy.metadata.name);
+        let spec = &policy.spec;
+        if let Some(service) = &spec.service {
+            self.service_name("spec.service", service);
+        }
+        self.bounds(spec);
+        let interval = spec.interval.as_std();
+        if interval < std::time::Duration::from_secs(*INTERVAL_SECS.start())
+            || interval > std::time::Duration::from_secs(*INTERVAL_SECS.end())
+        {
+            self.report(
+                "spec.interval",
+                format!("must be between 1s and 1h, got {}", spec.interval),
+            );
+        }
+        let names = self.metrics(spec);
+        if let Some(forecast) = &spec.forecast {
+            self.forecast(forecast, &names);
+        }
+        if let Some(anomaly) = &spec.anomaly {
+            self.anomaly(anomaly, spec, &names);
+        }
+        if let Some(rules) = &spec.behavior.scale_up {
+            self.rules("spec.behavior.scaleUp", rules);
+        }
+        if let Some(rules) = &spec.behavior.scale_down {
+            self.rules("spec.behavior.scaleDown", rules);
+        }
+        match spec.fallback {
+            Fallback::Hold => {}
+            Fallback::CurrentIfHigher(n) => {
+                self.within_bounds("spec.fallback.currentIfHigher", n, spec)
+            }
+            Fallback::Replicas(n) => self.within_bounds("spec.fallback.replicas", n, spec),
+        }
+    }
+
+    fn service_name(&mut self, path: &str, name: &str) {
+        if !is_valid_service_name(name) {
+            self.report(
+                path,
+                format!(
+                    "must be a valid Swarm service name (letters, digits, '-' and '_', starting and ending with a letter or digit, at most 63 characters), got {name:?}"
+                ),
+            );
+        }
+    }
+
+    fn bounds(&mut self, spec: &PolicySpec) {
+        if spec.max_replicas < 1 {
+            self.report(
+                "spec.maxReplicas",
+                format!("must be at least 1, got {}", spec.max_replicas),
+            );
+        }
+        if spec.min_replicas < 1 {
+            self.report(
+                "spec.minReplicas",
+                format!(
+                    "must be at least 1 (scaling to zero is not supported), got {}",
+                    spec.min_replicas
+                ),
+            );
+        } else if spec.min_replicas > spec.max_replicas && spec.max_replicas >= 1 {
+            self.report(
+                "spec.minReplicas",
+                format!(
+                    "must not exceed maxReplicas ({}), got {}",
+                    spec.max_replicas, spec.min_replicas
+                ),
+            );
+        }
+    }
+
+    fn within_bounds(&mut self, path: &str, replicas: u32, spec: &PolicySpec) {
+        if replicas < spec.min_replicas || replicas > spec.max_replicas {
+            self.report(
+                path,
+                format!(
+                    "must be within minReplicas and maxReplicas ({}..={}), got {replicas}",
+                    spec.min_replicas, spec.max_replicas
+                ),
+            );
+        }
+    }
+
+    /// Checks `metrics` and `observe`; returns each metric name with where it is defined and
+    /// whether it has a target (is in `metrics`).
+    fn metrics(&mut self, spec: &PolicySpec) -> BTreeMap<String, (String, bool)> {
+        let mut names: BTreeMap<String, (String, bool)> = BTreeMap::new();
+        if spec.metrics.is_empty() {
+            self.report("spec.metrics", "must list at least one metric");
+        }
+        for (i, metric) in spec.metrics.iter().enumerate() {
+            let path = format!("spec.metrics[{i}]");
+            self.metric_name(&path, &metric.name, true, &mut names);
+            let sources = (&metric.prometheus, &metric.scrape, &metric.docker);
+            self.sources(&path, sources);
+            self.target(&path, metric);
+        }
+        for (i, observed) in spec.observe.iter().enumerate() {
+            let path = format!("spec.observe[{i}]");
+            self.metric_name(&path, &observed.name, false, &mut names);
+            let sources = (&observed.prometheus, &observed.scrape, &observed.docker);
+            self.sources(&path, sources);
+        }
+        names
+    }
+
+    fn metric_name(
+        &mut self,
+        path: &str,
+        name: &str,
+        has_target: bool,
+        names: &mut BTreeMap<String, (String, bool)>,
+    ) {
+        let valid = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            self.report(
+                format!("{path}.name"),
+                format!("must be 1 to 63 letters, digits, '_', '-' or '.', got {name:?}"),
+            );
+        }
+        if let Some((first, _)) = names.get(name) {
+            self.report(
+                format!("{path}.name"),
+                format!("duplicate metric name {name:?}, already used by {first}; names must be unique across metrics and observe"),
+            );
+        } else {
+            names.insert(name.to_owned(), (path.to_owned(), has_target));
+        }
+    }
+
+    fn sources(
+        &mut self,
+        path: &str,
+        (prometheus, scrape, docker): (
+            &Option<PrometheusSource>,
+            &Option<ScrapeSource>,
+            &Option<DockerSource>,
+        ),
+    ) {
+        let set: Vec<&str> = [
+            prometheus.as_ref().map(|_| "prometheus"),
+            scrape.as_ref().map(|_| "scrape"),
+            docker.as_ref().map(|_| "docker"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match set.len() {
+            0 => self.report(
+                path,
+                "needs exactly one source: prometheus, scrape or docker; none is set",
+            ),
+            1 => {}
+            _ => self.report(
+                path,
+                format!(
+                    "needs exactly one source, but {} are set",
+                    set.join(" and ")
+                ),
+            ),
+        }
+        if let Some(source) = prometheus {
+            self.prometheus(&format!("{path}.prometheus"), source);
+        }
+        if let Some(source) = scrape {
+            self.scrape(&format!("{path}.scrape"), source);
+        }
+    }
+
+    fn prometheus(&mut self, path: &str, source: &PrometheusSource) {
+        if source.query.trim().is_empty() {
+            self.report(format!("{path}.query"), "must not be empty");
+        }
+        if let Err(message) = check_placeholders(&source.query) {
+            self.report(format!("{path}.query"), message);
+        }
+        if let Some(server) = &source.server {
+            self.http_url(&format!("{path}.server"), server);
+        }
+        if let Some(value) = source.treat_empty_as {
+            if !value.is_finite() {
+                self.report(
+                    format!("{path}.treatEmptyAs"),
+                    format!("must be a finite number, got {value}"),
+                );
+            }
+        }
+    }
+
+    fn scrape(&mut self, path: &str, source: &ScrapeSource) {
+        if source.port == 0 {
+            self.report(format!("{path}.port"), "must be greater than 0, got 0");
+        }
+        if !source.path.starts_with('/') {
+            self.report(
+                format!("{path}.path"),
+                format!("must start with '/', got {:?}", source.path),
+            );
+        }
+        if source.metric.trim().is_empty() {
+            self.report(format!("{path}.metric"), "must not be empty");
+        }
+        if let Some(quantile) = source.quantile {
+            if !(quantile > 0.0 && quantile < 1.0) {
+                self.report(
+                    format!("{path}.quantile"),
+                    format!("must be between 0 and 1 (exclusive), got {quantile}"),
+                );
+            }
+        }
+        let share = source.min_responding;
+        if !(share > 0.0 && share <= 1.0) {
+            self.report(
+                format!("{path}.minResponding"),
+                format!("must be greater than 0 and at most 1, got {share}"),
+            );
+        }
+    }
+
+    fn target(&mut self, path: &str, metric: &MetricSpec) {
+        let (field, value) = match metric.target {
+            Target::Utilization(v) => ("utilization", v),
+            Target::AverageValue(v) => ("averageValue", v),
+            Target::Value(v) => ("value", v),
+        };
+        let target_path = format!("{path}.target.{field}");
+        if !(value.is_finite() && value > 0.0) {
+            self.report(
+                &target_path,
+                format!("must be a finite number greater than 0, got {value}"),
+            );
+        }
+        if let Target::Utilization(_) = metric.target {
+            match (&metric.docker, &metric.prometheus, &metric.scrape) {
+                (Some(DockerSource { resource: Resource::Cpu | Resource::Memory }), _, _) => {}
+                (Some(DockerSource { resource }), _, _) => self.report(
+                    target_path,
+                    format!(
+                        "utilization is defined only for docker cpu and memory, not {}; use averageValue or value",
+                        resource_name(*resource)
+                    ),
+                ),
+                (None, _, _) => self.report(
+                    target_path,
+                    "utilization needs a docker cpu or memory source; use averageValue or value",
+                ),
+            }
+        }
+    }
+
+    fn forecast(&mut self, forecast: &ForecastSpec, names: &BTreeMap<String, (String, bool)>) {
+        if forecast.model.trim().is_empty() {
+            self.report("spec.forecast.model", "must not be empty");
+        }
+        match names.get(&forecast.metric) {
+            Some((_, true)) => {}
+            Some((where_, false)) => self.report(
+                "spec.forecast.metric",
+                format!(
+                    "must name a metric in spec.metrics (one with a target), but {:?} is {where_}",
+                    forecast.metric
+                ),
+            ),
+            None => self.report(
+                "spec.forecast.metric",
+                format!(
+                    "names no metric of this policy, got {:?}; known: {}",
+                    forecast.metric,
+                    known(names)
+                ),
+            ),
+        }
+        if forecast.horizon.as_std().is_zero() {
+            self.report("spec.forecast.horizon", "must be greater than 0s, got 0s");
+        }
+    }
+
+    fn anomaly(
+        &mut self,
+        anomaly: &AnomalySpec,
+        spec: &PolicySpec,
+        names: &BTreeMap<String, (String, bool)>,
+    ) {
+        if anomaly.model.trim().is_empty() {
+            self.report("spec.anomaly.model", "must not be empty");
+        }
+        let inputs = &anomaly.inputs;
+        for (role, name) in [
+            ("requests", &inputs.requests),
+            ("errors", &inputs.errors),
+            ("latency", &inputs.latency),
+            ("receiveBytes", &inputs.receive_bytes),
+            ("transmitBytes", &inputs.transmit_bytes),
+        ] {
+            if let Some(name) = name {
+                if !names.contains_key(name) {
+                    self.report(
+                        format!("spec.anomaly.inputs.{role}"),
+                        format!(
+                            "names no metric of this policy, got {name:?}; known: {}",
+                            known(names)
+                        ),
+                    );
+                }
+            }
+        }
+        for (state, action) in &anomaly.on_state {
+            if let StateAction::Cap(cap) = action {
+                self.within_bounds(&format!("spec.anomaly.onState.{state}.cap"), *cap, spec);
+            }
+        }
+        for (i, notify) in anomaly.notify.iter().enumerate() {
+            self.http_url(&format!("spec.anomaly.notify[{i}].url"), &notify.url);
+        }
+    }
+
+    fn rules(&mut self, path: &str, rules: &ScalingRules) {
+        if let Some(window) = rules.stabilization_window {
+            if window > HumanDuration::from_secs(MAX_STABILIZATION_WINDOW_SECS) {
+                self.report(
+                    format!("{path}.stabilizationWindow"),
+                    format!("must be at most 1h (3600s), got {window}"),
+                );
+            }
+        }
+        if let Some(policies) = &rules.policies {
+            if policies.is_empty() && rules.select_policy != Some(SelectPolicy::Disabled) {
+                self.report(
+                    format!("{path}.policies"),
+                    "must list at least one policy unless selectPolicy is Disabled",
+                );
+            }
+            for (i, policy) in policies.iter().enumerate() {
+                let policy_path = format!("{path}.policies[{i}]");
+                if policy.value == 0 {
+                    self.report(
+                        format!("{policy_path}.value"),
+                        "must be greater than 0, got 0",
+                    );
+                }
+                let period = policy.period;
+                if period < HumanDuration::from_secs(1)
+                    || period > HumanDuration::from_secs(MAX_POLICY_PERIOD_SECS)
+                {
+                    self.report(
+                        format!("{policy_path}.period"),
+                        format!("must be between 1s and 30m (1800s), got {period}"),
+                    );
+                }
+            }
+        }
+        if let Some(tolerance) = rules.tolerance {
+            if !(0.0..1.0).contains(&tolerance) {
+                self.report(
+                    format!("{path}.tolerance"),
+                    format!("must be at least 0 and less than 1, got {tolerance}"),
+                );
+            }
+        }
+    }
+
+    fn http_url(&mut self, path: &str, text: &str) {
+        match url::Url::parse(text) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {}
+            Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => self.report(
+                path,
+                format!(
+                    "must be an http or https URL, got scheme {:?} in {text:?}",
+                    parsed.scheme()
+                ),
+            ),
+            Ok(_) => self.report(
+                path,
+                format!("must be an http or https URL with a host, got {text:?}"),
+            ),
+            Err(error) => self.report(
+                path,
+                format!("must be an http or https URL, got {text:?} ({error})"),
+            ),
+        }
+    }
+}
+
+/// Every `{{...}}` in `query` must be a known placeholder.
+fn check_placeholders(query: &str) -> Result<(), String> {
+    let mut rest = query;
+    let mut unknown = Vec::new();
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start..];
+        let Some(end) = after.find("}}") else {
+            return Err(format!(
+                "has an unclosed placeholder {:?}; known placeholders: {}",
+                after.chars().take(20).collect::<String>(),
+                PLACEHOLDERS.join(", ")
+            ));
+        };
+        let placeholder = &after[..end + 2];
+        if !PLACEHOLDERS.contains(&placeholder) {
+            unknown.push(placeholder.to_owned());
+        }
+        rest = &after[end + 2..];
+    }
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown placeholder {}; known placeholders: {}",
+            unknown.join(", "),
+            PLACEHOLDERS.join(", ")
+        ))
+    }
+}
+
+fn resource_name(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Cpu => "cpu",
+        Resource::Memory => "memory",
+        Resource::NetworkRx => "network_rx",
+        Resource::NetworkTx => "network_tx",
+    }
+}
+
+fn known(names: &BTreeMap<String, (String, bool)>) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_follow_swarmkit() {
+        for good in ["web", "shop_web", "a", "a-b_c9"] {
+            assert!(is_valid_service_name(good), "{good}");
+        }
+        for bad in ["", "-web", "web_", "we b", "web.1", &"a".repeat(64)] {
+            assert!(!is_valid_service_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_checked() {
+        assert!(check_placeholders(
+            "sum(rate(x{service=\"{{service}}\",stack=\"{{stack}}\"}[1m]))"
+        )
+        .is_ok());
+        let error = check_placeholders("x{a=\"{{svc}}\"}").unwrap_err();
+        assert!(error.contains("unknown placeholder {{svc}}"), "{error}");
+        assert!(check_placeholders("x{{service")
+            .unwrap_err()
+            .contains("unclosed"));
+    }
+}
