@@ -12,6 +12,13 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
+pub mod docker;
+mod engine_http;
+mod stats;
+mod tasks;
+
+pub use docker::DockerSwarm;
+
 /// What the operator knows of one Swarm service.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceInfo {

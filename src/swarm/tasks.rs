@@ -1,0 +1,181 @@
+//! Tasks as the engine reports them in JSON, reduced to [`TaskInfo`].
+//!
+//! Parsed here rather than through bollard because the engine's `NetworksAttachments` (each
+//! task's address on each network, on every node) is not in bollard's model.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::docker::parse_time;
+use super::{TaskInfo, TaskState};
+
+/// The fields of an engine task that scaling needs; everything else is ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct EngineTask {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "ServiceID", default)]
+    service_id: String,
+    #[serde(rename = "NodeID", default)]
+    node_id: Option<String>,
+    #[serde(default)]
+    status: EngineTaskStatus,
+    #[serde(default)]
+    desired_state: String,
+    #[serde(default)]
+    networks_attachments: Vec<EngineAttachment>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EngineTaskStatus {
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    container_status: Option<EngineContainerStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EngineContainerStatus {
+    #[serde(rename = "ContainerID", default)]
+    container_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EngineAttachment {
+    network: EngineNetwork,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EngineNetwork {
+    #[serde(rename = "ID", default)]
+    id: String,
+    #[serde(default)]
+    spec: Option<EngineNetworkSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EngineNetworkSpec {
+    #[serde(default)]
+    name: String,
+}
+
+/// Reduces the engine's task state names to the three scaling cares about.
+fn task_state(state: &str) -> TaskState {
+    match state {
+        "new" | "allocated" | "pending" | "assigned" | "accepted" | "preparing" | "ready"
+        | "starting" => TaskState::Starting,
+        "running" => TaskState::Running,
+        _ => TaskState::Stopped,
+    }
+}
+
+/// An address as the engine writes it (`10.0.1.2/24`, `fd00::2/64`), without its prefix length.
+fn parse_address(text: &str) -> Option<IpAddr> {
+    text.split('/').next()?.parse().ok()
+}
+
+pub(crate) fn task_from_engine(task: EngineTask) -> TaskInfo {
+    let mut addresses = BTreeMap::new();
+    for attachment in task.networks_attachments {
+        let name = match attachment.network.spec {
+            Some(spec) if !spec.name.is_empty() => spec.name,
+            _ => attachment.network.id,
+        };
+        // A task has one address per network; the first that parses is it.
+        if let Some(address) = attachment.addresses.iter().find_map(|a| parse_address(a)) {
+            addresses.insert(name, address);
+        }
+    }
+    TaskInfo {
+        id: task.id,
+        service_id: task.service_id,
+        node_id: task.node_id.filter(|n| !n.is_empty()),
+        container_id: task
+            .status
+            .container_status
+            .and_then(|c| c.container_id)
+            .filter(|c| !c.is_empty()),
+        state: task_state(&task.status.state),
+        desired_running: task.desired_state == "running",
+        since: task.status.timestamp.as_deref().and_then(parse_time),
+        addresses,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_state_container_and_addresses_without_prefix_length() {
+        let json = r#"{
+            "ID": "t1", "ServiceID": "s1", "NodeID": "n1", "DesiredState": "running",
+            "Status": {"Timestamp": "2026-11-22T00:05:30.623785567Z", "State": "running",
+                       "ContainerStatus": {"ContainerID": "c1", "PID": 1, "ExitCode": 0}},
+            "NetworksAttachments": [
+                {"Network": {"ID": "net1", "Spec": {"Name": "backend"}}, "Addresses": ["10.0.1.2/24"]},
+                {"Network": {"ID": "net2"}, "Addresses": ["fd00::2/64"]},
+                {"Network": {"ID": "net3", "Spec": {"Name": "empty"}}, "Addresses": []}
+            ]
+        }"#;
+        let task = task_from_engine(serde_json::from_str(json).unwrap());
+        assert_eq!(task.id, "t1");
+        assert_eq!(task.state, TaskState::Running);
+        assert!(task.desired_running);
+        assert_eq!(task.container_id.as_deref(), Some("c1"));
+        assert_eq!(task.node_id.as_deref(), Some("n1"));
+        assert_eq!(
+            task.since.unwrap().to_rfc3339(),
+            "2026-11-22T00:05:30.623785567+00:00"
+        );
+        assert_eq!(
+            task.addresses["backend"],
+            "10.0.1.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(task.addresses["net2"], "fd00::2".parse::<IpAddr>().unwrap());
+        assert!(!task.addresses.contains_key("empty"));
+    }
+
+    #[test]
+    fn a_pending_task_has_no_container_yet() {
+        let json = r#"{"ID": "t2", "ServiceID": "s1", "DesiredState": "running",
+                       "Status": {"State": "pending"}}"#;
+        let task = task_from_engine(serde_json::from_str(json).unwrap());
+        assert_eq!(task.state, TaskState::Starting);
+        assert_eq!(task.container_id, None);
+        assert!(task.addresses.is_empty());
+    }
+
+    #[test]
+    fn maps_every_engine_state() {
+        for s in [
+            "new",
+            "allocated",
+            "pending",
+            "assigned",
+            "accepted",
+            "preparing",
+            "ready",
+            "starting",
+        ] {
+            assert_eq!(task_state(s), TaskState::Starting, "{s}");
+        }
+        assert_eq!(task_state("running"), TaskState::Running);
+        for s in [
+            "complete", "shutdown", "failed", "rejected", "remove", "orphaned",
+        ] {
+            assert_eq!(task_state(s), TaskState::Stopped, "{s}");
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The integration-test harness: a reachable local Swarm, a connected [`DockerSwarm`], a tiny
+//! FROM-scratch test image, and uniquely named test services that are removed when dropped.
+//!
+//! Tests never skip: when no Swarm can be had they panic with what to do about it.
+#![allow(dead_code)] // each test crate uses a different part of the harness
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use swarmpilot::swarm::{DockerSwarm, Swarm, TaskInfo, TaskState};
+
+/// The image every running test task uses: Debian's static busybox in a scratch image, so it
+/// builds with no registry (`sleep`, `httpd`, `sh` are all in it).
+pub const TEST_IMAGE: &str = "sp-test-busybox:1";
+/// An attachable overlay network test tasks join, so they have addresses to discover.
+pub const TEST_NETWORK: &str = "sp-test-net";
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Makes sure a local Swarm answers, running `deploy/local-swarm.sh` once per process if not.
+pub fn ensure_swarm() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        if swarm_ready() && busybox_ready() {
+            return;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local-swarm.sh");
+        let status = Command::new("bash").arg(&script).status();
+        if !matches!(status, Ok(s) if s.success()) || !swarm_ready() || !busybox_ready() {
+            unavailable(&format!(
+                "{} did not give a working Swarm ({status:?})",
+                script.display()
+            ));
+        }
+    });
+}
+
+fn unavailable(why: &str) -> ! {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and no local Docker Swarm: {why}. CI must run the integration tests on a real Swarm.");
+    }
+    panic!(
+        "no local Docker Swarm: {why}. Run `bash deploy/local-swarm.sh` (as root) and run the tests again."
+    );
+}
+
+fn swarm_ready() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "active")
+        .unwrap_or(false)
+}
+
+fn busybox_ready() -> bool {
+    Command::new("dpkg")
+        .args(["-s", "busybox-static"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// A connected adapter to the local Swarm.
+pub async fn swarm() -> DockerSwarm {
+    ensure_swarm();
+    match DockerSwarm::connect().await {
+        Ok(swarm) => swarm,
+        Err(e) => unavailable(&e.to_string()),
+    }
+}
+
+/// Runs the docker CLI, panicking with its stderr on failure; returns trimmed stdout.
+pub fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Builds [`TEST_IMAGE`] and creates [`TEST_NETWORK`], once per process.
+pub fn ensure_test_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        ensure_swarm();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(BUSYBOX, dir.path().join("busybox")).expect("copy busybox");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
+        )
+        .expect("write Dockerfile");
+        let context = dir.path().to_str().expect("utf-8 temp path");
+        docker(&["build", "-q", "-t", TEST_IMAGE, context]);
+        // Other test processes may create it at the same time: only its existence matters.
+        let exists = Command::new("docker")
+            .args(["network", "inspect", TEST_NETWORK])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !exists {
+            let _ = Command::new("docker")
+                .args([
+                    "network",
+                    "create",
+                    "-d",
+                    "overlay",
+                    "--attachable",
+                    TEST_NETWORK,
+                ])
+                .output();
+            docker(&["network", "inspect", TEST_NETWORK]);
+        }
+    });
+}
+
+/// A name no other test (in this or a concurrent process) uses: `sp-test-{prefix}-{pid}-{n}`.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "sp-test-{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A Swarm service made for one test, removed when dropped.
+pub struct TestService {
+    pub name: String,
+    pub id: String,
+}
+
+impl TestService {
+    /// A replicated service with no task: any image name does, nothing is pulled or run.
+    pub fn idle(prefix: &str, extra: &[&str]) -> TestService {
+        ensure_swarm();
+        Self::create(prefix, &["--replicas", "0"], extra, &["sp-test-none:0"])
+    }
+
+    /// A replicated service of `replicas` busybox tasks sleeping on [`TEST_NETWORK`].
+    pub fn sleeping(prefix: &str, replicas: u32, extra: &[&str]) -> TestService {
+        ensure_test_image();
+        let replicas = replicas.to_string();
+        let mode = [
+            "--replicas",
+            replicas.as_str(),
+            "--network",
+            TEST_NETWORK,
+            "--endpoint-mode",
+            "dnsrr",
+        ];
+        Self::create(prefix, &mode, extra, &[TEST_IMAGE, "sleep", "86400"])
+    }
+
+    /// A global-mode service with no task (no node matches its constraint).
+    pub fn global(prefix: &str) -> TestService {
+        ensure_swarm();
+        let mode = [
+            "--mode",
+            "global",
+            "--constraint",
+            "node.labels.sp-test-none==1",
+        ];
+        Self::create(prefix, &mode, &[], &["sp-test-none:0"])
+    }
+
+    fn create(prefix: &str, mode: &[&str], extra: &[&str], image: &[&str]) -> TestService {
+        let name = unique_name(prefix);
+        let mut args = vec!["service", "create", "--detach", "--quiet", "--name", &name];
+        args.extend_from_slice(mode);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(image);
+        let id = docker(&args);
+        TestService { name, id }
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["service", "rm", &self.id])
+            .output();
+    }
+}
+
+/// Waits until `count` tasks of the service run, and returns them. Panics after a minute.
+pub async fn running_tasks(swarm: &DockerSwarm, service_id: &str, count: usize) -> Vec<TaskInfo> {
+    for _ in 0..300 {
+        let tasks = swarm.list_tasks(service_id).await.expect("list tasks");
+        let running: Vec<TaskInfo> = tasks
+            .into_iter()
+            .filter(|t| t.state == TaskState::Running && t.desired_running)
+            .collect();
+        if running.len() == count {
+            return running;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("service {service_id} did not get {count} running tasks within a minute");
+}
+
+/// The service's `Spec` as the docker CLI reads it, as JSON.
+pub fn spec_json(name: &str) -> serde_json::Value {
+    serde_json::from_str(&docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{json .Spec}}",
+        name,
+    ]))
+    .expect("spec JSON")
+}
