@@ -1,0 +1,109 @@
+//! The one entry point the reconcile loop uses: read a policy metric from whichever source it names.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::{
+    DockerReader, MetricError, PrometheusClient, PrometheusClientConfig, Reading, ScrapeConfig,
+    ScrapeReader, SwarmTargets, Targets,
+};
+use crate::policy::{PolicySpec, Source};
+use crate::swarm::{ServiceInfo, Swarm};
+
+/// The outcome of reading one named metric of a policy.
+#[derive(Debug)]
+pub struct MetricReading {
+    pub name: String,
+    pub result: Result<Reading, MetricError>,
+}
+
+/// Reads metrics from the three sources. Keep one per process: the scrape and Docker sources
+/// remember previous samples to compute rates, so a fresh `Observer` starts warming up again.
+pub struct Observer<S, T = SwarmTargets<S>> {
+    prometheus: PrometheusClient,
+    scrape: ScrapeReader<T>,
+    docker: DockerReader<S>,
+}
+
+impl<S: Swarm> Observer<S, SwarmTargets<S>> {
+    /// Scrape targets and container stats both come from `swarm`.
+    pub fn new(
+        swarm: Arc<S>,
+        prometheus: PrometheusClientConfig,
+        scrape: ScrapeConfig,
+    ) -> Result<Self, MetricError> {
+        let docker = DockerReader::new(swarm.clone(), scrape.timeout, scrape.concurrency);
+        Ok(Observer {
+            prometheus: PrometheusClient::new(prometheus)?,
+            scrape: ScrapeReader::new(SwarmTargets::new(swarm), scrape)?,
+            docker,
+        })
+    }
+}
+
+impl<S: Swarm, T: Targets> Observer<S, T> {
+    /// Assemble from parts, e.g. with [`super::StaticTargets`] for scrape targets on the host.
+    pub fn from_parts(
+        prometheus: PrometheusClient,
+        scrape: ScrapeReader<T>,
+        docker: DockerReader<S>,
+    ) -> Self {
+        Observer {
+            prometheus,
+            scrape,
+            docker,
+        }
+    }
+
+    /// Read one metric of `service` from `source`; `name` keys the rate history.
+    pub async fn read(
+        &self,
+        service: &ServiceInfo,
+        name: &str,
+        source: Option<Source<'_>>,
+    ) -> Result<Reading, MetricError> {
+        match source {
+            Some(Source::Prometheus(source)) => self.prometheus.read(source, service).await,
+            Some(Source::Scrape(source)) => self.scrape.read(service, name, source).await,
+            Some(Source::Docker(source)) => self.docker.read(service, source.resource).await,
+            None => Err(MetricError::InvalidSource(format!(
+                "metric {name} must set exactly one of prometheus, scrape, docker"
+            ))),
+        }
+    }
+
+    /// Read every metric of the policy, `metrics` then `observe`, concurrently, each bounded by `deadline`.
+    pub async fn read_policy(
+        &self,
+        service: &ServiceInfo,
+        spec: &PolicySpec,
+        deadline: Duration,
+    ) -> Vec<MetricReading> {
+        let named = spec
+            .metrics
+            .iter()
+            .map(|metric| (metric.name.as_str(), metric.source()))
+            .chain(
+                spec.observe
+                    .iter()
+                    .map(|metric| (metric.name.as_str(), metric.source())),
+            );
+        join_all(named.map(|(name, source)| async move {
+            let result = tokio::time::timeout(deadline, self.read(service, name, source))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(MetricError::Timeout {
+                        url: format!("metric {name}"),
+                        timeout: deadline,
+                    })
+                });
+            MetricReading {
+                name: name.to_owned(),
+                result,
+            }
+        }))
+        .await
+    }
+}

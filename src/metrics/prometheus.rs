@@ -1,0 +1,435 @@
+//! The Prometheus source: PromQL instant and range queries over the HTTP API.
+//!
+//! An instant query must come back as exactly one finite number: an empty vector is "no data"
+//! (unless the policy set `treatEmptyAs`), several series are an error asking for an aggregation,
+//! NaN and infinities are errors, and a rejected query shows the server's own message.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::error::finite;
+use super::http::fetch;
+use super::{MetricError, Reading};
+use crate::policy::PrometheusSource;
+use crate::swarm::ServiceInfo;
+
+/// How the operator talks to Prometheus.
+#[derive(Clone, Debug)]
+pub struct PrometheusClientConfig {
+    /// The server used by metrics that name none (`--prometheus-url`).
+    pub default_url: Option<String>,
+    /// Deadline for one query, answer included.
+    pub timeout: Duration,
+    /// Responses larger than this are dropped.
+    pub max_body_bytes: usize,
+    /// Credentials, sent only to `default_url`: a policy label naming another server must not
+    /// be a way to collect the operator's token.
+    pub auth: Option<PrometheusAuth>,
+}
+
+impl Default for PrometheusClientConfig {
+    fn default() -> Self {
+        PrometheusClientConfig {
+            default_url: None,
+            timeout: Duration::from_secs(10),
+            max_body_bytes: 16 * 1024 * 1024,
+            auth: None,
+        }
+    }
+}
+
+/// Credentials read from files (Docker secrets live in `/run/secrets`), re-read on every query
+/// so a rotated secret takes effect without a restart.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PrometheusAuth {
+    Bearer {
+        token_file: PathBuf,
+    },
+    Basic {
+        username: String,
+        password_file: PathBuf,
+    },
+}
+
+/// One sample of a query's result.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    pub value: f64,
+}
+
+/// A Prometheus HTTP API client.
+#[derive(Clone, Debug)]
+pub struct PrometheusClient {
+    http: reqwest::Client,
+    config: PrometheusClientConfig,
+}
+
+/// Prometheus refuses range queries of more than 11,000 points per series; stay below.
+const MAX_POINTS_PER_RANGE_QUERY: i64 = 10_000;
+
+impl PrometheusClient {
+    pub fn new(config: PrometheusClientConfig) -> Result<Self, MetricError> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(config.timeout)
+            .build()
+            .map_err(|error| MetricError::InvalidSource(format!("HTTP client: {error}")))?;
+        Ok(PrometheusClient { http, config })
+    }
+
+    pub fn config(&self) -> &PrometheusClientConfig {
+        &self.config
+    }
+
+    /// Read a policy's Prometheus metric for a service: placeholders filled, one number back.
+    pub async fn read(
+        &self,
+        source: &PrometheusSource,
+        service: &ServiceInfo,
+    ) -> Result<Reading, MetricError> {
+        let query = fill_placeholders(&source.query, &service.name, service.stack.as_deref())?;
+        let sample = self
+            .instant(source.server.as_deref(), &query, source.treat_empty_as)
+            .await?;
+        Ok(Reading {
+            value: sample.value,
+            at: sample.at,
+            tasks: Vec::new(),
+            skipped: Vec::new(),
+        })
+    }
+
+    /// Evaluate an instant query that must yield a single finite number.
+    pub async fn instant(
+        &self,
+        server: Option<&str>,
+        query: &str,
+        treat_empty_as: Option<f64>,
+    ) -> Result<Sample, MetricError> {
+        let base = self.server(server)?;
+        let data = self
+            .api(base, "query", &[("query", query.to_owned())])
+            .await?;
+        let sample = match data {
+            Data::Scalar(point) | Data::String(point) => point.sample()?,
+            Data::Vector(series) => match series.as_slice() {
+                [] => match treat_empty_as {
+                    Some(value) => Sample {
+                        at: Utc::now(),
+                        value,
+                    },
+                    None => {
+                        return Err(MetricError::NoData {
+                            query: query.to_owned(),
+                        })
+                    }
+                },
+                [one] => one.value.sample()?,
+                many => {
+                    return Err(MetricError::TooManySeries {
+                        query: query.to_owned(),
+                        series: many.len(),
+                    })
+                }
+            },
+            Data::Matrix(_) => {
+                return Err(MetricError::Query {
+                    kind: "matrix".into(),
+                    message: format!(
+                        "query {query:?} returned a range vector; use an instant expression such as rate(...[1m])"
+                    ),
+                })
+            }
+        };
+        finite(sample.value)?;
+        Ok(sample)
+    }
+
+    /// Evaluate a range query that yields at most one series; an empty result is an empty list.
+    /// Long ranges are split so no request exceeds Prometheus' per-query point limit.
+    pub async fn range(
+        &self,
+        server: Option<&str>,
+        query: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<Vec<Sample>, MetricError> {
+        let base = self.server(server)?;
+        let step = chrono::Duration::from_std(step)
+            .ok()
+            .filter(|step| *step > chrono::Duration::zero())
+            .ok_or_else(|| MetricError::InvalidSource(format!("step {step:?} must be positive")))?;
+        let mut samples = Vec::new();
+        let mut chunk_start = start;
+        while chunk_start <= end {
+            let chunk_end = (chunk_start + step * (MAX_POINTS_PER_RANGE_QUERY - 1) as i32).min(end);
+            let params = [
+                ("query", query.to_owned()),
+                ("start", rfc3339(chunk_start)),
+                ("end", rfc3339(chunk_end)),
+                ("step", format!("{}ms", step.num_milliseconds())),
+            ];
+            let series = match self.api(base, "query_range", &params).await? {
+                Data::Matrix(series) => series,
+                _ => {
+                    return Err(MetricError::BadResponse {
+                        url: base.to_owned(),
+                        reason: "query_range did not return a matrix".into(),
+                    })
+                }
+            };
+            match series.as_slice() {
+                [] => {}
+                [one] => {
+                    for point in &one.values {
+                        samples.push(point.sample()?);
+                    }
+                }
+                many => {
+                    return Err(MetricError::TooManySeries {
+                        query: query.to_owned(),
+                        series: many.len(),
+                    })
+                }
+            }
+            chunk_start = chunk_end + step;
+        }
+        Ok(samples)
+    }
+
+    fn server<'a>(&'a self, server: Option<&'a str>) -> Result<&'a str, MetricError> {
+        server
+            .or(self.config.default_url.as_deref())
+            .ok_or_else(|| {
+                MetricError::InvalidSource(
+                    "no Prometheus server: set `server` on the metric or start with --prometheus-url"
+                        .into(),
+                )
+            })
+    }
+
+    async fn api(
+        &self,
+        base: &str,
+        endpoint: &str,
+        params: &[(&str, String)],
+    ) -> Result<Data, MetricError> {
+        let url = format!("{}/api/v1/{endpoint}", base.trim_end_matches('/'));
+        let mut request = self.http.get(&url).query(params);
+        if Some(base) == self.config.default_url.as_deref() {
+            request = self.authorize(request)?;
+        }
+        let (status, body) = fetch(
+            request,
+            &url,
+            self.config.timeout,
+            self.config.max_body_bytes,
+        )
+        .await?;
+        let envelope: Envelope =
+            serde_json::from_slice(&body).map_err(|error| MetricError::BadResponse {
+                url: url.clone(),
+                reason: format!(
+                    "HTTP {status}, body is not a Prometheus API answer ({error}): {}",
+                    snippet(&body)
+                ),
+            })?;
+        match (envelope.status.as_str(), envelope.data) {
+            ("success", Some(data)) => Ok(data),
+            _ => Err(MetricError::Query {
+                kind: envelope
+                    .error_type
+                    .unwrap_or_else(|| format!("HTTP {status}")),
+                message: envelope
+                    .error
+                    .unwrap_or_else(|| "the server gave no error message".into()),
+            }),
+        }
+    }
+
+    fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, MetricError> {
+        Ok(match &self.config.auth {
+            None => request,
+            Some(PrometheusAuth::Bearer { token_file }) => {
+                request.bearer_auth(read_secret(token_file)?)
+            }
+            Some(PrometheusAuth::Basic {
+                username,
+                password_file,
+            }) => request.basic_auth(username, Some(read_secret(password_file)?)),
+        })
+    }
+}
+
+/// Replace `{{service}}` and `{{stack}}`. The values are escaped for a PromQL string literal,
+/// which is where they belong (`{service="{{service}}"}`).
+pub fn fill_placeholders(
+    query: &str,
+    service: &str,
+    stack: Option<&str>,
+) -> Result<String, MetricError> {
+    let mut filled = query.replace("{{service}}", &promql_escape(service));
+    if filled.contains("{{stack}}") {
+        let stack = stack.ok_or_else(|| {
+            MetricError::InvalidSource(format!(
+                "the query uses {{{{stack}}}} but service {service} was not deployed as part of a stack"
+            ))
+        })?;
+        filled = filled.replace("{{stack}}", &promql_escape(stack));
+    }
+    Ok(filled)
+}
+
+fn promql_escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn read_secret(path: &PathBuf) -> Result<String, MetricError> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|error| {
+            MetricError::InvalidSource(format!(
+                "cannot read Prometheus credentials from {}: {error}",
+                path.display()
+            ))
+        })
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.into_owned()
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum Data {
+    Vector(Vec<VectorSeries>),
+    Matrix(Vec<MatrixSeries>),
+    Scalar(Point),
+    String(Point),
+}
+
+#[derive(Deserialize)]
+struct VectorSeries {
+    value: Point,
+}
+
+#[derive(Deserialize)]
+struct MatrixSeries {
+    #[serde(default)]
+    values: Vec<Point>,
+}
+
+/// `[unix seconds, "value"]`, Prometheus' encoding of one sample.
+#[derive(Deserialize)]
+struct Point(f64, String);
+
+impl Point {
+    fn sample(&self) -> Result<Sample, MetricError> {
+        let at =
+            DateTime::from_timestamp_millis((self.0 * 1000.0).round() as i64).ok_or_else(|| {
+                MetricError::BadResponse {
+                    url: String::new(),
+                    reason: format!("timestamp {} is out of range", self.0),
+                }
+            })?;
+        let value = parse_value(&self.1).ok_or_else(|| MetricError::BadResponse {
+            url: String::new(),
+            reason: format!("sample value {:?} is not a number", self.1),
+        })?;
+        Ok(Sample { at, value })
+    }
+}
+
+/// Prometheus writes `NaN`, `+Inf` and `-Inf`; Rust's parser wants other spellings.
+fn parse_value(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        other => other.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_escaped() {
+        let query = r#"sum(rate(x{service="{{service}}",stack="{{stack}}"}[1m]))"#;
+        assert_eq!(
+            fill_placeholders(query, "shop_web", Some("shop")).unwrap(),
+            r#"sum(rate(x{service="shop_web",stack="shop"}[1m]))"#
+        );
+        assert_eq!(
+            fill_placeholders("{{service}}", r#"a"b"#, None).unwrap(),
+            r#"a\"b"#
+        );
+    }
+
+    #[test]
+    fn stack_placeholder_without_a_stack_is_an_error_naming_the_service() {
+        let error = fill_placeholders("x{stack=\"{{stack}}\"}", "web", None).unwrap_err();
+        assert!(error.to_string().contains("{{stack}}"), "{error}");
+        assert!(error.to_string().contains("web"), "{error}");
+    }
+
+    #[test]
+    fn prometheus_value_spellings_parse() {
+        assert!(parse_value("NaN").unwrap().is_nan());
+        assert_eq!(parse_value("+Inf"), Some(f64::INFINITY));
+        assert_eq!(parse_value("-Inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_value("1.5e3"), Some(1500.0));
+        assert_eq!(parse_value("abc"), None);
+    }
+
+    #[test]
+    fn api_answers_decode() {
+        let vector: Envelope = serde_json::from_str(
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1700000000.5,"2.5"]}]}}"#,
+        )
+        .unwrap();
+        match vector.data {
+            Some(Data::Vector(series)) => {
+                let sample = series[0].value.sample().unwrap();
+                assert_eq!(sample.value, 2.5);
+                assert_eq!(sample.at.timestamp_millis(), 1_700_000_000_500);
+            }
+            _ => panic!("not a vector"),
+        }
+        let scalar: Envelope = serde_json::from_str(
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"7"]}}"#,
+        )
+        .unwrap();
+        assert!(matches!(scalar.data, Some(Data::Scalar(Point(_, ref v))) if v == "7"));
+        let error: Envelope = serde_json::from_str(
+            r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#,
+        )
+        .unwrap();
+        assert_eq!(error.error.as_deref(), Some("parse error"));
+    }
+}

@@ -1,0 +1,424 @@
+//! The Prometheus source against a real Prometheus server scraping an exporter this test drives,
+//! and its failure paths against servers that are down, slow, or not Prometheus.
+
+#[path = "common/exporter.rs"]
+mod exporter;
+#[path = "common/prometheus.rs"]
+mod prometheus_server;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use exporter::{refused_address, Behavior, Exporter};
+use prometheus_server::PrometheusServer;
+use swarmpilot::metrics::record::record;
+use swarmpilot::metrics::{MetricError, PrometheusAuth, PrometheusClient, PrometheusClientConfig};
+use swarmpilot::policy::{PrometheusSource, ScalingPolicy};
+use swarmpilot::swarm::ServiceInfo;
+
+/// The exporter's counter grows by this much per second.
+const RATE: f64 = 100.0;
+/// How far a rate read back may be from [`RATE`]: scrape timing jitter and the integer
+/// increments at the window's edges stay well inside it.
+const TOLERANCE: f64 = 0.05;
+
+fn service(name: &str, stack: Option<&str>) -> ServiceInfo {
+    ServiceInfo {
+        id: format!("id-{name}"),
+        name: name.to_owned(),
+        version: 1,
+        labels: BTreeMap::new(),
+        replicas: Some(1),
+        stack: stack.map(str::to_owned),
+        cpu_limit_nanos: None,
+        memory_limit_bytes: None,
+    }
+}
+
+fn client(url: &str) -> PrometheusClient {
+    PrometheusClient::new(PrometheusClientConfig {
+        default_url: Some(url.to_owned()),
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn source(query: &str) -> PrometheusSource {
+    PrometheusSource {
+        query: query.to_owned(),
+        server: None,
+        treat_empty_as: None,
+    }
+}
+
+fn assert_near(value: f64, expected: f64, what: &str) {
+    assert!(
+        (value - expected).abs() <= expected * TOLERANCE,
+        "{what}: read {value}, expected {expected} ± {}%",
+        TOLERANCE * 100.0
+    );
+}
+
+/// Count `RATE` requests per second: one increment every 10 ms, catching up after late ticks.
+fn drive_counter(exporter: Arc<Exporter>, service: &'static str) -> tokio::task::JoinHandle<()> {
+    let count = AtomicU64::new(0);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        loop {
+            tick.tick().await;
+            let value = count.fetch_add(1, Ordering::Relaxed) + 1;
+            exporter.text(format!(
+                "# TYPE sp_requests_total counter\nsp_requests_total{{service=\"{service}\"}} {value}\n\
+                 sp_requests_total{{service=\"other\"}} 5\n"
+            ));
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_driven_at_a_known_rate_reads_back_as_that_rate() {
+    let exporter = Arc::new(Exporter::start(Behavior::Text(String::new())).await);
+    let driver = drive_counter(exporter.clone(), "sp-metrics-web");
+    let prometheus = PrometheusServer::start(&[exporter.addr]).await;
+    prometheus.wait_targets_up().await;
+    // Let a few scrapes land in the 5s rate window.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+
+    let client = client(&prometheus.url);
+    let web = service("sp-metrics-web", Some("sp"));
+    let query = r#"sum(rate(sp_requests_total{service="{{service}}"}[5s]))"#;
+    let reading = client.read(&source(query), &web).await.unwrap();
+    assert_near(reading.value, RATE, "instant rate()");
+    assert!(reading.tasks.is_empty());
+    assert!((Utc::now() - reading.at).num_seconds().abs() < 60);
+
+    // The same rate over the last seconds through a range query, one point per second.
+    let end = Utc::now();
+    let start = end - chrono::Duration::seconds(2);
+    let filled = r#"sum(rate(sp_requests_total{service="sp-metrics-web"}[5s]))"#;
+    let samples = client
+        .range(None, filled, start, end, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(samples.len(), 3, "{samples:?}");
+    for sample in &samples {
+        assert_near(sample.value, RATE, "range rate()");
+    }
+
+    // `record` writes the policy's metrics as a trace CSV on the same grid.
+    let policy: ScalingPolicy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "swarmpilot.io/v1alpha1",
+        "kind": "ScalingPolicy",
+        "metadata": {"name": "sp-metrics-web"},
+        "spec": {
+            "maxReplicas": 4,
+            "metrics": [
+                {"name": "rps", "prometheus": {"query": query}, "target": {"averageValue": 50}},
+                {"name": "cpu", "docker": {"resource": "cpu"}, "target": {"utilization": 70}}
+            ],
+            "observe": [
+                {"name": "stack_up", "prometheus": {"query": "up{stack=\"{{stack}}\"}", "server": prometheus.url}}
+            ]
+        }
+    }))
+    .unwrap();
+    // The observe query references {{stack}}: without a stack it fails with a clear message.
+    let error = record(
+        &client,
+        &policy,
+        None,
+        start,
+        end,
+        Duration::from_secs(1),
+        Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("stack_up"), "{error}");
+    assert!(error.to_string().contains("{{stack}}"), "{error}");
+
+    let mut policy = policy;
+    policy.spec.observe.clear();
+    let mut csv = Vec::new();
+    let summary = record(
+        &client,
+        &policy,
+        None,
+        start,
+        end,
+        Duration::from_secs(1),
+        &mut csv,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.columns, vec!["rps"]);
+    assert_eq!(summary.skipped.len(), 1, "cpu has no history: {summary:?}");
+    assert_eq!(summary.rows, 3);
+    let text = String::from_utf8(csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("timestamp,rps"));
+    for line in lines {
+        let (time, value) = line.split_once(',').unwrap();
+        chrono::DateTime::parse_from_rfc3339(time).unwrap();
+        assert_near(value.parse().unwrap(), RATE, "recorded rps");
+    }
+    driver.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_that_are_not_one_finite_number_are_typed_errors() {
+    let exporter = Exporter::start(Behavior::Text(
+        "# TYPE sp_items gauge\nsp_items{kind=\"a\"} 1\nsp_items{kind=\"b\"} 2\n".into(),
+    ))
+    .await;
+    let prometheus = PrometheusServer::start(&[exporter.addr]).await;
+    prometheus.wait_targets_up().await;
+    let client = client(&prometheus.url);
+    let web = service("sp-metrics-web", None);
+
+    let error = client
+        .read(&source("sum(rate(x[1m]"), &web)
+        .await
+        .unwrap_err();
+    match &error {
+        MetricError::Query { kind, message } => {
+            assert_eq!(kind, "bad_data");
+            assert!(message.contains("parse error"), "{message}");
+        }
+        other => panic!("expected the server's PromQL error, got {other:?}"),
+    }
+
+    let empty = source(r#"sp_does_not_exist{service="{{service}}"}"#);
+    let error = client.read(&empty, &web).await.unwrap_err();
+    assert!(
+        matches!(error, MetricError::NoData { ref query } if query.contains("sp-metrics-web")),
+        "{error:?}"
+    );
+    let zero_when_empty = PrometheusSource {
+        treat_empty_as: Some(0.0),
+        ..empty
+    };
+    assert_eq!(
+        client.read(&zero_when_empty, &web).await.unwrap().value,
+        0.0
+    );
+
+    // Wait for a scrape of the gauge, then ask without aggregating.
+    let mut series = None;
+    for _ in 0..40 {
+        match client.read(&source("sp_items"), &web).await {
+            Err(MetricError::NoData { .. }) => tokio::time::sleep(Duration::from_millis(250)).await,
+            other => {
+                series = Some(other);
+                break;
+            }
+        }
+    }
+    match series.expect("the gauge was never scraped") {
+        Err(MetricError::TooManySeries { series: 2, .. }) => {}
+        other => panic!("expected TooManySeries, got {other:?}"),
+    }
+    assert_eq!(
+        client
+            .read(&source("sum(sp_items)"), &web)
+            .await
+            .unwrap()
+            .value,
+        3.0
+    );
+
+    assert_eq!(
+        client
+            .read(&source("scalar(vector(4))"), &web)
+            .await
+            .unwrap()
+            .value,
+        4.0
+    );
+    let error = client
+        .read(&source("vector(0) / 0"), &web)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, MetricError::NotFinite { value } if value.is_nan()),
+        "{error:?}"
+    );
+    let error = client
+        .read(&source("vector(1) / 0"), &web)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, MetricError::NotFinite { value } if value.is_infinite()),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_unreachable() {
+    let client = client(&format!("http://{}", refused_address()));
+    let error = client
+        .read(&source("up"), &service("web", None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, MetricError::Unreachable { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    let slow = serve(Router::new().route(
+        "/api/v1/query",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "{}"
+        }),
+    ))
+    .await;
+    let client = PrometheusClient::new(PrometheusClientConfig {
+        default_url: Some(slow),
+        timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .unwrap();
+    let error = client
+        .read(&source("up"), &service("web", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, MetricError::Timeout { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_the_api_or_too_large_is_an_error() {
+    let html =
+        serve(Router::new().route("/api/v1/query", get(|| async { "<html>login</html>" }))).await;
+    let error = client(&html)
+        .read(&source("up"), &service("web", None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, MetricError::BadResponse { ref reason, .. } if reason.contains("<html>")),
+        "{error:?}"
+    );
+
+    let huge =
+        serve(Router::new().route("/api/v1/query", get(|| async { "x".repeat(1 << 20) }))).await;
+    let client = PrometheusClient::new(PrometheusClientConfig {
+        default_url: Some(huge),
+        max_body_bytes: 64 * 1024,
+        ..Default::default()
+    })
+    .unwrap();
+    let error = client
+        .read(&source("up"), &service("web", None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, MetricError::TooLarge { limit: 65536, .. }),
+        "{error:?}"
+    );
+}
+
+const ONE_SAMPLE: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"7"]}]}}"#;
+
+#[tokio::test]
+async fn credentials_are_read_from_files_and_sent_only_to_the_default_server() {
+    let checked = serve(Router::new().route(
+        "/api/v1/query",
+        get(|headers: HeaderMap| async move {
+            let authorization = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            match authorization.as_str() {
+                "Bearer s3cret" => (axum::http::StatusCode::OK, ONE_SAMPLE.to_owned()),
+                // "user:pa55" in base64.
+                "Basic dXNlcjpwYTU1" => (
+                    axum::http::StatusCode::OK,
+                    ONE_SAMPLE.replace("\"7\"", "\"8\""),
+                ),
+                "" => (
+                    axum::http::StatusCode::OK,
+                    ONE_SAMPLE.replace("\"7\"", "\"0\""),
+                ),
+                _ => (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    r#"{"status":"error","errorType":"unauthorized","error":"bad credentials"}"#
+                        .to_owned(),
+                ),
+            }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "pa55").unwrap();
+    let web = service("web", None);
+
+    let with = |auth| {
+        PrometheusClient::new(PrometheusClientConfig {
+            default_url: Some(checked.clone()),
+            auth: Some(auth),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let bearer = with(PrometheusAuth::Bearer {
+        token_file: token.clone(),
+    });
+    assert_eq!(bearer.read(&source("up"), &web).await.unwrap().value, 7.0);
+    let basic = with(PrometheusAuth::Basic {
+        username: "user".into(),
+        password_file: password,
+    });
+    assert_eq!(basic.read(&source("up"), &web).await.unwrap().value, 8.0);
+
+    std::fs::write(&token, "wrong").unwrap();
+    let error = bearer.read(&source("up"), &web).await.unwrap_err();
+    assert!(
+        matches!(error, MetricError::Query { ref message, .. } if message == "bad credentials"),
+        "{error:?}"
+    );
+
+    // A metric naming another server gets no credentials (here the same server under another name).
+    let elsewhere = PrometheusSource {
+        server: Some(checked.replace("127.0.0.1", "localhost")),
+        ..source("up")
+    };
+    assert_eq!(bearer.read(&elsewhere, &web).await.unwrap().value, 0.0);
+
+    let missing = with(PrometheusAuth::Bearer {
+        token_file: dir.path().join("absent"),
+    });
+    let error = missing.read(&source("up"), &web).await.unwrap_err();
+    assert!(error.to_string().contains("absent"), "{error}");
+}
+
+#[tokio::test]
+async fn a_metric_without_any_server_says_how_to_set_one() {
+    let client = PrometheusClient::new(PrometheusClientConfig::default()).unwrap();
+    let error = client
+        .read(&source("up"), &service("web", None))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("--prometheus-url"), "{error}");
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
