@@ -7,7 +7,6 @@ mod exporter;
 mod prometheus_server;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +16,14 @@ use axum::Router;
 use chrono::Utc;
 use exporter::{refused_address, Behavior, Exporter};
 use prometheus_server::PrometheusServer;
-use swarmpilot::metrics::record::record;
-use swarmpilot::metrics::{MetricError, PrometheusAuth, PrometheusClient, PrometheusClientConfig};
+use swarmpilot::metrics::record::{record, TimeGrid};
+use swarmpilot::metrics::{
+    MetricError, PrometheusAuth, PrometheusClient, PrometheusClientConfig, Reading,
+};
 use swarmpilot::policy::{PrometheusSource, ScalingPolicy};
 use swarmpilot::swarm::ServiceInfo;
 
-/// The exporter's counter grows by this much per second.
+/// The exporter's counter grows by this much per second (see [`exporter::drive_counter`]).
 const RATE: f64 = 100.0;
 /// How far a rate read back may be from [`RATE`]: scrape timing jitter and the integer
 /// increments at the window's edges stay well inside it.
@@ -66,27 +67,15 @@ fn assert_near(value: f64, expected: f64, what: &str) {
     );
 }
 
-/// Count `RATE` requests per second: one increment every 10 ms, catching up after late ticks.
-fn drive_counter(exporter: Arc<Exporter>, service: &'static str) -> tokio::task::JoinHandle<()> {
-    let count = AtomicU64::new(0);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        loop {
-            tick.tick().await;
-            let value = count.fetch_add(1, Ordering::Relaxed) + 1;
-            exporter.text(format!(
-                "# TYPE sp_requests_total counter\nsp_requests_total{{service=\"{service}\"}} {value}\n\
-                 sp_requests_total{{service=\"other\"}} 5\n"
-            ));
-        }
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_driven_at_a_known_rate_reads_back_as_that_rate() {
     let exporter = Arc::new(Exporter::start(Behavior::Text(String::new())).await);
-    let driver = drive_counter(exporter.clone(), "sp-metrics-web");
+    let driver = exporter::drive_counter(exporter.clone(), |count| {
+        format!(
+            "# TYPE sp_requests_total counter\nsp_requests_total{{service=\"sp-metrics-web\"}} {count}\n\
+             sp_requests_total{{service=\"other\"}} 5\n"
+        )
+    });
     let prometheus = PrometheusServer::start(&[exporter.addr]).await;
     prometheus.wait_targets_up().await;
     // Let a few scrapes land in the 5s rate window.
@@ -130,35 +119,24 @@ async fn a_counter_driven_at_a_known_rate_reads_back_as_that_rate() {
         }
     }))
     .unwrap();
-    // The observe query references {{stack}}: without a stack it fails with a clear message.
-    let error = record(
-        &client,
-        &policy,
-        None,
+    let grid = TimeGrid {
         start,
         end,
-        Duration::from_secs(1),
-        Vec::new(),
-    )
-    .await
-    .unwrap_err();
+        step: Duration::from_secs(1),
+    };
+    // The observe query references {{stack}}: without a stack it fails with a clear message.
+    let error = record(&client, &policy, None, grid, Vec::new())
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("stack_up"), "{error}");
     assert!(error.to_string().contains("{{stack}}"), "{error}");
 
     let mut policy = policy;
     policy.spec.observe.clear();
     let mut csv = Vec::new();
-    let summary = record(
-        &client,
-        &policy,
-        None,
-        start,
-        end,
-        Duration::from_secs(1),
-        &mut csv,
-    )
-    .await
-    .unwrap();
+    let summary = record(&client, &policy, None, grid, &mut csv)
+        .await
+        .unwrap();
     assert_eq!(summary.columns, vec!["rps"]);
     assert_eq!(summary.skipped.len(), 1, "cpu has no history: {summary:?}");
     assert_eq!(summary.rows, 3);
@@ -243,31 +221,22 @@ async fn results_that_are_not_one_finite_number_are_typed_errors() {
             .value,
         4.0
     );
-    let error = client
-        .read(&source("vector(0) / 0"), &web)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, MetricError::NotFinite { value } if value.is_nan()),
-        "{error:?}"
-    );
-    let error = client
-        .read(&source("vector(1) / 0"), &web)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, MetricError::NotFinite { value } if value.is_infinite()),
-        "{error:?}"
-    );
+    for division_by_zero in ["vector(0) / 0", "vector(1) / 0", "vector(-1) / 0"] {
+        let error = client
+            .read(&source(division_by_zero), &web)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, MetricError::NotFinite { value } if !value.is_finite()),
+            "{division_by_zero}: {error:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_server_that_is_down_is_unreachable() {
     let client = client(&format!("http://{}", refused_address()));
-    let error = client
-        .read(&source("up"), &service("web", None))
-        .await
-        .unwrap_err();
+    let error = read_up(&client).await.unwrap_err();
     assert!(
         matches!(error, MetricError::Unreachable { .. }),
         "{error:?}"
@@ -290,10 +259,7 @@ async fn a_server_that_never_answers_times_out() {
         ..Default::default()
     })
     .unwrap();
-    let error = client
-        .read(&source("up"), &service("web", None))
-        .await
-        .unwrap_err();
+    let error = read_up(&client).await.unwrap_err();
     assert!(matches!(error, MetricError::Timeout { .. }), "{error:?}");
 }
 
@@ -301,10 +267,7 @@ async fn a_server_that_never_answers_times_out() {
 async fn a_body_that_is_not_the_api_or_too_large_is_an_error() {
     let html =
         serve(Router::new().route("/api/v1/query", get(|| async { "<html>login</html>" }))).await;
-    let error = client(&html)
-        .read(&source("up"), &service("web", None))
-        .await
-        .unwrap_err();
+    let error = read_up(&client(&html)).await.unwrap_err();
     assert!(
         matches!(error, MetricError::BadResponse { ref reason, .. } if reason.contains("<html>")),
         "{error:?}"
@@ -318,10 +281,7 @@ async fn a_body_that_is_not_the_api_or_too_large_is_an_error() {
         ..Default::default()
     })
     .unwrap();
-    let error = client
-        .read(&source("up"), &service("web", None))
-        .await
-        .unwrap_err();
+    let error = read_up(&client).await.unwrap_err();
     assert!(
         matches!(error, MetricError::TooLarge { limit: 65536, .. }),
         "{error:?}"
@@ -409,11 +369,13 @@ async fn credentials_are_read_from_files_and_sent_only_to_the_default_server() {
 #[tokio::test]
 async fn a_metric_without_any_server_says_how_to_set_one() {
     let client = PrometheusClient::new(PrometheusClientConfig::default()).unwrap();
-    let error = client
-        .read(&source("up"), &service("web", None))
-        .await
-        .unwrap_err();
+    let error = read_up(&client).await.unwrap_err();
     assert!(error.to_string().contains("--prometheus-url"), "{error}");
+}
+
+/// `up` from the client's default server, for a service `web`.
+async fn read_up(client: &PrometheusClient) -> Result<Reading, MetricError> {
+    client.read(&source("up"), &service("web", None)).await
 }
 
 async fn serve(app: Router) -> String {

@@ -5,7 +5,6 @@
 mod exporter;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,29 +53,18 @@ fn reader(
     ScrapeReader::new(StaticTargets { targets }, config).unwrap()
 }
 
+/// What [`exporter::drive_counter`] counts per second.
 const COUNTER_RATE: f64 = 100.0;
-
-/// Count `COUNTER_RATE` per second in the exporter's `sp_requests_total`.
-fn drive_counter(exporter: Arc<Exporter>) -> tokio::task::JoinHandle<()> {
-    let count = AtomicU64::new(0);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        loop {
-            tick.tick().await;
-            let value = count.fetch_add(1, Ordering::Relaxed) + 1;
-            exporter.text(format!(
-                "# TYPE sp_requests_total counter\nsp_requests_total {value}\n"
-            ));
-        }
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_read_as_per_second_rates_across_tasks() {
     let a = Arc::new(Exporter::start(Behavior::Text(String::new())).await);
     let b = Arc::new(Exporter::start(Behavior::Text(String::new())).await);
-    let drivers = [drive_counter(a.clone()), drive_counter(b.clone())];
+    let text = |count| format!("# TYPE sp_requests_total counter\nsp_requests_total {count}\n");
+    let drivers = [
+        exporter::drive_counter(a.clone(), text),
+        exporter::drive_counter(b.clone(), text),
+    ];
     tokio::time::sleep(Duration::from_millis(100)).await;
     let reader = reader(&[("a", a.addr), ("b", b.addr)], ScrapeConfig::default());
     let mut sum = source("sp_requests_total");

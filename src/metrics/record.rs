@@ -39,17 +39,24 @@ pub struct RecordSummary {
     pub missing: usize,
 }
 
-/// Range-query every Prometheus metric of the policy (`metrics`, then `observe`) from `start`
-/// to `end` every `step`, and write one CSV row per step. `stack` fills `{{stack}}`.
+/// The time grid of a trace: `start`, `start + step`, ... up to `end` inclusive.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeGrid {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub step: Duration,
+}
+
+/// Range-query every Prometheus metric of the policy (`metrics`, then `observe`) over `grid`
+/// and write one CSV row per step. `stack` fills `{{stack}}`.
 pub async fn record<W: Write>(
     client: &PrometheusClient,
     policy: &ScalingPolicy,
     stack: Option<&str>,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    step: Duration,
+    grid: TimeGrid,
     out: W,
 ) -> Result<RecordSummary, RecordError> {
+    let TimeGrid { start, end, step } = grid;
     if start > end {
         return Err(RecordError::EmptyRange { start, end });
     }

@@ -91,6 +91,22 @@ fn text_response(text: String) -> axum::response::Response {
         .unwrap()
 }
 
+/// Count 100 per second: one increment every 10 ms (catching up after late ticks), each
+/// published as the exposition `text(count)`. Abort the handle to stop.
+pub fn drive_counter(
+    exporter: Arc<Exporter>,
+    text: fn(u64) -> String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for count in 1.. {
+            tick.tick().await;
+            exporter.text(text(count));
+        }
+    })
+}
+
 /// An address on 127.0.0.1 where nothing listens (connections are refused).
 pub fn refused_address() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
