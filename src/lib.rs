@@ -10,11 +10,13 @@
 //! - [`policy`]: the document, its defaults, validation and the label codec (no I/O).
 //! - [`swarm`]: the Swarm port, a small trait and its bollard adapter.
 //! - [`metrics`]: observing services through Prometheus, the tasks' exposition endpoints and Docker stats.
+//! - [`decide`]: the pure decision engine (HPA algorithm and behavior, overrides, fallback).
 //!
 //! Every reconcile is `observe -> decide -> actuate`; `decide` is a pure function of the policy,
 //! the observation, the history, any override and the time, so it can be tested exhaustively and
 //! replayed offline over recorded traffic.
 
+pub mod decide;
 pub mod metrics;
 pub mod policy;
 pub mod reconcile;

@@ -1,0 +1,179 @@
+//! The memory `decide` needs between calls: past recommendations (for the stabilization windows)
+//! and scale events (for the rate policies). It is the label-borne [`ScaleState`], so the
+//! reconcile loop can persist it in `io.swarmpilot.state` and a restarted operator keeps its
+//! windows and limits.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+
+use super::behavior::cutoff;
+use super::decision::Decision;
+use crate::policy::{HumanDuration, PolicySpec, ScaleEvent, ScaleState};
+
+/// Recommendations and scale events, oldest first.
+pub type History = ScaleState;
+
+impl ScaleState {
+    /// The history after `decision` was made at `now`: its recommendation remembered, a scale
+    /// event added when `applied` (the caller wrote `decision.desired`), and everything pruned
+    /// that no window or period of `spec` can still see.
+    pub fn record(
+        &self,
+        spec: &PolicySpec,
+        decision: &Decision,
+        applied: bool,
+        now: DateTime<Utc>,
+    ) -> ScaleState {
+        let mut recommendations = self.recommendations.clone();
+        if recommendations.is_empty() {
+            // HPA's recordInitialRecommendation: the count found at the first look counts as a
+            // recommendation, so a fresh operator does not scale in before a full window.
+            recommendations.push((now, decision.current));
+        }
+        if let Some(recommendation) = decision.recommendation {
+            recommendations.push((now, recommendation));
+        }
+        let mut events = self.events.clone();
+        if applied && decision.desired != decision.current {
+            events.push(ScaleEvent {
+                at: now,
+                from: decision.current,
+                to: decision.desired,
+            });
+        }
+        prune(
+            ScaleState {
+                events,
+                recommendations,
+            },
+            spec,
+            now,
+        )
+    }
+}
+
+/// The recommendations the stabilization windows look at, with HPA's initial recommendation (the
+/// current count, now) standing in when nothing was recorded yet.
+pub(crate) fn recommendations_or_initial(
+    history: &History,
+    current: u32,
+    now: DateTime<Utc>,
+) -> Cow<'_, [(DateTime<Utc>, u32)]> {
+    if history.recommendations.is_empty() {
+        Cow::Owned(vec![(now, current)])
+    } else {
+        Cow::Borrowed(&history.recommendations)
+    }
+}
+
+/// Drops what no window or period can see any more. The newest recommendation always stays, so
+/// the history never looks fresh again (HPA likewise never empties its list once it has one).
+fn prune(mut state: ScaleState, spec: &PolicySpec, now: DateTime<Utc>) -> ScaleState {
+    let up = spec.behavior.scale_up();
+    let down = spec.behavior.scale_down();
+    let window = up.stabilization_window.max(down.stabilization_window);
+    let period = up
+        .policies
+        .iter()
+        .chain(&down.policies)
+        .map(|policy| policy.period)
+        .max()
+        .unwrap_or(HumanDuration::from_secs(0));
+
+    let recommendation_cutoff = cutoff(now, window);
+    let newest = state.recommendations.len().saturating_sub(1);
+    let mut index = 0;
+    state.recommendations.retain(|&(at, _)| {
+        let keep = at > recommendation_cutoff || index == newest;
+        index += 1;
+        keep
+    });
+    let event_cutoff = cutoff(now, period);
+    state.events.retain(|event| event.at > event_cutoff);
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::decision::Reason;
+    use crate::policy::{Behavior, Fallback, Mode};
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0).unwrap()
+    }
+
+    fn spec() -> PolicySpec {
+        PolicySpec {
+            service: None,
+            min_replicas: 1,
+            max_replicas: 10,
+            interval: HumanDuration::from_secs(15),
+            mode: Mode::Enforce,
+            metrics: vec![],
+            observe: vec![],
+            forecast: None,
+            anomaly: None,
+            behavior: Behavior::default(),
+            fallback: Fallback::Hold,
+        }
+    }
+
+    fn decision(current: u32, desired: u32, recommendation: Option<u32>) -> Decision {
+        Decision {
+            desired,
+            current,
+            reason: Reason::DesiredWithinRange,
+            limited_by: None,
+            recommendation,
+            stabilized: None,
+            per_metric: vec![],
+            forecast: None,
+            traffic_state: None,
+            recommend_only: false,
+            override_expired: false,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn first_record_keeps_the_initial_count() {
+        let history = History::default().record(&spec(), &decision(3, 5, Some(5)), true, now());
+        assert_eq!(history.recommendations, vec![(now(), 3), (now(), 5)]);
+        assert_eq!(
+            history.events,
+            vec![ScaleEvent {
+                at: now(),
+                from: 3,
+                to: 5
+            }]
+        );
+    }
+
+    #[test]
+    fn unapplied_decisions_add_no_event() {
+        let history = History::default().record(&spec(), &decision(3, 5, Some(5)), false, now());
+        assert!(history.events.is_empty());
+    }
+
+    #[test]
+    fn prunes_beyond_the_longest_window_and_period_but_keeps_the_newest() {
+        let old = now() - chrono::Duration::seconds(400);
+        let history = History {
+            recommendations: vec![(old, 7), (old, 8)],
+            events: vec![ScaleEvent {
+                at: old,
+                from: 1,
+                to: 2,
+            }],
+        };
+        // No recommendation this time: the newest old one survives, the rest go.
+        let pruned = history.record(&spec(), &decision(3, 3, None), true, now());
+        assert_eq!(pruned.recommendations, vec![(old, 8)]);
+        assert!(pruned.events.is_empty());
+        let pruned = history.record(&spec(), &decision(3, 3, Some(3)), true, now());
+        assert_eq!(pruned.recommendations, vec![(now(), 3)]);
+    }
+}

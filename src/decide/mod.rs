@@ -1,0 +1,324 @@
+//! The pure decision engine: from a policy, an observation, the history and any override, the
+//! replica count a service should have, with Kubernetes HPA v2's algorithm and behavior.
+//!
+//! [`decide`] does no I/O, reads no clock and keeps no state: the time comes in as `now` and the
+//! memory as [`History`], which [`History::record`] advances. The same code serves the live
+//! reconcile loop and offline `replay`.
+//!
+//! One call follows the HPA controller's `reconcileAutoscaler`:
+//! 1. a service at 0 replicas (with `minReplicas > 0`) is left alone; one outside `[min, max]`
+//!    is brought to the nearest bound;
+//! 2. each metric gives a count ([`hpa`]); the largest wins; if some failed and the rest say
+//!    scale down, nothing changes; if all failed, `fallback` decides ([`fallback`]);
+//! 3. a forecast may raise the count ([`forecast`]);
+//! 4. stabilization windows and rate policies shape it ([`behavior`]);
+//! 5. a persisting traffic state may hold or cap it ([`anomaly`]);
+//! 6. an active override has the last word ([`overrides`]).
+
+mod anomaly;
+mod behavior;
+mod decision;
+mod fallback;
+mod forecast;
+mod history;
+mod hpa;
+mod observation;
+mod overrides;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+
+pub use decision::{Decision, Limit, MetricOutcome, MetricResult, Reason};
+pub use history::History;
+pub use observation::{
+    MetricReading, MetricSample, Observation, ObservedState, TaskObservation, TaskPhase,
+    DEFAULT_CPU_INITIALIZATION_PERIOD,
+};
+
+use crate::policy::{Mode, Override, PolicySpec, ScalingPolicy, TrafficState};
+use behavior::{Normalization, Normalized};
+use hpa::Tolerance;
+
+/// Decides the replica count of one service at `now`. Pure and deterministic.
+pub fn decide(
+    policy: &ScalingPolicy,
+    observation: &Observation,
+    history: &History,
+    override_: Option<&Override>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let spec = &policy.spec;
+    let current = observation.current_replicas;
+    let up = spec.behavior.scale_up();
+    let down = spec.behavior.scale_down();
+    let tolerance = Tolerance {
+        down: down.tolerance,
+        up: up.tolerance,
+    };
+
+    let per_metric: Vec<MetricOutcome> = spec
+        .metrics
+        .iter()
+        .map(|metric| {
+            hpa::evaluate(
+                metric,
+                observation.metrics.get(&metric.name),
+                observation,
+                tolerance,
+                now,
+            )
+        })
+        .collect();
+    let forecast = forecast::recommendation(spec, observation, tolerance, now);
+
+    let rules = Rules {
+        spec,
+        up: &up,
+        down: &down,
+    };
+    let mut outcome = policy_outcome(&rules, current, &per_metric, forecast, history, now);
+    if let Some((state, action)) = anomaly::active_action(spec, observation, now) {
+        if outcome.reason != Reason::ScalingDisabled {
+            outcome = anomaly::apply(state, action, outcome, current, spec.min_replicas);
+        }
+    }
+    let active_override = override_.filter(|o| o.is_active(now));
+    if let Some(active) = active_override {
+        outcome = overrides::apply(
+            active,
+            outcome,
+            current,
+            spec.min_replicas,
+            spec.max_replicas,
+        );
+    }
+
+    Decision {
+        desired: outcome.desired,
+        current,
+        reason: outcome.reason,
+        limited_by: outcome.limited_by,
+        recommendation: outcome.recommendation,
+        stabilized: outcome.stabilized,
+        per_metric,
+        forecast,
+        traffic_state: outcome.traffic_state,
+        recommend_only: spec.mode == Mode::Recommend,
+        override_expired: override_.is_some() && active_override.is_none(),
+        message: outcome.message,
+    }
+}
+
+/// A decision in the making, passed through the stages after the HPA core.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Outcome {
+    pub desired: u32,
+    pub reason: Reason,
+    pub limited_by: Option<Limit>,
+    pub recommendation: Option<u32>,
+    pub stabilized: Option<u32>,
+    pub traffic_state: Option<TrafficState>,
+    pub message: String,
+}
+
+impl Outcome {
+    /// No change, and nothing to remember.
+    fn hold(current: u32, reason: Reason, message: String) -> Self {
+        Outcome {
+            desired: current,
+            reason,
+            limited_by: None,
+            recommendation: None,
+            stabilized: None,
+            traffic_state: None,
+            message,
+        }
+    }
+}
+
+struct Rules<'a> {
+    spec: &'a PolicySpec,
+    up: &'a crate::policy::EffectiveRules,
+    down: &'a crate::policy::EffectiveRules,
+}
+
+/// The HPA core: bounds, metrics, failures, fallback, forecast, behavior.
+fn policy_outcome(
+    rules: &Rules<'_>,
+    current: u32,
+    per_metric: &[MetricOutcome],
+    forecast: Option<u32>,
+    history: &History,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let spec = rules.spec;
+    let (min, max) = (spec.min_replicas, spec.max_replicas);
+    if current == 0 && min != 0 {
+        return Outcome::hold(
+            0,
+            Reason::ScalingDisabled,
+            "scaling is disabled since the replica count of the service is zero".to_owned(),
+        );
+    }
+    if current > max {
+        return bound(max, Limit::TooManyReplicas, "above maxReplicas");
+    }
+    if current < min {
+        return bound(min, Limit::TooFewReplicas, "below minReplicas");
+    }
+
+    let failed = per_metric.iter().filter(|m| m.replicas().is_none()).count();
+    let observed = per_metric.iter().filter_map(MetricOutcome::replicas).max();
+    let (recommendation, from_fallback) = match observed {
+        None => match fallback::recommendation(spec.fallback, current) {
+            None => {
+                return Outcome::hold(
+                    current,
+                    Reason::Fallback,
+                    format!(
+                        "every metric failed ({}); fallback hold keeps {current} replicas",
+                        first_failure(per_metric)
+                    ),
+                )
+            }
+            Some(replicas) => (replicas, true),
+        },
+        Some(replicas) if failed > 0 && replicas < current => {
+            return Outcome::hold(
+                current,
+                Reason::MetricsIncomplete,
+                format!(
+                    "{failed} of {} metrics failed ({}) and the rest ask for {replicas} replicas: \
+                     no scale-down on incomplete metrics",
+                    per_metric.len(),
+                    first_failure(per_metric)
+                ),
+            )
+        }
+        Some(replicas) => (
+            forecast.map_or(replicas, |f| {
+                forecast::combine(spec, per_metric, replicas, f)
+            }),
+            false,
+        ),
+    };
+
+    let arg = Normalization {
+        up: rules.up,
+        down: rules.down,
+        min,
+        max,
+        current,
+        desired: recommendation,
+    };
+    let recommendations = history::recommendations_or_initial(history, current, now);
+    let normalized = behavior::normalize(&arg, &recommendations, &history.events, now);
+    let within_tolerance = recommendation == current
+        && !from_fallback
+        && per_metric.iter().all(|m| match m.result {
+            MetricResult::Recommended {
+                within_tolerance, ..
+            } => within_tolerance,
+            MetricResult::Failed { .. } => true,
+        });
+    let reason = explain(&normalized, recommendation, from_fallback, within_tolerance);
+    Outcome {
+        desired: normalized.desired,
+        reason,
+        limited_by: normalized.limit,
+        recommendation: Some(recommendation),
+        stabilized: Some(normalized.stabilized),
+        traffic_state: None,
+        message: message(reason, current, recommendation, &normalized, spec),
+    }
+}
+
+/// A count outside `[min, max]` goes straight to the bound, with no behavior (as in HPA).
+fn bound(replicas: u32, limit: Limit, why: &str) -> Outcome {
+    Outcome {
+        desired: replicas,
+        reason: limit.reason(),
+        limited_by: Some(limit),
+        recommendation: None,
+        stabilized: None,
+        traffic_state: None,
+        message: format!("current replica count is {why}: scaling to {replicas}"),
+    }
+}
+
+fn explain(
+    normalized: &Normalized,
+    recommendation: u32,
+    from_fallback: bool,
+    within_tolerance: bool,
+) -> Reason {
+    if let Some(limit) = normalized.limit {
+        limit.reason()
+    } else if normalized.stabilized != recommendation {
+        Reason::Stabilized
+    } else if from_fallback {
+        Reason::Fallback
+    } else if within_tolerance {
+        Reason::WithinTolerance
+    } else {
+        Reason::DesiredWithinRange
+    }
+}
+
+fn message(
+    reason: Reason,
+    current: u32,
+    recommendation: u32,
+    normalized: &Normalized,
+    spec: &PolicySpec,
+) -> String {
+    let desired = normalized.desired;
+    match reason {
+        Reason::ScaleUpLimit => format!(
+            "the desired replica count is increasing faster than the maximum scale rate: \
+             {recommendation} recommended, {desired} allowed now"
+        ),
+        Reason::ScaleDownLimit => format!(
+            "the desired replica count is decreasing faster than the maximum scale rate: \
+             {recommendation} recommended, {desired} allowed now"
+        ),
+        Reason::TooManyReplicas => format!(
+            "the desired replica count {recommendation} is more than maxReplicas {}",
+            spec.max_replicas
+        ),
+        Reason::TooFewReplicas => format!(
+            "the desired replica count {recommendation} is less than minReplicas {}",
+            spec.min_replicas
+        ),
+        Reason::Stabilized if normalized.stabilized > recommendation => format!(
+            "recent recommendations were higher: keeping {desired} instead of {recommendation} \
+             (scale-down stabilization window)"
+        ),
+        Reason::Stabilized => format!(
+            "recent recommendations were lower: keeping {desired} instead of {recommendation} \
+             (scale-up stabilization window)"
+        ),
+        Reason::Fallback => format!(
+            "every metric failed; fallback {} gives {desired} replicas",
+            fallback::describe(spec.fallback)
+        ),
+        Reason::WithinTolerance => {
+            format!("every metric is within tolerance of its target: keeping {current} replicas")
+        }
+        _ => format!(
+            "the desired count {desired} is within the acceptable range (current {current})"
+        ),
+    }
+}
+
+fn first_failure(per_metric: &[MetricOutcome]) -> String {
+    per_metric
+        .iter()
+        .find_map(|m| match &m.result {
+            MetricResult::Failed { reason } => Some(format!("{}: {reason}", m.name)),
+            MetricResult::Recommended { .. } => None,
+        })
+        .unwrap_or_else(|| "the policy has no metrics".to_owned())
+}
