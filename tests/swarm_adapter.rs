@@ -355,3 +355,48 @@ async fn the_event_stream_reports_create_update_and_remove() {
     };
     assert_eq!(next_event_of(&mut events, &id, wait).await, Some(removed));
 }
+
+#[tokio::test]
+async fn scale_sets_replicas_and_labels_in_one_version_checked_update() {
+    let swarm = swarm().await;
+    let svc = TestService::idle("swarm-scale", &["--label", "keep=1"]);
+    let read = swarm.inspect_service(&svc.id).await.unwrap();
+    let before = spec_json(&svc.name);
+    swarm
+        .scale(
+            &svc.id,
+            read.version,
+            3,
+            &labels(&[("io.swarmpilot.state", "{}")]),
+        )
+        .await
+        .unwrap();
+
+    let mut expected = before;
+    expected["Mode"]["Replicated"]["Replicas"] = serde_json::json!(3);
+    expected["Labels"] = serde_json::json!({"keep": "1", "io.swarmpilot.state": "{}"});
+    assert_eq!(
+        spec_json(&svc.name),
+        expected,
+        "only replicas and labels change"
+    );
+
+    let stale = swarm
+        .scale(
+            &svc.id,
+            read.version,
+            5,
+            &labels(&[("io.swarmpilot.state", "[]")]),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(SwarmError::Conflict { .. })),
+        "{stale:?}"
+    );
+    let reread = swarm.inspect_service(&svc.id).await.unwrap();
+    assert_eq!(reread.replicas, Some(3));
+    assert_eq!(
+        reread.labels.get("io.swarmpilot.state").map(String::as_str),
+        Some("{}")
+    );
+}

@@ -403,6 +403,15 @@ mod tests {
         async fn update_replicas(&self, _: &str, _: u64, _: u64) -> SwarmResult<()> {
             unused()
         }
+        async fn scale(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+            _: &BTreeMap<String, String>,
+        ) -> SwarmResult<()> {
+            unused()
+        }
         async fn update_labels(
             &self,
             _: &str,

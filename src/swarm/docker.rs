@@ -141,13 +141,19 @@ impl Swarm for DockerSwarm {
     }
 
     async fn update_replicas(&self, id: &str, version: u64, replicas: u64) -> SwarmResult<()> {
+        self.scale(id, version, replicas, &BTreeMap::new()).await
+    }
+
+    async fn scale(
+        &self,
+        id: &str,
+        version: u64,
+        replicas: u64,
+        set: &BTreeMap<String, String>,
+    ) -> SwarmResult<()> {
         let mut spec = self.read_spec_at(id, version).await?;
-        match spec.pointer_mut("/Mode/Replicated") {
-            Some(Value::Object(replicated)) => {
-                replicated.insert("Replicas".to_owned(), Value::from(replicas));
-            }
-            _ => return Err(SwarmError::NotReplicated(id.to_owned())),
-        }
+        set_replicas(&mut spec, id, replicas)?;
+        edit_labels(&mut spec, id, set, &[])?;
         self.write_spec(id, version, &spec).await
     }
 
@@ -159,24 +165,7 @@ impl Swarm for DockerSwarm {
         remove: &[String],
     ) -> SwarmResult<()> {
         let mut spec = self.read_spec_at(id, version).await?;
-        let Value::Object(fields) = &mut spec else {
-            return Err(missing(id, "Spec"));
-        };
-        let labels = fields
-            .entry("Labels")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if !labels.is_object() {
-            // The engine writes `null` for a service that never had labels.
-            *labels = Value::Object(Default::default());
-        }
-        if let Value::Object(labels) = labels {
-            for key in remove {
-                labels.remove(key);
-            }
-            for (key, value) in set {
-                labels.insert(key.clone(), Value::from(value.as_str()));
-            }
-        }
+        edit_labels(&mut spec, id, set, remove)?;
         self.write_spec(id, version, &spec).await
     }
 
@@ -229,6 +218,43 @@ impl Swarm for DockerSwarm {
             .try_filter_map(|event| async move { Ok(service_event(event)) });
         Box::pin(stream)
     }
+}
+
+fn set_replicas(spec: &mut Value, id: &str, replicas: u64) -> SwarmResult<()> {
+    match spec.pointer_mut("/Mode/Replicated") {
+        Some(Value::Object(replicated)) => {
+            replicated.insert("Replicas".to_owned(), Value::from(replicas));
+            Ok(())
+        }
+        _ => Err(SwarmError::NotReplicated(id.to_owned())),
+    }
+}
+
+fn edit_labels(
+    spec: &mut Value,
+    id: &str,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+) -> SwarmResult<()> {
+    let Value::Object(fields) = spec else {
+        return Err(missing(id, "Spec"));
+    };
+    let labels = fields
+        .entry("Labels")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !labels.is_object() {
+        // The engine writes `null` for a service that never had labels.
+        *labels = Value::Object(Default::default());
+    }
+    if let Value::Object(labels) = labels {
+        for key in remove {
+            labels.remove(key);
+        }
+        for (key, value) in set {
+            labels.insert(key.clone(), Value::from(value.as_str()));
+        }
+    }
+    Ok(())
 }
 
 impl From<BollardError> for EngineFailure {

@@ -129,6 +129,16 @@ pub trait Swarm: Send + Sync + 'static {
         replicas: u64,
     ) -> impl Future<Output = SwarmResult<()>> + Send;
 
+    /// Set the replica count and some labels in one update at `version`, so the operator's record
+    /// of a scale (`io.swarmpilot.state`) can never disagree with the scale itself.
+    fn scale(
+        &self,
+        id: &str,
+        version: u64,
+        replicas: u64,
+        set: &BTreeMap<String, String>,
+    ) -> impl Future<Output = SwarmResult<()>> + Send;
+
     /// Set and remove labels of the service at `version`; a stale version is [`SwarmError::Conflict`].
     fn update_labels(
         &self,
