@@ -16,6 +16,7 @@
 //! the observation, the history, any override and the time, so it can be tested exhaustively and
 //! replayed offline over recorded traffic.
 
+pub mod cli;
 pub mod decide;
 pub mod metrics;
 pub mod policy;

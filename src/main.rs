@@ -1,1 +1,33 @@
-fn main() {}
+//! The `swarmpilot` command: parses arguments and calls the library's commands in `cli`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use swarmpilot::cli::{self, Output};
+
+/// A Kubernetes-style autoscaling operator for Docker Swarm.
+#[derive(Debug, Parser)]
+#[command(name = "swarmpilot", version, about)]
+struct Cli {
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check policy files offline; exit 1 with every problem if any is invalid.
+    Validate(cli::validate::Args),
+    /// Write or print the JSON Schema and CRD of ScalingPolicy.
+    Schema(cli::schema::Args),
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    cli::exit(match &args.command {
+        Command::Validate(command) => cli::validate::run(command, args.output),
+        Command::Schema(command) => cli::schema::run(command, args.output),
+    })
+}

@@ -15,7 +15,7 @@ pub use duration::HumanDuration;
 pub use parse::{
     parse, parse_bytes, parse_documents, parse_documents_bytes, text_of, MAX_INPUT_BYTES,
 };
-pub use schema::{crd_yaml, json_schema};
+pub use schema::{crd_yaml, json_schema, json_schema_text};
 pub use state::{Override, ScaleEvent, ScaleState};
 pub use types::*;
 pub use validate::{is_valid_service_name, validate};

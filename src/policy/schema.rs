@@ -28,6 +28,14 @@ pub fn json_schema() -> Value {
     value
 }
 
+/// [`json_schema`] as the text of `crds/scalingpolicy.schema.json`.
+pub fn json_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&json_schema())
+        .unwrap_or_else(|error| format!("\"the schema could not be rendered: {error}\""));
+    text.push('\n');
+    text
+}
+
 /// A Kubernetes `CustomResourceDefinition`-shaped YAML document describing `ScalingPolicy`
 /// (group `swarmpilot.io`, version `v1alpha1`), for tooling that understands CRDs.
 pub fn crd_yaml() -> String {

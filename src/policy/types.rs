@@ -24,7 +24,9 @@ pub struct ScalingPolicy {
     pub api_version: String,
     /// Always `ScalingPolicy`.
     pub kind: String,
+    /// The policy's identity.
     pub metadata: Metadata,
+    /// What to scale and how.
     pub spec: PolicySpec,
 }
 
@@ -32,7 +34,8 @@ pub struct ScalingPolicy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
-    /// The policy's name; also the target service when `spec.service` is not set.
+    /// The policy's name, a valid Swarm service name; also the target service when
+    /// `spec.service` is not set.
     pub name: String,
 }
 
@@ -43,15 +46,16 @@ pub struct PolicySpec {
     /// The target Swarm service (e.g. `shop_web`). Defaults to `metadata.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
-    /// Lower bound for the replica count. Default 1, as in HPA.
+    /// Lower bound for the replica count, at least 1. Default 1, as in HPA.
     #[serde(default = "default_min_replicas")]
     pub min_replicas: u32,
-    /// Upper bound for the replica count. Required, as in HPA.
+    /// Upper bound for the replica count, at least minReplicas. Required, as in HPA.
     pub max_replicas: u32,
-    /// How often the service is reconciled. Default 15s, HPA's sync period.
+    /// How often the service is reconciled, 1s..=1h. Default 15s, HPA's sync period.
     #[serde(default = "default_interval")]
     pub interval: HumanDuration,
     /// `enforce` writes replica counts; `recommend` decides and reports but never writes.
+    /// Default `enforce`.
     #[serde(default)]
     pub mode: Mode,
     /// The signals the replica count is computed from; the largest recommendation wins, as in HPA.
@@ -117,10 +121,13 @@ pub struct MetricSpec {
 pub struct ObservedMetric {
     /// A name unique within the policy, across `metrics` and `observe`.
     pub name: String,
+    /// Read with a PromQL instant query. Exactly one source must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusSource>,
+    /// Read by scraping the tasks' own exposition endpoints. Exactly one source must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape: Option<ScrapeSource>,
+    /// Read from Docker engine stats of the task containers. Exactly one source must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerSource>,
 }
@@ -166,8 +173,9 @@ fn pick_source<'a>(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PrometheusSource {
     /// The PromQL expression; it must return a single sample (use `sum(...)` or similar).
+    /// Only the placeholders `{{service}}` and `{{stack}}` may appear.
     pub query: String,
-    /// Base URL of the Prometheus server; defaults to the operator's `--prometheus-url`.
+    /// Base http(s) URL of the Prometheus server; defaults to the operator's `--prometheus-url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// Use this value when the query returns an empty vector; by default an empty result is
@@ -180,9 +188,9 @@ pub struct PrometheusSource {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScrapeSource {
-    /// The port the tasks expose metrics on.
+    /// The port the tasks expose metrics on (1..=65535).
     pub port: u16,
-    /// HTTP path of the exposition endpoint. Default `/metrics`.
+    /// HTTP path of the exposition endpoint, starting with `/`. Default `/metrics`.
     #[serde(default = "default_scrape_path")]
     pub path: String,
     /// Metric family name, e.g. `http_requests_total` or `http_request_duration_seconds`.
@@ -196,10 +204,10 @@ pub struct ScrapeSource {
     /// The overlay network whose task addresses are scraped; default: the first one attached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
-    /// For a histogram: the quantile to compute from its buckets (e.g. 0.95).
+    /// For a histogram: the quantile to compute from its buckets, between 0 and 1 exclusive (e.g. 0.95).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantile: Option<f64>,
-    /// The metric fails when fewer than this share of the running tasks answered. Default 0.5.
+    /// The metric fails when fewer than this share of the running tasks answered; in (0, 1]. Default 0.5.
     #[serde(default = "default_min_responding")]
     pub min_responding: f64,
 }
@@ -216,9 +224,12 @@ fn default_min_responding() -> f64 {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Aggregate {
+    /// The sum over tasks (for rates and counts).
     #[default]
     Sum,
+    /// The mean over the tasks that answered.
     Avg,
+    /// The largest task value (for latencies).
     Max,
 }
 
@@ -226,6 +237,7 @@ pub enum Aggregate {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DockerSource {
+    /// Which engine statistic to read.
     pub resource: Resource,
 }
 
@@ -263,7 +275,7 @@ pub struct ForecastSpec {
     pub model: String,
     /// The name of the metric in `metrics` whose future value is forecast.
     pub metric: String,
-    /// How far ahead to look. Default 60s; must not exceed the model's own horizon.
+    /// How far ahead to look; greater than 0s. Default 60s; must not exceed the model's own horizon.
     #[serde(default = "default_horizon")]
     pub horizon: HumanDuration,
     /// `scaleUp` (default): a forecast may raise the count but never lower it. `both`: it may also scale in.
@@ -279,8 +291,10 @@ fn default_horizon() -> HumanDuration {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ForecastUse {
+    /// A forecast may raise the replica count, never lower it.
     #[default]
     ScaleUp,
+    /// A forecast may also lower the replica count.
     Both,
 }
 
@@ -296,8 +310,10 @@ pub struct AnomalySpec {
     /// A state acts only after persisting this long, like a Prometheus alert's `for`. Default 30s.
     #[serde(default = "default_for", rename = "for")]
     pub for_duration: HumanDuration,
-    /// The action in each state; a state not listed scales as usual.
+    /// The action in each state (`normal`, `flash_crowd`, `flood`, `degraded`, `unknown`); a
+    /// state not listed scales as usual.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"enum": ["normal", "flash_crowd", "flood", "degraded", "unknown"]}))]
     pub on_state: BTreeMap<TrafficState, StateAction>,
     /// Where state changes are posted as JSON.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -335,9 +351,13 @@ pub struct AnomalyInputs {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum TrafficState {
+    /// Ordinary traffic.
     Normal,
+    /// A sudden legitimate surge.
     FlashCrowd,
+    /// Abusive or attack traffic: scaling would only feed it.
     Flood,
+    /// The service is failing (errors or latency up) without more load.
     Degraded,
     /// Too far from every known cluster.
     Unknown,
@@ -390,7 +410,7 @@ pub enum StateAction {
     Hold,
     /// Scale up as usual, never down.
     NoScaleDown,
-    /// Scale as usual but never above this many replicas.
+    /// Scale as usual but never above this many replicas (within minReplicas..=maxReplicas).
     Cap(u32),
 }
 
@@ -398,6 +418,7 @@ pub enum StateAction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Notify {
+    /// An http or https URL.
     pub url: String,
 }
 
@@ -405,10 +426,11 @@ pub struct Notify {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Behavior {
-    /// Defaults: window 0s; max of 100% and 4 replicas per 15s; tolerance 0.1.
+    /// Defaults (HPA's): stabilizationWindow 0s; selectPolicy Max of 100% per 15s and 4 replicas
+    /// per 15s; tolerance 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_up: Option<ScalingRules>,
-    /// Defaults: window 300s; 100% per 15s; tolerance 0.1.
+    /// Defaults (HPA's): stabilizationWindow 300s; 100% per 15s; selectPolicy Max; tolerance 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<ScalingRules>,
 }
@@ -417,16 +439,18 @@ pub struct Behavior {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScalingRules {
-    /// Recommendations within this window are considered, so the count does not flap. 0s..=3600s.
+    /// Recommendations within this window are considered, so the count does not flap.
+    /// 0s..=3600s. Default 0s for scaleUp, 300s for scaleDown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stabilization_window: Option<HumanDuration>,
     /// Which policy wins when several allow different changes. Default `Max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select_policy: Option<SelectPolicy>,
-    /// How much the count may change per period.
+    /// How much the count may change per period; non-empty unless selectPolicy is Disabled.
+    /// Default: scaleUp 100% and 4 replicas per 15s, scaleDown 100% per 15s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<RatePolicy>>,
-    /// No change while |ratio - 1| is within this tolerance. Default 0.1.
+    /// No change while |ratio - 1| is within this tolerance; in [0, 1). Default 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
 }
@@ -446,6 +470,7 @@ pub enum SelectPolicy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RatePolicy {
+    /// `Replicas` (an absolute count) or `Percent` (of the count at the period's start).
     #[serde(rename = "type")]
     pub kind: RatePolicyKind,
     /// Replicas, or percent of the count at the period's start; greater than 0.
@@ -457,7 +482,9 @@ pub struct RatePolicy {
 /// The unit of a [`RatePolicy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum RatePolicyKind {
+    /// An absolute number of replicas.
     Replicas,
+    /// A percentage of the replica count at the start of the period.
     Percent,
 }
 

@@ -1,0 +1,45 @@
+//! The command-line interface's commands, one file each; `src/main.rs` only parses arguments
+//! and dispatches here. Every command returns an exit code or an error that main prints as one
+//! line on stderr.
+
+use std::process::ExitCode;
+
+pub mod files;
+pub mod schema;
+pub mod validate;
+
+/// The global `-o/--output` format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Human-readable lines or a table.
+    #[default]
+    Table,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// A command's outcome as the process exit code: errors are one line on stderr and exit 1.
+pub fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            let line = format!("{error:#}").replace('\n', " ");
+            eprintln!("error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `value` as YAML or JSON (`Output::Table` callers print their own text).
+pub fn print_structured<T: serde::Serialize>(value: &T, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Yaml => {
+            // Through JSON, so enums read `{variant: value}` rather than YAML tags.
+            print!("{}", serde_yaml::to_string(&serde_json::to_value(value)?)?)
+        }
+        Output::Json | Output::Table => println!("{}", serde_json::to_string_pretty(value)?),
+    }
+    Ok(())
+}
