@@ -1,0 +1,322 @@
+//! The operator's own metrics (`GET /metrics`), in OpenMetrics text with prometheus-client: the
+//! reconcile loop records through [`Metrics`], the server encodes the registry.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::policy::{Override, TrafficState};
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    service: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    service: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OverrideLabels {
+    service: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MetricErrorLabels {
+    service: String,
+    metric: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Reconciles take from a few milliseconds (labels only) to seconds (slow Prometheus).
+fn reconcile_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+/// Every metric the operator exports, registered once, shared by the loop and the server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconcile_duration: Family<ServiceLabel, Histogram, fn() -> Histogram>,
+    decisions: Family<DecisionLabels, Counter>,
+    current_replicas: Family<ServiceLabel, Gauge>,
+    desired_replicas: Family<ServiceLabel, Gauge>,
+    forecast: Family<ServiceLabel, FloatGauge>,
+    traffic_state: Family<StateLabels, Gauge>,
+    overrides: Family<OverrideLabels, Gauge>,
+    metric_errors: Family<MetricErrorLabels, Counter>,
+    docker_errors: Family<OperationLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("swarmpilot");
+        let reconcile_duration =
+            Family::<ServiceLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                reconcile_histogram,
+            );
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Time taken by one reconcile of a service: observe, decide, actuate",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Reconcile decisions by condition reason (ScaleUp, Stabilized, Fallback, ...)",
+            decisions.clone(),
+        );
+        let current_replicas = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "current_replicas",
+            "Replicas the service had at the last reconcile",
+            current_replicas.clone(),
+        );
+        let desired_replicas = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "desired_replicas",
+            "Replicas the last decision asked for",
+            desired_replicas.clone(),
+        );
+        let forecast = Family::<ServiceLabel, FloatGauge>::default();
+        registry.register(
+            "forecast",
+            "The forecast model's prediction of the service's load metric at the horizon",
+            forecast.clone(),
+        );
+        let traffic_state = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "traffic_state",
+            "1 for the service's current traffic state, 0 for the others",
+            traffic_state.clone(),
+        );
+        let overrides = Family::<OverrideLabels, Gauge>::default();
+        registry.register(
+            "override_active",
+            "1 while an override of this kind (pin, pause, pause_scale_in, pause_scale_out) applies",
+            overrides.clone(),
+        );
+        let metric_errors = Family::<MetricErrorLabels, Counter>::default();
+        registry.register(
+            "metric_source_errors",
+            "Failed reads of a policy metric",
+            metric_errors.clone(),
+        );
+        let docker_errors = Family::<OperationLabel, Counter>::default();
+        registry.register(
+            "docker_api_errors",
+            "Failed Docker engine API calls, by operation",
+            docker_errors.clone(),
+        );
+        Self {
+            registry,
+            reconcile_duration,
+            decisions,
+            current_replicas,
+            desired_replicas,
+            forecast,
+            traffic_state,
+            overrides,
+            metric_errors,
+            docker_errors,
+        }
+    }
+
+    /// Records one finished reconcile of `service`.
+    pub fn observe_reconcile(
+        &self,
+        service: &str,
+        duration: Duration,
+        reason: &str,
+        current: u32,
+        desired: u32,
+    ) {
+        let label = service_label(service);
+        self.reconcile_duration
+            .get_or_create(&label)
+            .observe(duration.as_secs_f64());
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                service: service.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+        self.current_replicas
+            .get_or_create(&label)
+            .set(i64::from(current));
+        self.desired_replicas
+            .get_or_create(&label)
+            .set(i64::from(desired));
+    }
+
+    /// The latest forecast; `None` removes the series (no forecast configured or available).
+    pub fn set_forecast(&self, service: &str, forecast: Option<f64>) {
+        let label = service_label(service);
+        match forecast {
+            Some(value) => {
+                self.forecast.get_or_create(&label).set(value);
+            }
+            None => {
+                self.forecast.remove(&label);
+            }
+        }
+    }
+
+    /// The current traffic state; `None` removes the series (no classifier configured).
+    pub fn set_traffic_state(&self, service: &str, state: Option<TrafficState>) {
+        for candidate in TrafficState::ALL {
+            let labels = StateLabels {
+                service: service.to_owned(),
+                state: candidate.as_str().to_owned(),
+            };
+            match state {
+                Some(current) => {
+                    self.traffic_state
+                        .get_or_create(&labels)
+                        .set(i64::from(candidate == current));
+                }
+                None => {
+                    self.traffic_state.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// The service's override as read from its label; `None` or an expired one clears it.
+    pub fn set_override(&self, service: &str, active: Option<&Override>) {
+        let kind_of = |value: &Override| {
+            if value.replicas.is_some() {
+                "pin"
+            } else if value.pause {
+                "pause"
+            } else if value.pause_scale_in {
+                "pause_scale_in"
+            } else {
+                "pause_scale_out"
+            }
+        };
+        let current = active.map(kind_of);
+        for kind in ["pin", "pause", "pause_scale_in", "pause_scale_out"] {
+            let labels = OverrideLabels {
+                service: service.to_owned(),
+                kind: kind.to_owned(),
+            };
+            if current == Some(kind) {
+                self.overrides.get_or_create(&labels).set(1);
+            } else {
+                self.overrides.remove(&labels);
+            }
+        }
+    }
+
+    /// One failed read of `metric` for `service`.
+    pub fn count_metric_error(&self, service: &str, metric: &str) {
+        self.metric_errors
+            .get_or_create(&MetricErrorLabels {
+                service: service.to_owned(),
+                metric: metric.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One failed Docker engine call (`inspect_service`, `update_replicas`, `events`...).
+    pub fn count_docker_error(&self, operation: &str) {
+        self.docker_errors
+            .get_or_create(&OperationLabel {
+                operation: operation.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Drops the gauges of a service that is gone or no longer has a policy. Counters and the
+    /// histogram stay, as Prometheus expects of cumulative series.
+    pub fn forget_service(&self, service: &str) {
+        let label = service_label(service);
+        self.current_replicas.remove(&label);
+        self.desired_replicas.remove(&label);
+        self.set_forecast(service, None);
+        self.set_traffic_state(service, None);
+        self.set_override(service, None);
+    }
+
+    /// The registry in OpenMetrics text.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+fn service_label(service: &str) -> ServiceLabel {
+    ServiceLabel {
+        service: service.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_what_the_loop_records() {
+        let metrics = Metrics::new();
+        metrics.observe_reconcile("web", Duration::from_millis(30), "ScaleUp", 2, 4);
+        metrics.set_forecast("web", Some(120.5));
+        metrics.set_traffic_state("web", Some(TrafficState::FlashCrowd));
+        metrics.count_metric_error("web", "rps");
+        metrics.count_docker_error("inspect_service");
+        let text = metrics.encode().unwrap();
+        for line in [
+            "swarmpilot_reconcile_duration_seconds_count{service=\"web\"} 1",
+            "swarmpilot_decisions_total{service=\"web\",reason=\"ScaleUp\"} 1",
+            "swarmpilot_current_replicas{service=\"web\"} 2",
+            "swarmpilot_desired_replicas{service=\"web\"} 4",
+            "swarmpilot_forecast{service=\"web\"} 120.5",
+            "swarmpilot_traffic_state{service=\"web\",state=\"flash_crowd\"} 1",
+            "swarmpilot_traffic_state{service=\"web\",state=\"normal\"} 0",
+            "swarmpilot_metric_source_errors_total{service=\"web\",metric=\"rps\"} 1",
+            "swarmpilot_docker_api_errors_total{operation=\"inspect_service\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        metrics.forget_service("web");
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("swarmpilot_current_replicas{"));
+        assert!(!text.contains("swarmpilot_traffic_state{"));
+        assert!(text.contains("swarmpilot_decisions_total{"));
+    }
+}

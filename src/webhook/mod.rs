@@ -1,0 +1,209 @@
+//! The operator's HTTP server (axum): overrides, the Alertmanager receiver, the status API, the
+//! operator's own `/metrics`, health checks, the OpenAPI document and the dashboard.
+//!
+//! It runs beside the reconcile loop in `swarmpilot run` and talks to it only through the
+//! explicit [`AppState`]: the Swarm port (to write override labels), the
+//! [`StatusStore`] (what it serves), the [`Waker`] (to reconcile a service at once after an
+//! override) and the [`Metrics`] the loop records into.
+//!
+//! Auth is closed by default; see [`auth`]. Reads: a read or write token, or `--insecure-read`.
+//! Writes: a write token, always. `/`, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`
+//! are open: they carry no policy content (the dashboard page itself holds no data; it asks for a
+//! token, keeps it in the tab's `sessionStorage` and sends it as a bearer token).
+
+pub mod alertmanager;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod overrides;
+pub mod routes;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{AuthConfig, AuthError, Caller, Scope};
+pub use error::{ApiError, ErrorBody};
+pub use limits::{RateLimit, RateLimiter};
+pub use metrics::Metrics;
+pub use routes::router;
+
+use crate::policy::HumanDuration;
+use crate::reconcile::{StatusStore, Waker};
+use crate::swarm::Swarm;
+
+/// Everything the handlers use, passed explicitly.
+pub struct AppState<S: Swarm> {
+    pub swarm: Arc<S>,
+    pub status: Arc<StatusStore>,
+    pub waker: Waker,
+    pub metrics: Arc<Metrics>,
+    pub auth: Arc<AuthConfig>,
+    pub limiter: Arc<RateLimiter>,
+    /// The deadline of each request.
+    pub timeout: Duration,
+}
+
+impl<S: Swarm> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            swarm: self.swarm.clone(),
+            status: self.status.clone(),
+            waker: self.waker.clone(),
+            metrics: self.metrics.clone(),
+            auth: self.auth.clone(),
+            limiter: self.limiter.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl<S: Swarm> AppState<S> {
+    pub fn new(
+        swarm: Arc<S>,
+        status: Arc<StatusStore>,
+        waker: Waker,
+        metrics: Arc<Metrics>,
+        config: &ServerConfig,
+    ) -> Self {
+        Self {
+            swarm,
+            status,
+            waker,
+            metrics,
+            auth: Arc::new(config.auth.clone()),
+            limiter: Arc::new(RateLimiter::new(config.rate)),
+            timeout: config.timeout,
+        }
+    }
+}
+
+/// The server's settings, loaded from [`ServeArgs`].
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub auth: AuthConfig,
+    pub rate: RateLimit,
+    pub timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            auth: AuthConfig::default(),
+            rate: RateLimit::default(),
+            timeout: limits::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// The server's command-line options, to flatten into `swarmpilot run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Address of the HTTP API, the dashboard and /metrics.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080",
+        env = "SWARMPILOT_LISTEN"
+    )]
+    pub listen: SocketAddr,
+    /// A file holding a read-scope bearer token (a Docker secret, e.g. /run/secrets/sp_read).
+    /// Repeat for several tokens; each is named after its file.
+    #[arg(long, value_name = "FILE")]
+    pub read_token_file: Vec<PathBuf>,
+    /// A file holding a write-scope bearer token (overrides, alerts; implies read). Without one,
+    /// every write endpoint refuses.
+    #[arg(long, value_name = "FILE")]
+    pub write_token_file: Vec<PathBuf>,
+    /// A file holding an HMAC-SHA256 key: write requests must then also carry
+    /// `X-Swarmpilot-Signature: sha256=<hex>` over the raw body.
+    #[arg(long, value_name = "FILE")]
+    pub signature_key_file: Option<PathBuf>,
+    /// Let anyone who reaches the port read the status API without a token.
+    #[arg(long)]
+    pub insecure_read: bool,
+    /// The deadline of each request.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub request_timeout: HumanDuration,
+    /// Write requests a client address may make at once...
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub write_burst: u32,
+    /// ...and per minute after that.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub writes_per_minute: u32,
+}
+
+impl ServeArgs {
+    /// Reads the token and key files.
+    pub fn load(&self) -> Result<ServerConfig, AuthError> {
+        Ok(ServerConfig {
+            listen: self.listen,
+            auth: AuthConfig::from_files(
+                &self.read_token_file,
+                &self.write_token_file,
+                self.signature_key_file.as_deref(),
+                self.insecure_read,
+            )?,
+            rate: RateLimit {
+                burst: self.write_burst,
+                per_minute: self.writes_per_minute,
+            },
+            timeout: self.request_timeout.as_std(),
+        })
+    }
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Binds `config.listen` and serves until `shutdown` is cancelled; requests in flight finish.
+pub async fn serve<S: Swarm>(
+    config: &ServerConfig,
+    state: AppState<S>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(addr = %config.listen, "serving the API, dashboard and /metrics");
+    serve_on(listener, state, shutdown).await
+}
+
+/// Serves on an already bound listener (port 0 in tests) until `shutdown` is cancelled.
+pub async fn serve_on<S: Swarm>(
+    listener: TcpListener,
+    state: AppState<S>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .map_err(ServeError::Serve)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,1054 @@
+//! HTTP tests of every endpoint against the router, over a fake Swarm.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use chrono::{Duration as ChronoDuration, Utc};
+use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tower::ServiceExt;
+
+use super::auth::{sign, AuthConfig, Scope};
+use super::overrides::OVERRIDE_LABEL;
+use super::*;
+use crate::policy::{Metadata, Override, PolicySpec, ScalingPolicy, TrafficState};
+use crate::reconcile::{Sample, StatusStore, Waker};
+use crate::swarm::{ContainerStats, EventStream, ServiceInfo, SwarmError, SwarmResult, TaskInfo};
+
+pub const READ: &str = "read-token-0123456789";
+pub const WRITE: &str = "write-token-0123456789";
+
+/// A Swarm of services in memory, with versions checked like the engine's.
+#[derive(Default)]
+pub struct FakeSwarm {
+    pub services: Mutex<BTreeMap<String, ServiceInfo>>,
+    /// The next N label updates fail with a version conflict, as if someone else wrote first.
+    pub conflicts: AtomicU32,
+    pub down: AtomicBool,
+}
+
+impl FakeSwarm {
+    pub fn with_service(name: &str, replicas: u64) -> Self {
+        let swarm = FakeSwarm::default();
+        swarm.services.lock().unwrap().insert(
+            name.to_owned(),
+            ServiceInfo {
+                id: format!("id-{name}"),
+                name: name.to_owned(),
+                version: 1,
+                labels: BTreeMap::new(),
+                replicas: Some(replicas),
+                stack: None,
+                cpu_limit_nanos: None,
+                memory_limit_bytes: None,
+            },
+        );
+        swarm
+    }
+
+    pub fn labels(&self, name: &str) -> BTreeMap<String, String> {
+        self.services.lock().unwrap()[name].labels.clone()
+    }
+
+    fn engine(&self) -> SwarmResult<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(SwarmError::Engine("connection refused".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Swarm for FakeSwarm {
+    async fn list_services(&self) -> SwarmResult<Vec<ServiceInfo>> {
+        self.engine()?;
+        Ok(self.services.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn inspect_service(&self, name_or_id: &str) -> SwarmResult<ServiceInfo> {
+        self.engine()?;
+        self.services
+            .lock()
+            .unwrap()
+            .values()
+            .find(|s| s.name == name_or_id || s.id == name_or_id)
+            .cloned()
+            .ok_or_else(|| SwarmError::NotFound(name_or_id.to_owned()))
+    }
+
+    async fn update_replicas(&self, _: &str, _: u64, _: u64) -> SwarmResult<()> {
+        unreachable!("the webhook never sets replicas")
+    }
+
+    async fn update_labels(
+        &self,
+        id: &str,
+        version: u64,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> SwarmResult<()> {
+        self.engine()?;
+        let mut services = self.services.lock().unwrap();
+        let service = services
+            .values_mut()
+            .find(|s| s.id == id)
+            .ok_or_else(|| SwarmError::NotFound(id.to_owned()))?;
+        if self
+            .conflicts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            // Someone else updated the service in between.
+            service.version += 1;
+        }
+        if service.version != version {
+            return Err(SwarmError::Conflict {
+                service: service.name.clone(),
+                version,
+            });
+        }
+        service.labels.extend(set.clone());
+        for key in remove {
+            service.labels.remove(key);
+        }
+        service.version += 1;
+        Ok(())
+    }
+
+    async fn list_tasks(&self, _: &str) -> SwarmResult<Vec<TaskInfo>> {
+        Ok(Vec::new())
+    }
+
+    async fn container_stats(&self, id: &str) -> SwarmResult<ContainerStats> {
+        Err(SwarmError::NotFound(id.to_owned()))
+    }
+
+    async fn ping(&self) -> SwarmResult<()> {
+        self.engine()
+    }
+
+    fn events(&self) -> EventStream {
+        Box::pin(futures_util::stream::empty())
+    }
+}
+
+pub fn policy(service: &str, min: u32, max: u32) -> ScalingPolicy {
+    ScalingPolicy {
+        api_version: crate::policy::API_VERSION.into(),
+        kind: crate::policy::KIND.into(),
+        metadata: Metadata {
+            name: service.into(),
+        },
+        spec: PolicySpec {
+            service: None,
+            min_replicas: min,
+            max_replicas: max,
+            interval: crate::policy::HumanDuration::from_secs(15),
+            mode: Default::default(),
+            metrics: Vec::new(),
+            observe: Vec::new(),
+            forecast: None,
+            anomaly: None,
+            behavior: Default::default(),
+            fallback: Default::default(),
+        },
+    }
+}
+
+/// A status store with `web` (policy 1..=10) and an hour of samples.
+pub fn store_with_samples() -> Arc<StatusStore> {
+    let store = Arc::new(StatusStore::default());
+    let now = Utc::now();
+    store.update("web", |status| {
+        status.service_id = "id-web".into();
+        status.policy = Some(policy("web", 1, 10));
+        status.current = Some(3);
+        status.desired = Some(4);
+        status.forecast = Some(130.0);
+        status.traffic_state = Some(TrafficState::Normal);
+        for i in 0..720 {
+            let t = f64::from(i);
+            let demand = 100.0 + 50.0 * (t / 60.0).sin();
+            status.push_sample(Sample {
+                at: now - ChronoDuration::seconds(5 * (720 - i64::from(i))),
+                demand: Some(demand),
+                replicas: 2 + (i / 240),
+                desired: 2 + (i / 200),
+                forecast: Some(demand * 1.1),
+                state: Some(if (300..360).contains(&i) {
+                    TrafficState::FlashCrowd
+                } else {
+                    TrafficState::Normal
+                }),
+            });
+        }
+    });
+    store
+}
+
+pub struct Fixture {
+    pub swarm: Arc<FakeSwarm>,
+    pub wakes: UnboundedReceiver<String>,
+    pub router: Router,
+    pub state: AppState<FakeSwarm>,
+}
+
+pub fn fixture_with(auth: AuthConfig, rate: RateLimit) -> Fixture {
+    let swarm = Arc::new(FakeSwarm::with_service("web", 3));
+    let status = store_with_samples();
+    let (waker, wakes) = Waker::new();
+    let config = ServerConfig {
+        auth,
+        rate,
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(
+        swarm.clone(),
+        status.clone(),
+        waker,
+        Arc::new(Metrics::new()),
+        &config,
+    );
+    Fixture {
+        swarm,
+        wakes,
+        router: router(state.clone()),
+        state,
+    }
+}
+
+pub fn tokens() -> AuthConfig {
+    AuthConfig::default()
+        .with_token("reader", READ, Scope::Read)
+        .with_token("ops", WRITE, Scope::Write)
+}
+
+fn fixture() -> Fixture {
+    fixture_with(
+        tokens(),
+        RateLimit {
+            burst: 1000,
+            per_minute: 6000,
+        },
+    )
+}
+
+async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    call_with(router, method, uri, token, body, &[]).await
+}
+
+async fn call_with(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Body::from(body.unwrap_or_default().to_owned()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+fn assert_error(value: &Value, code: &str, field: Option<&str>) {
+    assert_eq!(value["error"], code, "{value}");
+    assert!(
+        value["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{value}"
+    );
+    if let Some(field) = field {
+        assert_eq!(value["field"], field, "{value}");
+    }
+}
+
+const OVERRIDE: &str = "/v1/services/web/override";
+
+#[tokio::test]
+async fn pin_writes_the_label_wakes_the_loop_and_shows_in_status() {
+    let mut f = fixture();
+    let (status, body) = call(
+        &f.router,
+        "POST",
+        OVERRIDE,
+        Some(WRITE),
+        Some(r#"{"replicas": 8, "ttl": "30m", "reason": "launch"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["service"], "web");
+    assert_eq!(body["override"]["replicas"], 8);
+    assert_eq!(body["override"]["by"], "ops");
+    let stored: Override = serde_json::from_str(&f.swarm.labels("web")[OVERRIDE_LABEL]).unwrap();
+    assert_eq!(stored.replicas, Some(8));
+    assert_eq!(stored.reason, "launch");
+    let lasts = stored.expires_at - Utc::now();
+    assert!(lasts > ChronoDuration::minutes(29) && lasts <= ChronoDuration::minutes(30));
+    assert_eq!(f.wakes.try_recv().unwrap(), "web");
+    let (_, web) = call(&f.router, "GET", "/v1/services/web", Some(READ), None).await;
+    assert_eq!(web["override"]["replicas"], 8, "{web}");
+    let metrics = f.state.metrics.encode().unwrap();
+    assert!(metrics.contains("swarmpilot_override_active{service=\"web\",kind=\"pin\"} 1"));
+}
+
+#[tokio::test]
+async fn pause_kinds_and_clear() {
+    let mut f = fixture();
+    for (field, flag) in [
+        ("pause", "pause"),
+        ("pauseScaleIn", "pauseScaleIn"),
+        ("pauseScaleOut", "pauseScaleOut"),
+    ] {
+        let body = format!(r#"{{"{field}": true, "ttl": "1h", "reason": "maintenance"}}"#);
+        let (status, value) = call(&f.router, "POST", OVERRIDE, Some(WRITE), Some(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+        assert_eq!(value["override"][flag], true);
+        assert!(value["override"].get("replicas").is_none());
+    }
+    let (status, value) = call(&f.router, "DELETE", OVERRIDE, Some(WRITE), None).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["cleared"], true);
+    assert_eq!(value["previous"]["pauseScaleOut"], true);
+    assert!(!f.swarm.labels("web").contains_key(OVERRIDE_LABEL));
+    let (status, value) = call(&f.router, "DELETE", OVERRIDE, Some(WRITE), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value["cleared"], false);
+    let mut woken = 0;
+    while f.wakes.try_recv().is_ok() {
+        woken += 1;
+    }
+    assert_eq!(woken, 5);
+}
+
+#[tokio::test]
+async fn version_conflicts_are_retried_then_reported() {
+    let f = fixture();
+    f.swarm.conflicts.store(2, Ordering::SeqCst);
+    let body = r#"{"replicas": 5, "ttl": "10m", "reason": "retry"}"#;
+    let (status, value) = call(&f.router, "POST", OVERRIDE, Some(WRITE), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    f.swarm.conflicts.store(100, Ordering::SeqCst);
+    let (status, value) = call(&f.router, "POST", OVERRIDE, Some(WRITE), Some(body)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error(&value, "conflict", None);
+}
+
+#[tokio::test]
+async fn invalid_overrides_name_the_field() {
+    let f = fixture();
+    let cases: &[(&str, StatusCode, &str, &str)] = &[
+        (
+            r#"{"replicas": -1, "ttl": "30m", "reason": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "replicas",
+        ),
+        (
+            r#"{"replicas": 2, "ttl": "half an hour", "reason": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "ttl",
+        ),
+        (
+            r#"{"replicas": 2, "ttl": "30m", "reason": "x", "force": true}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "force",
+        ),
+        (
+            r#"{"replicas": 2, "reason": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "ttl",
+        ),
+        (
+            r#"{"replicas": "two", "ttl": "30m", "reason": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "replicas",
+        ),
+        (
+            r#"{"ttl": "30m", "reason": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "replicas",
+        ),
+        (
+            r#"{"replicas": 2, "pause": true, "ttl": "30m", "reason": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "replicas",
+        ),
+        (
+            r#"{"replicas": 2, "ttl": "0s", "reason": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "ttl",
+        ),
+        (
+            r#"{"replicas": 2, "ttl": "30m", "reason": "  "}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "reason",
+        ),
+        (
+            r#"{"replicas": 11, "ttl": "30m", "reason": "x"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+            "replicas",
+        ),
+        (
+            r#"{"replicas": 0, "ttl": "30m", "reason": "x"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+            "replicas",
+        ),
+        (
+            r#"{"replicas": 2, "ttl": "30m""#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            ".",
+        ),
+    ];
+    for (body, code, error, field) in cases {
+        let (status, value) = call(&f.router, "POST", OVERRIDE, Some(WRITE), Some(body)).await;
+        assert_eq!(status, *code, "{body}: {value}");
+        assert_error(&value, error, Some(field));
+    }
+    let (_, value) = call(
+        &f.router,
+        "POST",
+        OVERRIDE,
+        Some(WRITE),
+        Some(r#"{"replicas": 11, "ttl": "30m", "reason": "x"}"#),
+    )
+    .await;
+    assert!(
+        value["detail"].as_str().unwrap().contains("maxReplicas 10"),
+        "{value}"
+    );
+    assert!(!f.swarm.labels("web").contains_key(OVERRIDE_LABEL));
+}
+
+#[tokio::test]
+async fn unknown_services_and_unmanaged_services() {
+    let f = fixture();
+    let body = r#"{"pause": true, "ttl": "30m", "reason": "x"}"#;
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/services/nope/override",
+        Some(WRITE),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&value, "not_found", Some("service"));
+    f.swarm.services.lock().unwrap().insert(
+        "bare".into(),
+        ServiceInfo {
+            id: "id-bare".into(),
+            name: "bare".into(),
+            version: 1,
+            labels: BTreeMap::new(),
+            replicas: Some(1),
+            stack: None,
+            cpu_limit_nanos: None,
+            memory_limit_bytes: None,
+        },
+    );
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/services/bare/override",
+        Some(WRITE),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{value}");
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/services/bad%20name/override",
+        Some(WRITE),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&value, "invalid_request", Some("service"));
+    f.swarm.down.store(true, Ordering::SeqCst);
+    let (status, value) = call(&f.router, "POST", OVERRIDE, Some(WRITE), Some(body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&value, "unavailable", None);
+}
+
+#[tokio::test]
+async fn auth_on_every_protected_endpoint() {
+    let f = fixture();
+    let override_body = r#"{"pause": true, "ttl": "30m", "reason": "x"}"#;
+    let writes = [
+        ("POST", OVERRIDE, Some(override_body)),
+        ("DELETE", OVERRIDE, None),
+        (
+            "POST",
+            "/v1/alertmanager",
+            Some(r#"{"version":"4","status":"firing","alerts":[]}"#),
+        ),
+    ];
+    let reads = [("GET", "/v1/services"), ("GET", "/v1/services/web")];
+    for (method, uri, body) in writes {
+        let (status, value) = call(&f.router, method, uri, None, body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri} no token");
+        assert_error(&value, "unauthorized", None);
+        let (status, _) = call(&f.router, method, uri, Some("wrong-token-0123456789"), body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {uri} wrong token"
+        );
+        let (status, value) = call(&f.router, method, uri, Some(READ), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri} read token");
+        assert!(value["detail"].as_str().unwrap().contains("read scope"));
+        let (status, value) = call(&f.router, method, uri, Some(WRITE), body).await;
+        assert_eq!(status, StatusCode::OK, "{method} {uri}: {value}");
+    }
+    for (method, uri) in reads {
+        let (status, _) = call(&f.router, method, uri, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        let (status, _) = call(&f.router, method, uri, Some("wrong-token-0123456789"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        for token in [READ, WRITE] {
+            let (status, _) = call(&f.router, method, uri, Some(token), None).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+        }
+    }
+    let (status, value) = call_with(
+        &f.router,
+        "GET",
+        "/v1/services",
+        None,
+        None,
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&value, "unauthorized", Some("Authorization"));
+}
+
+#[tokio::test]
+async fn without_a_write_token_writes_are_refused_with_how_to_configure() {
+    let f = fixture_with(
+        AuthConfig::default().with_token("reader", READ, Scope::Read),
+        RateLimit::default(),
+    );
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        OVERRIDE,
+        Some(READ),
+        Some(r#"{"pause": true, "ttl": "30m", "reason": "x"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(value["detail"]
+        .as_str()
+        .unwrap()
+        .contains("--write-token-file"));
+    // And with nothing configured, reads are closed too unless --insecure-read.
+    let f = fixture_with(AuthConfig::default(), RateLimit::default());
+    let (status, value) = call(&f.router, "GET", "/v1/services", None, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(value["detail"]
+        .as_str()
+        .unwrap()
+        .contains("--insecure-read"));
+    let f = fixture_with(
+        AuthConfig::default().with_open_reads(true),
+        RateLimit::default(),
+    );
+    let (status, _) = call(&f.router, "GET", "/v1/services", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn signatures_are_required_when_configured() {
+    let f = fixture_with(
+        tokens().with_signing_key(b"signing-key-0123456789"),
+        RateLimit::default(),
+    );
+    let body = r#"{"pause": true, "ttl": "30m", "reason": "signed"}"#;
+    let (status, value) = call(&f.router, "POST", OVERRIDE, Some(WRITE), Some(body)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&value, "unauthorized", Some("X-Swarmpilot-Signature"));
+    let wrong = sign(b"another-key", body.as_bytes());
+    let (status, value) = call_with(
+        &f.router,
+        "POST",
+        OVERRIDE,
+        Some(WRITE),
+        Some(body),
+        &[("x-swarmpilot-signature", &wrong)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(value["detail"].as_str().unwrap().contains("does not match"));
+    let right = sign(b"signing-key-0123456789", body.as_bytes());
+    let (status, value) = call_with(
+        &f.router,
+        "POST",
+        OVERRIDE,
+        Some(WRITE),
+        Some(body),
+        &[("x-swarmpilot-signature", &right)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    // Reads need no signature.
+    let (status, _) = call(&f.router, "GET", "/v1/services", Some(READ), None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_wrong_content_types() {
+    let f = fixture();
+    let reason = "x".repeat(70 * 1024);
+    let body = format!(r#"{{"pause": true, "ttl": "30m", "reason": "{reason}"}}"#);
+    let (status, value) = call(&f.router, "POST", OVERRIDE, Some(WRITE), Some(&body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&value, "payload_too_large", None);
+    let (status, value) = call_with(
+        &f.router,
+        "POST",
+        OVERRIDE,
+        Some(WRITE),
+        None,
+        &[("content-type", "text/plain")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_error(&value, "unsupported_media_type", Some("Content-Type"));
+}
+
+#[tokio::test]
+async fn writes_are_rate_limited_per_client() {
+    let f = fixture_with(
+        tokens(),
+        RateLimit {
+            burst: 2,
+            per_minute: 1,
+        },
+    );
+    for _ in 0..2 {
+        let (status, _) = call(&f.router, "DELETE", OVERRIDE, Some(WRITE), None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let request = Request::builder()
+        .method("DELETE")
+        .uri(OVERRIDE)
+        .header(header::AUTHORIZATION, format!("Bearer {WRITE}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = f.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    // Reads are not limited.
+    let (status, _) = call(&f.router, "GET", "/v1/services", Some(READ), None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn status_api() {
+    let f = fixture();
+    let (status, value) = call(&f.router, "GET", "/v1/services", Some(READ), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let services = value["services"].as_array().unwrap();
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0]["service"], "web");
+    assert_eq!(services[0]["samples"].as_array().unwrap().len(), 720);
+    assert_eq!(services[0]["trafficState"], "normal");
+    assert_eq!(services[0]["policy"]["spec"]["maxReplicas"], 10);
+    let (status, value) = call(&f.router, "GET", "/v1/services/web", Some(READ), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value["current"], 3);
+    assert_eq!(value["desired"], 4);
+    let (status, value) = call(&f.router, "GET", "/v1/services/other", Some(READ), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&value, "not_found", Some("service"));
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_openapi_dashboard() {
+    let f = fixture();
+    let (status, value) = call(&f.router, "GET", "/healthz", None, None).await;
+    assert_eq!(
+        (status, value["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, _) = call(&f.router, "GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    f.swarm.down.store(true, Ordering::SeqCst);
+    let (status, value) = call(&f.router, "GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&value, "unavailable", None);
+    let (status, _) = call(&f.router, "GET", "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    f.state
+        .metrics
+        .observe_reconcile("web", std::time::Duration::from_millis(12), "ScaleUp", 3, 4);
+    let (status, value) = call(&f.router, "GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = value.as_str().unwrap();
+    assert!(
+        text.contains("swarmpilot_desired_replicas{service=\"web\"} 4"),
+        "{text}"
+    );
+    assert!(text.contains("swarmpilot_docker_api_errors_total{operation=\"ping\"} 1"));
+    assert!(text.ends_with("# EOF\n"));
+    let (status, value) = call(&f.router, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value["openapi"], "3.1.0");
+    let (status, value) = call(&f.router, "GET", "/", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(value
+        .as_str()
+        .unwrap()
+        .contains("<title>swarmpilot</title>"));
+    let (status, value) = call(&f.router, "GET", "/nowhere", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&value, "no_route", None);
+    let (status, value) = call(&f.router, "PUT", "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error(&value, "method_not_allowed", None);
+}
+
+/// Every route of the router is in openapi.json, and every operation of openapi.json is a route.
+#[tokio::test]
+async fn openapi_document_matches_the_routes() {
+    let document: Value = serde_json::from_str(status::OPENAPI).unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    documented.sort();
+    let mut routed: Vec<(String, String)> = routes::routes::<FakeSwarm>()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    routed.sort();
+    assert_eq!(documented, routed);
+    // And each documented operation reaches a handler, not the fallbacks.
+    let f = fixture();
+    for (method, path) in documented {
+        let uri = path.replace("{service}", "web");
+        let (_, value) = call(&f.router, &method, &uri, Some(WRITE), None).await;
+        assert_ne!(value["error"], "no_route", "{method} {path}");
+        assert_ne!(value["error"], "method_not_allowed", "{method} {path}");
+    }
+}
+
+/// The request format of Alertmanager's documentation (webhook_config), filled in, with two
+/// alerts for swarmpilot and one for someone else.
+pub fn alertmanager_payload(status: &str, alerts: Value) -> String {
+    json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"HighLatency\"}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "swarmpilot",
+        "groupLabels": {"alertname": "HighLatency"},
+        "commonLabels": {"alertname": "HighLatency", "severity": "page"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "alerts": alerts,
+    })
+    .to_string()
+}
+
+fn alert(status: &str, fingerprint: &str, labels: Value, annotations: Value) -> Value {
+    json!({
+        "status": status,
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": "2024-05-01T10:00:00.000Z",
+        "endsAt": if status == "firing" { "0001-01-01T00:00:00Z" } else { "2024-05-01T10:30:00.000Z" },
+        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=latency+%3E+1",
+        "fingerprint": fingerprint,
+    })
+}
+
+#[tokio::test]
+async fn alertmanager_documentation_payload() {
+    let mut f = fixture();
+    let firing = alertmanager_payload(
+        "firing",
+        json!([
+            alert(
+                "firing",
+                "c6eadffa33fcdf37",
+                json!({"alertname": "HighLatency", "severity": "page", "swarmpilot_service": "web"}),
+                json!({"summary": "p99 above 1s", "swarmpilot_action": "scale_up", "swarmpilot_ttl": "15m"})
+            ),
+            alert(
+                "firing",
+                "bc97ff14869b13e3",
+                json!({"alertname": "DiskFull", "instance": "node-1"}),
+                json!({"summary": "not for swarmpilot"})
+            ),
+        ]),
+    );
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(WRITE),
+        Some(&firing),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let results = value["results"].as_array().unwrap();
+    assert_eq!(results[0]["outcome"], "applied", "{value}");
+    // 3 replicas, scale_up doubles: 6.
+    assert_eq!(results[0]["override"]["replicas"], 6);
+    assert_eq!(
+        results[0]["override"]["by"],
+        "alertmanager:HighLatency/c6eadffa33fcdf37"
+    );
+    assert_eq!(
+        results[0]["override"]["reason"],
+        "alert HighLatency: p99 above 1s"
+    );
+    assert_eq!(results[1]["outcome"], "skipped");
+    assert_eq!(f.wakes.try_recv().unwrap(), "web");
+    let stored: Override = serde_json::from_str(&f.swarm.labels("web")[OVERRIDE_LABEL]).unwrap();
+    assert_eq!(stored.replicas, Some(6));
+    let lasts = stored.expires_at - Utc::now();
+    assert!(lasts > ChronoDuration::minutes(14) && lasts <= ChronoDuration::minutes(15));
+
+    // The loop has scaled to 6; Alertmanager re-sends the same firing alert: extended, not doubled.
+    f.swarm
+        .services
+        .lock()
+        .unwrap()
+        .get_mut("web")
+        .unwrap()
+        .replicas = Some(6);
+    let (_, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(WRITE),
+        Some(&firing),
+    )
+    .await;
+    assert_eq!(value["results"][0]["outcome"], "extended", "{value}");
+    assert_eq!(value["results"][0]["override"]["replicas"], 6);
+
+    // Resolved from another alert: the override is not theirs.
+    let other = alertmanager_payload(
+        "resolved",
+        json!([alert(
+            "resolved",
+            "0000000000000001",
+            json!({"alertname": "Other", "swarmpilot_service": "web"}),
+            json!({})
+        )]),
+    );
+    let (_, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(WRITE),
+        Some(&other),
+    )
+    .await;
+    assert_eq!(value["results"][0]["outcome"], "skipped", "{value}");
+    assert!(f.swarm.labels("web").contains_key(OVERRIDE_LABEL));
+
+    // Resolved: the override it set is cleared.
+    let resolved = alertmanager_payload(
+        "resolved",
+        json!([alert(
+            "resolved",
+            "c6eadffa33fcdf37",
+            json!({"alertname": "HighLatency", "severity": "page", "swarmpilot_service": "web"}),
+            json!({"summary": "p99 above 1s", "swarmpilot_action": "scale_up"})
+        )]),
+    );
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(WRITE),
+        Some(&resolved),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value["results"][0]["outcome"], "cleared", "{value}");
+    assert!(!f.swarm.labels("web").contains_key(OVERRIDE_LABEL));
+}
+
+#[tokio::test]
+async fn alertmanager_resolved_leaves_a_manual_override() {
+    let f = fixture();
+    let (status, _) = call(
+        &f.router,
+        "POST",
+        OVERRIDE,
+        Some(WRITE),
+        Some(r#"{"replicas": 4, "ttl": "30m", "reason": "manual"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let resolved = alertmanager_payload(
+        "resolved",
+        json!([alert(
+            "resolved",
+            "c6eadffa33fcdf37",
+            json!({"alertname": "HighLatency", "swarmpilot_service": "web"}),
+            json!({"swarmpilot_action": "scale_up"})
+        )]),
+    );
+    let (_, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(WRITE),
+        Some(&resolved),
+    )
+    .await;
+    assert_eq!(value["results"][0]["outcome"], "skipped");
+    assert!(value["results"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("set by ops"));
+    let stored: Override = serde_json::from_str(&f.swarm.labels("web")[OVERRIDE_LABEL]).unwrap();
+    assert_eq!(stored.reason, "manual");
+}
+
+#[tokio::test]
+async fn alertmanager_rejections_and_failures() {
+    let f = fixture();
+    let labels = json!({"alertname": "A", "swarmpilot_service": "web"});
+    let payload = alertmanager_payload(
+        "firing",
+        json!([
+            alert("firing", "1", labels.clone(), json!({})),
+            alert(
+                "firing",
+                "2",
+                labels.clone(),
+                json!({"swarmpilot_action": "explode"})
+            ),
+            alert(
+                "firing",
+                "3",
+                labels.clone(),
+                json!({"swarmpilot_action": "pin:50"})
+            ),
+            alert(
+                "firing",
+                "4",
+                labels.clone(),
+                json!({"swarmpilot_action": "pause", "swarmpilot_ttl": "soon"})
+            ),
+            alert(
+                "firing",
+                "5",
+                json!({"alertname": "A", "swarmpilot_service": "gone"}),
+                json!({"swarmpilot_action": "pause"})
+            ),
+            alert(
+                "firing",
+                "6",
+                labels.clone(),
+                json!({"swarmpilot_action": "pin:2"})
+            ),
+        ]),
+    );
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(WRITE),
+        Some(&payload),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let outcomes: Vec<&str> = value["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["rejected", "rejected", "rejected", "rejected", "rejected", "applied"]
+    );
+    assert!(value["results"][2]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("maxReplicas 10"));
+    assert!(value["results"][3]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("swarmpilot_ttl"));
+    // The Docker engine is down: 503 so that Alertmanager retries.
+    f.swarm.down.store(true, Ordering::SeqCst);
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(WRITE),
+        Some(&payload),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&value, "unavailable", None);
+    assert_eq!(value["results"][5]["outcome"], "failed");
+    // Other payload versions are refused.
+    let v3 = r#"{"version": "3", "status": "firing", "alerts": []}"#;
+    let (status, value) = call(&f.router, "POST", "/v1/alertmanager", Some(WRITE), Some(v3)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&value, "invalid_request", Some("version"));
+    let bad = r#"{"version": "4", "status": "firing", "alerts": [{"status": "burning"}]}"#;
+    let (_, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(WRITE),
+        Some(bad),
+    )
+    .await;
+    assert_error(&value, "invalid_request", Some("alerts[0].status"));
+}
