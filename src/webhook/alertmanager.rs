@@ -295,7 +295,7 @@ async fn fire<S: Swarm>(
     let Changed {
         change, previous, ..
     } = change_override(state, service, |info, current| {
-        let policy = policy_of(state, info)?;
+        let policy = policy_of(info)?;
         let replicas = info.replicas.ok_or_else(|| {
             ApiError::refused(
                 "service",

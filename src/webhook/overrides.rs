@@ -14,11 +14,10 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{ApiJson, ServiceName};
 use super::AppState;
+use crate::policy::labels::{self, OVERRIDE as OVERRIDE_LABEL};
 use crate::policy::{HumanDuration, Override, ScalingPolicy};
 use crate::swarm::{ServiceInfo, Swarm, SwarmError};
 
-/// The label holding the override as JSON.
-pub const OVERRIDE_LABEL: &str = "io.swarmpilot.override";
 /// The longest an override may last: anything longer should be a policy change.
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Reasons are shown in one line of `describe` and the dashboard.
@@ -180,27 +179,25 @@ pub fn build(
 /// The override currently in the service's labels; a malformed one counts as none, since the
 /// reconcile loop ignores it too and writing a new one repairs it.
 pub fn current_override(info: &ServiceInfo) -> Option<Override> {
-    info.labels
-        .get(OVERRIDE_LABEL)
-        .and_then(|text| serde_json::from_str(text).ok())
+    labels::decode_override(&info.labels).ok().flatten()
 }
 
-/// The service's policy, as the reconcile loop last read it.
-pub fn policy_of<S: Swarm>(
-    state: &AppState<S>,
-    info: &ServiceInfo,
-) -> Result<ScalingPolicy, ApiError> {
-    state
-        .status
-        .get(&info.name)
-        .and_then(|status| status.policy)
-        .ok_or_else(|| {
-            ApiError::conflict(format!(
-                "service {} has no scaling policy that swarmpilot manages yet (no valid io.swarmpilot.policy label, or not reconciled since it was added); an override needs one",
-                info.name
-            ))
-            .at("service")
-        })
+/// The service's policy, decoded from the labels just read (not from the loop's last reconcile,
+/// which may predate a policy change).
+pub fn policy_of(info: &ServiceInfo) -> Result<ScalingPolicy, ApiError> {
+    match labels::decode(&info.name, &info.labels) {
+        Ok(Some(policy)) => Ok(policy),
+        Ok(None) => Err(ApiError::conflict(format!(
+            "service {} has no scaling policy (no io.swarmpilot.policy or shorthand labels); an override applies only to services swarmpilot manages",
+            info.name
+        ))
+        .at("service")),
+        Err(problems) => Err(ApiError::conflict(format!(
+            "the scaling policy of service {} is not valid, so its bounds are unknown: {problems}",
+            info.name
+        ))
+        .at("service")),
+    }
 }
 
 /// What to do with a service's override label.
@@ -237,10 +234,8 @@ pub async fn change_override<S: Swarm>(
         let change = decide(&info, previous.clone())?;
         let written = match &change {
             Change::Set(value) => {
-                let text = serde_json::to_string(value).map_err(|error| {
-                    ApiError::unavailable(format!("the override could not be encoded: {error}"))
-                })?;
-                let set = BTreeMap::from([(OVERRIDE_LABEL.to_owned(), text)]);
+                let set =
+                    BTreeMap::from([(OVERRIDE_LABEL.to_owned(), labels::encode_override(value))]);
                 state
                     .swarm
                     .update_labels(&info.id, info.version, &set, &[])
@@ -350,7 +345,7 @@ pub async fn set_override<S: Swarm>(
                 SwarmError::NotReplicated(info.name.clone()),
             ));
         }
-        check_bounds(intent, &policy_of(&state, info)?, "replicas")?;
+        check_bounds(intent, &policy_of(info)?, "replicas")?;
         Ok(Change::Set(build(
             intent,
             request.ttl,

@@ -13,8 +13,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tower::ServiceExt;
 
 use super::auth::{sign, AuthConfig, Scope};
-use super::overrides::OVERRIDE_LABEL;
 use super::*;
+use crate::policy::labels::OVERRIDE as OVERRIDE_LABEL;
 use crate::policy::{Metadata, Override, PolicySpec, ScalingPolicy, TrafficState};
 use crate::reconcile::{Sample, StatusStore, Waker};
 use crate::swarm::{ContainerStats, EventStream, ServiceInfo, SwarmError, SwarmResult, TaskInfo};
@@ -32,15 +32,18 @@ pub struct FakeSwarm {
 }
 
 impl FakeSwarm {
+    /// One service with a shorthand policy of 1 to 10 replicas.
     pub fn with_service(name: &str, replicas: u64) -> Self {
         let swarm = FakeSwarm::default();
+        let labels = [("min", "1"), ("max", "10"), ("cpu", "70")]
+            .map(|(key, value)| (format!("io.swarmpilot.{key}"), value.to_owned()));
         swarm.services.lock().unwrap().insert(
             name.to_owned(),
             ServiceInfo {
                 id: format!("id-{name}"),
                 name: name.to_owned(),
                 version: 1,
-                labels: BTreeMap::new(),
+                labels: BTreeMap::from(labels),
                 replicas: Some(replicas),
                 stack: None,
                 cpu_limit_nanos: None,
@@ -82,6 +85,16 @@ impl Swarm for FakeSwarm {
 
     async fn update_replicas(&self, _: &str, _: u64, _: u64) -> SwarmResult<()> {
         unreachable!("the webhook never sets replicas")
+    }
+
+    async fn scale(
+        &self,
+        _: &str,
+        _: u64,
+        _: u64,
+        _: &BTreeMap<String, String>,
+    ) -> SwarmResult<()> {
+        unreachable!("the webhook never scales")
     }
 
     async fn update_labels(
