@@ -21,7 +21,7 @@ use futures_util::stream::{self, StreamExt};
 use super::rates::{elapsed_secs, increase};
 use super::{aggregate, running, MetricError, Reading, TaskError, TaskValue};
 use crate::policy::{Aggregate, Resource};
-use crate::swarm::{ContainerStats, ServiceInfo, Swarm};
+use crate::swarm::{ContainerStats, ServiceInfo, Swarm, TaskInfo};
 
 /// Reads engine stats; remembers each container's previous sample per resource.
 pub struct DockerReader<S> {
@@ -56,7 +56,9 @@ impl<S: Swarm> DockerReader<S> {
         resource: Resource,
     ) -> Result<Reading, MetricError> {
         let tasks = self.swarm.list_tasks(&service.id).await?;
-        let running: Vec<_> = running(&tasks).collect();
+        // Owned tasks: a closure over borrowed ones is not `Send` for every lifetime, which the
+        // reconcile loop's spawned futures need.
+        let running: Vec<TaskInfo> = running(&tasks).cloned().collect();
         if running.is_empty() {
             return Err(MetricError::NoRunningTasks {
                 service: service.name.clone(),

@@ -42,6 +42,14 @@ const SHORTHAND: [&str; 5] = [MIN, MAX, CPU, MEMORY, RPS];
 /// The query the `io.swarmpilot.rps` shorthand reads.
 pub const RPS_QUERY: &str = r#"sum(rate(http_requests_total{service="{{service}}"}[1m]))"#;
 
+/// Whether the labels declare a policy, or try to: any `io.swarmpilot.` label other than the
+/// operator's own records, so a misspelt shorthand label is reported rather than ignored.
+pub fn has_policy(labels: &BTreeMap<String, String>) -> bool {
+    labels
+        .keys()
+        .any(|key| key.starts_with(PREFIX) && key != OVERRIDE && key != STATE)
+}
+
 /// The policy that `service_name`'s labels declare: `None` when it has none.
 pub fn decode(
     service_name: &str,

@@ -2,7 +2,9 @@
 //! at once on Swarm service events.
 
 pub mod controller;
+pub mod service;
 pub mod status;
 
 pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};
+pub use service::{PolicyReconciler, ReconcileError, ReconcileOptions, ServiceMemory};
 pub use status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};

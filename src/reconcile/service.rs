@@ -1,0 +1,437 @@
+//! The swarmpilot reconciler: for one service, read its labels, observe its metrics, decide, and
+//! write the replica count together with the operator's state label.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
+
+use super::controller::{Action, Backoff, Reconciler, ServiceRef};
+use super::status::{DecisionRecord, MetricStatus, Sample, StatusStore};
+use crate::decide::{
+    self, Decision, History, MetricOutcome, MetricSample, Observation, TaskObservation, TaskPhase,
+};
+use crate::metrics::{MetricReading, Observer, Targets};
+use crate::policy::{labels, Diagnostics, Override, ScalingPolicy};
+use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo, TaskState};
+
+/// How the reconciler behaves, beyond what each policy says.
+#[derive(Clone, Debug)]
+pub struct ReconcileOptions {
+    /// Decide and report, but never write (like every policy in `recommend` mode).
+    pub dry_run: bool,
+    /// The longest a metric read may take; a slower source counts as failed for that reconcile.
+    pub metric_deadline: Duration,
+    /// How soon a service whose labels are malformed is looked at again (an edit also wakes it).
+    pub invalid_policy_retry: Duration,
+    /// How soon to retry after the service changed under a write.
+    pub conflict_retry: Duration,
+    /// The longest pause after consecutive failures.
+    pub max_backoff: Duration,
+    /// Only services carrying all these labels are watched (`--selector k=v`), so several
+    /// operators, or an operator and a test, can share one Swarm.
+    pub selector: BTreeMap<String, String>,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            metric_deadline: Duration::from_secs(10),
+            invalid_policy_retry: Duration::from_secs(60),
+            conflict_retry: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            selector: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why a reconcile failed; every failure is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+    /// The override label is malformed: the operator changes nothing rather than guess what the
+    /// person who set it wanted.
+    #[error("label {label} is malformed, so no change is made until it is fixed or removed: {diagnostics}")]
+    Label {
+        label: &'static str,
+        diagnostics: Diagnostics,
+    },
+}
+
+/// What the reconciler remembers of one service between reconciles.
+#[derive(Debug, Default)]
+pub struct ServiceMemory {
+    /// The decision history; `None` until first loaded from the state label.
+    history: Option<History>,
+    /// The diagnostics last logged, so a malformed label is logged once, not every minute.
+    reported: Vec<String>,
+}
+
+/// Observes, decides and actuates one service at a time.
+pub struct PolicyReconciler<S: Swarm, T: Targets> {
+    swarm: Arc<S>,
+    observer: Observer<S, T>,
+    status: Arc<StatusStore>,
+    options: ReconcileOptions,
+}
+
+impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
+    pub fn new(
+        swarm: Arc<S>,
+        observer: Observer<S, T>,
+        status: Arc<StatusStore>,
+        options: ReconcileOptions,
+    ) -> Self {
+        Self {
+            swarm,
+            observer,
+            status,
+            options,
+        }
+    }
+
+    fn report_invalid(
+        &self,
+        service: &ServiceInfo,
+        memory: &mut ServiceMemory,
+        diagnostics: Vec<String>,
+    ) {
+        if memory.reported != diagnostics {
+            tracing::warn!(service = %service.name, problems = %diagnostics.join("; "), "policy not applied");
+            memory.reported.clone_from(&diagnostics);
+        }
+        self.status.update(&service.name, |status| {
+            status.service_id.clone_from(&service.id);
+            status.policy = None;
+            status.diagnostics = diagnostics;
+            status.current = service.replicas.and_then(|r| u32::try_from(r).ok());
+            status.desired = None;
+            status.last_reconcile = Some(Utc::now());
+        });
+    }
+
+    /// The policy to apply, or the problems that stop it from applying.
+    fn policy_of(service: &ServiceInfo) -> Result<Option<(ScalingPolicy, u32)>, Vec<String>> {
+        let lines = |diagnostics: Diagnostics| -> Vec<String> {
+            diagnostics.0.iter().map(ToString::to_string).collect()
+        };
+        let Some(policy) = labels::decode(&service.name, &service.labels).map_err(lines)? else {
+            return Ok(None);
+        };
+        if policy.service() != service.name {
+            return Err(vec![format!(
+                "spec.service: names service {:?}, but the policy label is on service {:?}",
+                policy.service(),
+                service.name
+            )]);
+        }
+        let Some(replicas) = service.replicas else {
+            return Err(vec![
+                "the service is in global mode: only replicated services can be scaled".to_owned(),
+            ]);
+        };
+        let current = u32::try_from(replicas).map_err(|_| {
+            vec![format!(
+                "the service has {replicas} replicas, more than swarmpilot can count"
+            )]
+        })?;
+        Ok(Some((policy, current)))
+    }
+
+    async fn reconcile_service(
+        &self,
+        service: &ServiceRef,
+        memory: &mut ServiceMemory,
+    ) -> Result<Action, ReconcileError> {
+        let info = match self.swarm.inspect_service(&service.id).await {
+            Ok(info) => info,
+            Err(SwarmError::NotFound(_)) => {
+                self.status.remove(&service.name);
+                return Ok(Action::AwaitChange);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let (policy, current) = match Self::policy_of(&info) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                self.status.remove(&info.name);
+                return Ok(Action::AwaitChange);
+            }
+            Err(diagnostics) => {
+                self.report_invalid(&info, memory, diagnostics);
+                return Ok(Action::Requeue(self.options.invalid_policy_retry));
+            }
+        };
+        memory.reported.clear();
+        let override_ =
+            labels::decode_override(&info.labels).map_err(|diagnostics| ReconcileError::Label {
+                label: labels::OVERRIDE,
+                diagnostics,
+            })?;
+
+        let tasks = self.swarm.list_tasks(&info.id).await?;
+        let readings = self
+            .observer
+            .read_policy(&info, &policy.spec, self.options.metric_deadline)
+            .await;
+        let observation = observe(current, &tasks, &readings);
+        let now = Utc::now();
+        let history = match memory.history.take() {
+            Some(history) => history,
+            None => restored_history(&info, current, now),
+        };
+        let decision = decide::decide(&policy, &observation, &history, override_.as_ref(), now);
+
+        let write = decision.should_scale() && !self.options.dry_run;
+        let next_history = history.record(&policy.spec, &decision, write, now);
+        if write {
+            let state = BTreeMap::from([(
+                labels::STATE.to_owned(),
+                labels::encode_state(&next_history),
+            )]);
+            match self
+                .swarm
+                .scale(&info.id, info.version, u64::from(decision.desired), &state)
+                .await
+            {
+                Ok(()) => {}
+                Err(SwarmError::Conflict { .. }) => {
+                    tracing::info!(service = %info.name, "service changed since it was read; deciding again");
+                    memory.history = Some(history);
+                    return Ok(Action::Requeue(self.options.conflict_retry));
+                }
+                Err(error) => {
+                    memory.history = Some(history);
+                    return Err(error.into());
+                }
+            }
+        }
+        memory.history = Some(next_history);
+        if decision.override_expired && !self.options.dry_run {
+            self.remove_expired_override(&info.id).await;
+        }
+
+        tracing::info!(
+            service = %info.name,
+            current,
+            desired = decision.desired,
+            reason = ?decision.reason,
+            applied = write,
+            "{}",
+            decision.message
+        );
+        self.record_status(&info, &policy, &readings, &decision, override_, write, now);
+        Ok(Action::Requeue(policy.spec.interval.as_std()))
+    }
+
+    /// Removes an expired override label; losing a race here is harmless (the next reconcile
+    /// sees the label again and retries), so failures are only logged.
+    async fn remove_expired_override(&self, id: &str) {
+        let result = async {
+            let info = self.swarm.inspect_service(id).await?;
+            if !info.labels.contains_key(labels::OVERRIDE) {
+                return Ok(());
+            }
+            self.swarm
+                .update_labels(
+                    id,
+                    info.version,
+                    &BTreeMap::new(),
+                    &[labels::OVERRIDE.to_owned()],
+                )
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => tracing::info!(service = id, "expired override removed"),
+            Err(error) => {
+                tracing::warn!(service = id, %error, "could not remove the expired override yet")
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_status(
+        &self,
+        info: &ServiceInfo,
+        policy: &ScalingPolicy,
+        readings: &[MetricReading],
+        decision: &Decision,
+        override_: Option<Override>,
+        applied: bool,
+        now: DateTime<Utc>,
+    ) {
+        let metrics: Vec<MetricStatus> = readings
+            .iter()
+            .map(|reading| MetricStatus {
+                name: reading.name.clone(),
+                value: reading.result.as_ref().ok().map(|r| r.value),
+                error: reading.result.as_ref().err().map(ToString::to_string),
+                recommendation: decision
+                    .per_metric
+                    .iter()
+                    .find(|outcome| outcome.name == reading.name)
+                    .and_then(MetricOutcome::replicas),
+            })
+            .collect();
+        let load_metric = policy
+            .spec
+            .forecast
+            .as_ref()
+            .map(|forecast| forecast.metric.as_str())
+            .or_else(|| {
+                policy
+                    .spec
+                    .metrics
+                    .first()
+                    .map(|metric| metric.name.as_str())
+            });
+        let demand = metrics
+            .iter()
+            .find(|m| Some(m.name.as_str()) == load_metric)
+            .and_then(|m| m.value);
+        self.status.update(&info.name, |status| {
+            status.service_id.clone_from(&info.id);
+            status.policy = Some(policy.clone());
+            status.diagnostics.clear();
+            status.current = Some(decision.current);
+            status.desired = Some(decision.desired);
+            status.metrics = metrics;
+            status.traffic_state = decision.traffic_state;
+            status.override_ = override_.filter(|o| o.is_active(now));
+            status.last_reconcile = Some(now);
+            status.last_error = None;
+            status.push_decision(DecisionRecord {
+                at: now,
+                current: decision.current,
+                desired: decision.desired,
+                reason: format!("{:?}", decision.reason),
+                message: decision.message.clone(),
+                applied,
+            });
+            status.push_sample(Sample {
+                at: now,
+                demand,
+                replicas: decision.current,
+                desired: decision.desired,
+                forecast: status.forecast,
+                state: decision.traffic_state,
+            });
+        });
+    }
+}
+
+/// The history kept in the state label, plus the current count as a recommendation made now, so
+/// a restarted operator waits a full stabilization window before scaling in, as a fresh HPA
+/// controller does.
+fn restored_history(info: &ServiceInfo, current: u32, now: DateTime<Utc>) -> History {
+    let mut history = match labels::decode_state(&info.labels) {
+        Ok(state) => state.unwrap_or_default(),
+        Err(diagnostics) => {
+            // The state label only carries rate-limit memory: starting afresh is safe.
+            tracing::warn!(service = %info.name, %diagnostics, "ignoring a malformed state label");
+            History::default()
+        }
+    };
+    history.recommendations.push((now, current));
+    history
+}
+
+/// The decision engine's view of the service: its tasks and one sample per metric.
+pub fn observe(current: u32, tasks: &[TaskInfo], readings: &[MetricReading]) -> Observation {
+    let mut observation = Observation::new(current);
+    observation.tasks = tasks
+        .iter()
+        .filter_map(|task| {
+            let phase = match (task.state, task.desired_running) {
+                (TaskState::Stopped, _) => return None,
+                (_, false) => TaskPhase::ShuttingDown,
+                (TaskState::Starting, true) => TaskPhase::Starting,
+                (TaskState::Running, true) => TaskPhase::Running,
+            };
+            let started_at = (phase == TaskPhase::Running)
+                .then_some(task.since)
+                .flatten();
+            Some(TaskObservation {
+                id: task.id.clone(),
+                phase,
+                started_at,
+            })
+        })
+        .collect();
+    observation.metrics = readings
+        .iter()
+        .map(|reading| {
+            let sample = match &reading.result {
+                Ok(value) if value.tasks.is_empty() => MetricSample::value(value.value),
+                Ok(value) => MetricSample::Reading(decide::MetricReading {
+                    value: value.value,
+                    per_task: Some(
+                        value
+                            .tasks
+                            .iter()
+                            .map(|task| (task.task_id.clone(), task.value))
+                            .collect(),
+                    ),
+                }),
+                Err(error) => MetricSample::failed(error.to_string()),
+            };
+            (reading.name.clone(), sample)
+        })
+        .collect();
+    observation
+}
+
+impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
+    type State = ServiceMemory;
+    type Error = ReconcileError;
+
+    fn wants(&self, service: &ServiceInfo) -> bool {
+        let selected = self
+            .options
+            .selector
+            .iter()
+            .all(|(key, value)| service.labels.get(key) == Some(value));
+        selected && labels::has_policy(&service.labels)
+    }
+
+    fn new_state(&self, _: &ServiceRef) -> ServiceMemory {
+        ServiceMemory::default()
+    }
+
+    async fn reconcile(
+        &self,
+        service: &ServiceRef,
+        memory: &mut ServiceMemory,
+    ) -> Result<Action, ReconcileError> {
+        let span = tracing::info_span!("reconcile", service = %service.name);
+        let started = Instant::now();
+        let result = self
+            .reconcile_service(service, memory)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| {
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "reconciled"
+            )
+        });
+        result
+    }
+
+    fn error_policy(&self, service: &ServiceRef, error: &ReconcileError, failures: u32) -> Action {
+        tracing::warn!(service = %service.name, %error, failures, "reconcile failed");
+        self.status.update(&service.name, |status| {
+            status.last_error = Some(error.to_string())
+        });
+        Action::Requeue(Backoff::after(failures, self.options.max_backoff))
+    }
+
+    fn forget(&self, service: &ServiceRef) {
+        self.status.remove(&service.name);
+    }
+}

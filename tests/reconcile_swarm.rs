@@ -1,0 +1,372 @@
+//! The reconcile loop on the real local Swarm, driven by a metric the test sets through a real
+//! Prometheus server: HPA counts, rate limits, stabilization, recommend mode, a garbage policy
+//! beside a good one, and a write that loses a race.
+
+mod common;
+#[path = "common/exporter.rs"]
+mod exporter;
+#[path = "common/prometheus.rs"]
+mod prometheus_server;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{docker, swarm, unique_name, TestService};
+use exporter::{Behavior, Exporter};
+use prometheus_server::PrometheusServer;
+use swarmpilot::metrics::{Observer, PrometheusClientConfig, ScrapeConfig};
+use swarmpilot::reconcile::{
+    controller, ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker,
+};
+use swarmpilot::swarm::{
+    ContainerStats, DockerSwarm, EventStream, ServiceInfo, Swarm, SwarmResult, TaskInfo,
+};
+use tokio_util::sync::CancellationToken;
+
+const RUN_LABEL: &str = "sp.test.run";
+
+/// The operator's loop, in-process, watching only the services labelled with `run`.
+struct Operator {
+    status: Arc<StatusStore>,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Operator {
+    fn start<S: Swarm>(swarm: Arc<S>, prometheus: &PrometheusServer, run: &str) -> Operator {
+        let status = Arc::new(StatusStore::default());
+        let prometheus = PrometheusClientConfig {
+            default_url: Some(prometheus.url.clone()),
+            ..Default::default()
+        };
+        let observer =
+            Observer::new(Arc::clone(&swarm), prometheus, ScrapeConfig::default()).unwrap();
+        let options = ReconcileOptions {
+            selector: BTreeMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
+            ..Default::default()
+        };
+        let reconciler = Arc::new(PolicyReconciler::new(
+            Arc::clone(&swarm),
+            observer,
+            Arc::clone(&status),
+            options,
+        ));
+        let config = ControllerConfig {
+            resync: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let shutdown = CancellationToken::new();
+        let (_waker, wakes) = Waker::new();
+        let handle = tokio::spawn(controller::run(
+            swarm,
+            reconciler,
+            config,
+            wakes,
+            shutdown.clone(),
+        ));
+        Operator {
+            status,
+            shutdown,
+            handle,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle.await.unwrap();
+    }
+}
+
+fn policy(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: swarmpilot.io/v1alpha1
+kind: ScalingPolicy
+metadata: {{name: {name}}}
+spec:
+  minReplicas: 1
+  maxReplicas: 8
+  interval: 1s
+  metrics:
+    - name: load
+      prometheus: {{query: 'sp_load{{job=\"test\"}}'}}
+      target: {{averageValue: 10}}
+{extra_spec}"
+    )
+}
+
+fn service_with_policy(prefix: &str, run: &str, policy_of: impl Fn(&str) -> String) -> TestService {
+    // The name is only known once created, so the policy label is added right after.
+    let service = TestService::sleeping(prefix, 1, &["--label", &format!("{RUN_LABEL}={run}")]);
+    let label = format!("io.swarmpilot.policy={}", policy_of(&service.name));
+    docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--quiet",
+        "--label-add",
+        &label,
+        &service.id,
+    ]);
+    service
+}
+
+async fn replicas_of<S: Swarm>(swarm: &S, id: &str) -> u64 {
+    swarm.inspect_service(id).await.unwrap().replicas.unwrap()
+}
+
+/// Polls the replica count until it is `want`, returning every distinct count seen on the way.
+async fn wait_for_replicas<S: Swarm>(swarm: &S, id: &str, want: u64) -> Vec<u64> {
+    let mut seen = vec![replicas_of(swarm, id).await];
+    for _ in 0..900 {
+        let now = replicas_of(swarm, id).await;
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        if now == want {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("service {id} never reached {want} replicas; saw {seen:?}");
+}
+
+async fn load_source(load: f64) -> (Exporter, PrometheusServer) {
+    let exporter = Exporter::start(Behavior::Text(format!("sp_load {load}\n"))).await;
+    let prometheus = PrometheusServer::start(&[exporter.addr]).await;
+    prometheus.wait_targets_up().await;
+    (exporter, prometheus)
+}
+
+/// Waits until Prometheus answers the gauge with `value`, so the next reconcile sees it.
+async fn wait_prometheus_sees(prometheus: &PrometheusServer, value: f64) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        let answer: serde_json::Value = http
+            .get(format!("{}/api/v1/query", prometheus.url))
+            .query(&[("query", "sp_load")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if answer["data"]["result"][0]["value"][1].as_str() == Some(&value.to_string()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("Prometheus never saw sp_load = {value}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_to_the_hpa_count_within_the_rate_limit_and_down_only_after_the_window() {
+    let swarm = Arc::new(swarm().await);
+    let (exporter, prometheus) = load_source(10.0).await;
+    let run = unique_name("run");
+    let service = service_with_policy("reconcile-hpa", &run, |name| {
+        policy(
+            name,
+            "  behavior:
+    scaleUp: {policies: [{type: Replicas, value: 2, period: 10s}]}
+    scaleDown: {stabilizationWindow: 8s, policies: [{type: Percent, value: 100, period: 1s}]}
+",
+        )
+    });
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus, &run);
+
+    // 50 against a target of 10 per replica is 5 replicas, reached 2 at a time per 10 s.
+    exporter.text("sp_load 50\n");
+    wait_prometheus_sees(&prometheus, 50.0).await;
+    let seen = wait_for_replicas(&*swarm, &service.id, 5).await;
+    assert_eq!(seen, [1, 3, 5], "scale-up limited to 2 replicas per 10 s");
+    let status = operator.status.get(&service.name).unwrap();
+    let first_up = status.decisions.iter().find(|d| d.desired == 3).unwrap();
+    assert_eq!(first_up.reason, "ScaleUpLimit", "{first_up:?}");
+    assert!(first_up.applied);
+
+    // Back to 10: one replica, but only once the 8 s window has no higher recommendation.
+    let lowered_at = chrono::Utc::now();
+    exporter.text("sp_load 10\n");
+    wait_prometheus_sees(&prometheus, 10.0).await;
+    let seen_at = chrono::Utc::now();
+    let seen = wait_for_replicas(&*swarm, &service.id, 1).await;
+    assert_eq!(seen, [5, 1]);
+    let status = operator.status.get(&service.name).unwrap();
+    let held: Vec<_> = status
+        .decisions
+        .iter()
+        .filter(|d| d.at >= seen_at && d.desired == 5)
+        .collect();
+    assert!(
+        !held.is_empty(),
+        "decisions after the drop hold at 5: {:?}",
+        status.decisions
+    );
+    assert!(held.iter().all(|d| d.reason == "Stabilized"), "{held:?}");
+    let down = status
+        .decisions
+        .iter()
+        .find(|d| d.desired == 1 && d.at >= seen_at)
+        .unwrap();
+    // The last decision made before the load dropped recommended 5: the window starts there.
+    let last_high = status
+        .decisions
+        .iter()
+        .rfind(|d| d.at < lowered_at)
+        .unwrap();
+    assert!(
+        down.at - last_high.at >= chrono::Duration::seconds(8),
+        "scaled in at {} though 5 was recommended at {}",
+        down.at,
+        last_high.at
+    );
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommend_mode_never_writes_and_a_garbage_policy_does_not_stop_the_others() {
+    let swarm = Arc::new(swarm().await);
+    let (_exporter, prometheus) = load_source(30.0).await;
+    let run = unique_name("run");
+    let enforced = service_with_policy("reconcile-enforce", &run, |name| policy(name, ""));
+    let recommended = service_with_policy("reconcile-recommend", &run, |name| {
+        policy(name, "").replace("interval: 1s", "interval: 1s\n  mode: recommend")
+    });
+    let garbage = service_with_policy("reconcile-garbage", &run, |_| {
+        "spec: [not, a, policy".to_owned()
+    });
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus, &run);
+
+    wait_for_replicas(&*swarm, &enforced.id, 3).await;
+    for _ in 0..300 {
+        let decided = operator
+            .status
+            .get(&recommended.name)
+            .map(|status| status.decisions.iter().filter(|d| d.desired == 3).count())
+            .unwrap_or(0);
+        if decided >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = operator.status.get(&recommended.name).unwrap();
+    assert!(
+        status.decisions.iter().filter(|d| d.desired == 3).count() >= 3,
+        "{:?}",
+        status.decisions
+    );
+    assert!(
+        status.decisions.iter().all(|d| !d.applied),
+        "{:?}",
+        status.decisions
+    );
+    assert_eq!(
+        replicas_of(&*swarm, &recommended.id).await,
+        1,
+        "recommend mode wrote"
+    );
+
+    let status = operator.status.get(&garbage.name).unwrap();
+    assert!(status.policy.is_none());
+    assert!(!status.diagnostics.is_empty());
+    assert!(
+        status
+            .diagnostics
+            .iter()
+            .any(|d| d.contains("io.swarmpilot.policy")),
+        "{:?}",
+        status.diagnostics
+    );
+    assert_eq!(replicas_of(&*swarm, &garbage.id).await, 1);
+    operator.stop().await;
+}
+
+/// The real Swarm, but someone updates the service between the operator's read and its write.
+struct Interfering {
+    inner: DockerSwarm,
+    interfered: AtomicBool,
+}
+
+impl Swarm for Interfering {
+    async fn list_services(&self) -> SwarmResult<Vec<ServiceInfo>> {
+        self.inner.list_services().await
+    }
+    async fn inspect_service(&self, name_or_id: &str) -> SwarmResult<ServiceInfo> {
+        self.inner.inspect_service(name_or_id).await
+    }
+    async fn update_replicas(&self, id: &str, version: u64, replicas: u64) -> SwarmResult<()> {
+        self.inner.update_replicas(id, version, replicas).await
+    }
+    async fn scale(
+        &self,
+        id: &str,
+        version: u64,
+        replicas: u64,
+        set: &BTreeMap<String, String>,
+    ) -> SwarmResult<()> {
+        if !self.interfered.swap(true, Ordering::SeqCst) {
+            docker(&[
+                "service",
+                "update",
+                "--detach",
+                "--quiet",
+                "--label-add",
+                "concurrent=kept",
+                id,
+            ]);
+        }
+        self.inner.scale(id, version, replicas, set).await
+    }
+    async fn update_labels(
+        &self,
+        id: &str,
+        version: u64,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> SwarmResult<()> {
+        self.inner.update_labels(id, version, set, remove).await
+    }
+    async fn list_tasks(&self, service_id: &str) -> SwarmResult<Vec<TaskInfo>> {
+        self.inner.list_tasks(service_id).await
+    }
+    async fn container_stats(&self, container_id: &str) -> SwarmResult<ContainerStats> {
+        self.inner.container_stats(container_id).await
+    }
+    async fn ping(&self) -> SwarmResult<()> {
+        self.inner.ping().await
+    }
+    fn events(&self) -> EventStream {
+        self.inner.events()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_loses_a_race_is_retried_and_never_overwrites_the_other_change() {
+    let swarm = Arc::new(Interfering {
+        inner: swarm().await,
+        interfered: AtomicBool::new(false),
+    });
+    let (_exporter, prometheus) = load_source(20.0).await;
+    let run = unique_name("run");
+    let service = service_with_policy("reconcile-race", &run, |name| policy(name, ""));
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus, &run);
+
+    wait_for_replicas(&*swarm, &service.id, 2).await;
+    assert!(
+        swarm.interfered.load(Ordering::SeqCst),
+        "the race was staged"
+    );
+    let labels = swarm.inspect_service(&service.id).await.unwrap().labels;
+    assert_eq!(
+        labels.get("concurrent").map(String::as_str),
+        Some("kept"),
+        "the concurrent change survived"
+    );
+    assert!(
+        labels.contains_key("io.swarmpilot.state"),
+        "the scale was recorded with the state label"
+    );
+    operator.stop().await;
+}
