@@ -163,6 +163,11 @@ fn malformed_policy_label_names_the_label_and_the_field() {
             "label io.swarmpilot.policy at spec.metrics: must list at least one metric",
         ]
     );
+    let deep = "[".repeat(5000);
+    assert_eq!(
+        problems(decode("web", &labels(&[(POLICY, &deep)]))),
+        vec!["label io.swarmpilot.policy: nests '[' or '{' deeper than 32 levels (at line 1)"]
+    );
     let found = problems(decode("web", &labels(&[(POLICY, "maxReplicas: [")])));
     assert!(
         found[0].starts_with("label io.swarmpilot.policy: invalid YAML"),

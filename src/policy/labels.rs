@@ -13,7 +13,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 
 use super::diagnostic::{serde_path, Diagnostic, Diagnostics};
 use super::duration::HumanDuration;
-use super::parse::{policy_from_value, text_of};
+use super::parse::{load, policy_from_value, text_of};
 use super::state::{Override, ScaleState};
 use super::types::*;
 
@@ -162,9 +162,14 @@ fn unknown_labels(labels: &BTreeMap<String, String>) -> Vec<Diagnostic> {
 /// `io.swarmpilot.policy`: a whole document, or only a `spec` (then named after the service).
 fn from_policy_label(service_name: &str, text: &str) -> Result<ScalingPolicy, Diagnostics> {
     let where_ = format!("label {POLICY}");
-    let value: Yaml = serde_yaml::from_str(text_of(text.as_bytes())?)
-        .map_err(|error| Diagnostics::one("", format!("invalid YAML: {error}")))
-        .map_err(|found| found.within(&where_))?;
+    let mut documents = load(text).map_err(|found| found.within(&where_))?;
+    if documents.len() != 1 {
+        return Err(Diagnostics::one(
+            where_,
+            format!("must hold one YAML document, found {}", documents.len()),
+        ));
+    }
+    let value = documents.remove(0).1;
     let whole = matches!(&value, Yaml::Mapping(m)
         if ["apiVersion", "kind", "metadata", "spec"].iter().any(|k| m.contains_key(*k)));
     let value = if whole {

@@ -2,9 +2,11 @@
 //! checks against the schema, then the typed document and its semantic validation.
 //!
 //! Hostile input is bounded before it reaches the YAML parser: text over [`MAX_INPUT_BYTES`]
-//! is refused outright; the parser itself refuses nesting deeper than 128 levels and alias
-//! expansion beyond its repetition limit (a "billion laughs" document), so every input ends in
-//! a diagnostic, never a panic, a stack overflow or unbounded memory.
+//! is refused outright, and so is flow nesting (`[`, `{`) deeper than [`MAX_FLOW_DEPTH`], because
+//! the YAML scanner's time grows with the square of the flow depth. The parser itself refuses
+//! values nested deeper than 128 levels and alias expansion beyond its repetition limit (a
+//! "billion laughs" document). Every input ends in a diagnostic, never a panic, a stack
+//! overflow, unbounded memory or unbounded time.
 
 use std::sync::OnceLock;
 
@@ -20,6 +22,10 @@ use super::validate::validate;
 /// The largest policy input accepted, in bytes (1 MiB): far above any real policy, far below
 /// what could hurt the operator. Docker caps a service spec at a similar size anyway.
 pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
+
+/// The deepest `[`/`{` nesting accepted. Brackets are counted without regard to quoting, so
+/// a string with this many unbalanced opening brackets is refused too; no policy needs either.
+pub const MAX_FLOW_DEPTH: usize = 32;
 
 /// One YAML document holding a whole `ScalingPolicy`, parsed and validated.
 pub fn parse(text: &str) -> Result<ScalingPolicy, Diagnostics> {
@@ -107,9 +113,33 @@ fn check_size(len: usize) -> Result<(), Diagnostics> {
     Ok(())
 }
 
+/// Refuses flow nesting beyond [`MAX_FLOW_DEPTH`], counting every bracket: a scan that tried
+/// to skip quoted text could be misled by an apostrophe in a plain scalar.
+fn check_flow_depth(text: &str) -> Result<(), Diagnostics> {
+    let mut depth = 0usize;
+    for (offset, byte) in text.bytes().enumerate() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    let line = text[..offset].matches('\n').count() + 1;
+                    return Err(Diagnostics::one(
+                        "",
+                        format!("nests '[' or '{{' deeper than {MAX_FLOW_DEPTH} levels (at line {line})"),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The non-empty documents of a YAML stream with their positions in it.
-fn load(text: &str) -> Result<Vec<(usize, Yaml)>, Diagnostics> {
+pub(crate) fn load(text: &str) -> Result<Vec<(usize, Yaml)>, Diagnostics> {
     check_size(text.len())?;
+    check_flow_depth(text)?;
     let mut documents = Vec::new();
     for (position, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         match Yaml::deserialize(document) {
