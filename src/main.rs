@@ -22,6 +22,14 @@ enum Command {
     Validate(cli::validate::Args),
     /// Write or print the JSON Schema and CRD of ScalingPolicy.
     Schema(cli::schema::Args),
+    /// Validate policies, then write each onto its service's policy label.
+    Apply(cli::apply::Args),
+    /// List the services that declare a policy.
+    Get,
+    /// Show a service's effective policy, override and scaling state.
+    Describe(cli::describe::Args),
+    /// Remove a service's policy labels.
+    Delete(cli::delete::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +37,9 @@ fn main() -> ExitCode {
     cli::exit(match &args.command {
         Command::Validate(command) => cli::validate::run(command, args.output),
         Command::Schema(command) => cli::schema::run(command, args.output),
+        Command::Apply(command) => cli::apply::run(command, args.output),
+        Command::Get => cli::get::run(args.output),
+        Command::Describe(command) => cli::describe::run(command, args.output),
+        Command::Delete(command) => cli::delete::run(command),
     })
 }

@@ -2,10 +2,18 @@
 //! and dispatches here. Every command returns an exit code or an error that main prints as one
 //! line on stderr.
 
+use std::future::Future;
+use std::io::Write;
 use std::process::ExitCode;
 
+pub mod apply;
+pub mod delete;
+pub mod describe;
 pub mod files;
+pub mod get;
+pub mod label_write;
 pub mod schema;
+mod table;
 pub mod validate;
 
 /// The global `-o/--output` format.
@@ -34,12 +42,33 @@ pub fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
 
 /// Prints `value` as YAML or JSON (`Output::Table` callers print their own text).
 pub fn print_structured<T: serde::Serialize>(value: &T, output: Output) -> anyhow::Result<()> {
+    write_structured(&mut std::io::stdout().lock(), value, output)
+}
+
+/// [`print_structured`] to any writer.
+pub fn write_structured<T: serde::Serialize>(
+    out: &mut dyn Write,
+    value: &T,
+    output: Output,
+) -> anyhow::Result<()> {
     match output {
         Output::Yaml => {
             // Through JSON, so enums read `{variant: value}` rather than YAML tags.
-            print!("{}", serde_yaml::to_string(&serde_json::to_value(value)?)?)
+            write!(
+                out,
+                "{}",
+                serde_yaml::to_string(&serde_json::to_value(value)?)?
+            )?
         }
-        Output::Json | Output::Table => println!("{}", serde_json::to_string_pretty(value)?),
+        Output::Json | Output::Table => writeln!(out, "{}", serde_json::to_string_pretty(value)?)?,
     }
     Ok(())
+}
+
+/// Runs an async command (one that talks to the Swarm) to completion.
+pub fn block_on<F: Future>(command: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(command))
 }

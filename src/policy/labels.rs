@@ -37,7 +37,8 @@ pub const STATE: &str = "io.swarmpilot.state";
 /// Every label swarmpilot reads; any other `io.swarmpilot.` label is reported as a typo.
 pub const KNOWN: [&str; 8] = [POLICY, MIN, MAX, CPU, MEMORY, RPS, OVERRIDE, STATE];
 const PREFIX: &str = "io.swarmpilot.";
-const SHORTHAND: [&str; 5] = [MIN, MAX, CPU, MEMORY, RPS];
+/// The shorthand labels, each standing for part of a policy without YAML.
+pub const SHORTHAND: [&str; 5] = [MIN, MAX, CPU, MEMORY, RPS];
 
 /// The query the `io.swarmpilot.rps` shorthand reads.
 pub const RPS_QUERY: &str = r#"sum(rate(http_requests_total{service="{{service}}"}[1m]))"#;

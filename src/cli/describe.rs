@@ -1,0 +1,196 @@
+//! `describe SERVICE`: the effective policy after defaults, the override and the operator's
+//! state, decoded from the service's labels, and every problem with them.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::{block_on, write_structured, Output};
+use crate::policy::labels;
+use crate::policy::{Override, ScaleState, ScalingPolicy};
+use crate::swarm::{DockerSwarm, ServiceInfo, Swarm};
+
+/// What `describe` reports about one service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Description {
+    pub service: String,
+    pub id: String,
+    pub version: u64,
+    /// `None` for a global service.
+    pub replicas: Option<u64>,
+    /// The policy with every default written out; `None` when there is none or it is malformed.
+    pub policy: Option<ScalingPolicy>,
+    #[serde(rename = "override")]
+    pub override_: Option<Override>,
+    pub state: Option<ScaleState>,
+    /// Every problem with the service's swarmpilot labels.
+    pub diagnostics: Vec<String>,
+}
+
+/// Decodes every swarmpilot label of `service`; a malformed one is a diagnostic, not an error.
+pub fn describe(service: &ServiceInfo) -> Description {
+    let mut diagnostics = Vec::new();
+    let mut keep = |found: crate::policy::Diagnostics| {
+        diagnostics.extend(found.iter().map(|d| d.to_string()));
+    };
+    let policy = labels::decode(&service.name, &service.labels).unwrap_or_else(|e| {
+        keep(e);
+        None
+    });
+    let override_ = labels::decode_override(&service.labels).unwrap_or_else(|e| {
+        keep(e);
+        None
+    });
+    let state = labels::decode_state(&service.labels).unwrap_or_else(|e| {
+        keep(e);
+        None
+    });
+    Description {
+        service: service.name.clone(),
+        id: service.id.clone(),
+        version: service.version,
+        replicas: service.replicas,
+        policy: policy.map(|p| p.with_defaults()),
+        override_,
+        state,
+        diagnostics,
+    }
+}
+
+/// Prints the description in `output`; `table` is a readable report.
+pub fn write_description(
+    out: &mut dyn Write,
+    output: Output,
+    d: &Description,
+) -> anyhow::Result<()> {
+    if output != Output::Table {
+        return write_structured(out, d, output);
+    }
+    writeln!(out, "Name:      {}", d.service)?;
+    writeln!(out, "ID:        {}", d.id)?;
+    writeln!(out, "Version:   {}", d.version)?;
+    let replicas = d
+        .replicas
+        .map_or_else(|| "global".to_owned(), |r| r.to_string());
+    writeln!(out, "Replicas:  {replicas}")?;
+    let status = match (&d.policy, d.diagnostics.is_empty()) {
+        (_, false) => "invalid",
+        (Some(_), true) => "ok",
+        (None, true) => "none",
+    };
+    writeln!(out, "Policy:    {status}")?;
+    if !d.diagnostics.is_empty() {
+        writeln!(out, "Diagnostics:")?;
+        for diagnostic in &d.diagnostics {
+            writeln!(out, "  {diagnostic}")?;
+        }
+    }
+    write_section(out, "Override", d.override_.as_ref())?;
+    write_section(out, "State", d.state.as_ref())?;
+    write_section(out, "Effective policy", d.policy.as_ref())?;
+    Ok(())
+}
+
+fn write_section(
+    out: &mut dyn Write,
+    title: &str,
+    value: Option<&impl Serialize>,
+) -> anyhow::Result<()> {
+    let Some(value) = value else {
+        writeln!(out, "{title}: none")?;
+        return Ok(());
+    };
+    writeln!(out, "{title}:")?;
+    let yaml = serde_yaml::to_string(&serde_json::to_value(value)?)?;
+    for line in yaml.lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
+/// Arguments of `swarmpilot describe`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service's name or ID.
+    pub service: String,
+}
+
+/// `swarmpilot describe SERVICE`.
+pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
+    let info = block_on(async {
+        let swarm = DockerSwarm::connect().await?;
+        swarm.inspect_service(&args.service).await
+    })??;
+    write_description(&mut std::io::stdout().lock(), output, &describe(&info))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::labels::{CPU, MAX, OVERRIDE, POLICY};
+
+    fn service(labels: &[(&str, &str)]) -> ServiceInfo {
+        ServiceInfo {
+            id: "abc".into(),
+            name: "web".into(),
+            version: 9,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            replicas: Some(2),
+            stack: None,
+            cpu_limit_nanos: None,
+            memory_limit_bytes: None,
+        }
+    }
+
+    #[test]
+    fn shows_the_policy_with_hpa_defaults_written_out() {
+        let d = describe(&service(&[(MAX, "6"), (CPU, "70")]));
+        assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
+        let policy = d.policy.clone().unwrap();
+        assert_eq!(policy.spec.service.as_deref(), Some("web"));
+        assert!(policy.spec.behavior.scale_down.is_some());
+        let mut out = Vec::new();
+        write_description(&mut out, Output::Table, &d).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Policy:    ok"), "{text}");
+        assert!(
+            text.contains("stabilizationWindow: 5m") || text.contains("stabilizationWindow: 300s"),
+            "{text}"
+        );
+        assert!(text.contains("Override: none"), "{text}");
+    }
+
+    #[test]
+    fn malformed_labels_are_diagnostics_and_the_rest_still_shows() {
+        let d = describe(&service(&[
+            (POLICY, "maxReplicas: [1"),
+            (OVERRIDE, "not json"),
+        ]));
+        assert_eq!(d.policy, None);
+        assert_eq!(d.override_, None);
+        assert!(
+            d.diagnostics.iter().any(|x| x.contains(POLICY)),
+            "{:?}",
+            d.diagnostics
+        );
+        assert!(
+            d.diagnostics.iter().any(|x| x.contains(OVERRIDE)),
+            "{:?}",
+            d.diagnostics
+        );
+        let mut out = Vec::new();
+        write_description(&mut out, Output::Yaml, &d).unwrap();
+        let value: serde_yaml::Value = serde_yaml::from_slice(&out).unwrap();
+        assert_eq!(value["service"].as_str(), Some("web"));
+        assert_eq!(
+            value["diagnostics"].as_sequence().map(|s| s.len()),
+            Some(d.diagnostics.len())
+        );
+    }
+}
