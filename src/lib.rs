@@ -11,6 +11,7 @@
 //! - [`swarm`]: the Swarm port, a small trait and its bollard adapter.
 //! - [`metrics`]: observing services through Prometheus, the tasks' exposition endpoints and Docker stats.
 //! - [`decide`]: the pure decision engine (HPA algorithm and behavior, overrides, fallback).
+//! - [`cli`]: the bodies of the `swarmpilot` commands; `main.rs` only parses arguments.
 //!
 //! Every reconcile is `observe -> decide -> actuate`; `decide` is a pure function of the policy,
 //! the observation, the history, any override and the time, so it can be tested exhaustively and

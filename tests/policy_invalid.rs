@@ -156,12 +156,12 @@ fn wrong_api_version_and_kind() {
     assert_diagnostic(
         &found,
         "apiVersion",
-        "must be swarmpilot.io/v1alpha1, got \"autoscaling/v2\"",
+        "must be swarmpilot.io/v1alpha1, got the string \"autoscaling/v2\"",
     );
     assert_diagnostic(
         &found,
         "kind",
-        "must be ScalingPolicy, got \"HorizontalPodAutoscaler\"",
+        "must be ScalingPolicy, got the string \"HorizontalPodAutoscaler\"",
     );
 }
 

@@ -15,14 +15,14 @@ pub const SCHEMA_FILE: &str = "scalingpolicy.schema.json";
 /// File name of the CRD-shaped YAML under `crds/`.
 pub const CRD_FILE: &str = "scalingpolicy.crd.yaml";
 
-/// The JSON Schema (draft 2020-12) of a whole `ScalingPolicy` document.
+/// The JSON Schema (draft 2020-12) of a whole `ScalingPolicy` document. Editors use it through
+/// a `# yaml-language-server: $schema=<path to crds/scalingpolicy.schema.json>` comment.
 pub fn json_schema() -> Value {
     let schema = SchemaSettings::draft2020_12()
         .into_generator()
         .into_root_schema_for::<ScalingPolicy>();
     let mut value = schema.to_value();
     if let Value::Object(object) = &mut value {
-        object.insert("$id".into(), Value::String(SCHEMA_ID.into()));
         object.insert("title".into(), Value::String(KIND.into()));
     }
     value

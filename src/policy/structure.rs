@@ -85,10 +85,11 @@ impl<'s> Walker<'s> {
             .or_else(|| schema.get("const").map(std::slice::from_ref))
         {
             if !allowed.iter().any(|candidate| same(value, candidate)) {
-                self.report(
-                    path,
-                    format!("must be one of {}, got {}", list(allowed), describe(value)),
-                );
+                let expected = match allowed {
+                    [only] => plain(only),
+                    _ => format!("one of {}", list(allowed)),
+                };
+                self.report(path, format!("must be {expected}, got {}", describe(value)));
                 return;
             }
         }
@@ -448,14 +449,14 @@ mod tests {
     #[test]
     fn enum_variants_with_data_report_inside_the_variant() {
         let found = problems(
-            "apiVersion: x\nkind: y\nmetadata: {name: web}\nspec:\n  maxReplicas: 3\n  metrics: []\n  fallback: {replicas: -1}\n",
+            "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\nspec:\n  maxReplicas: 3\n  metrics: []\n  fallback: {replicas: -1}\n",
         );
         assert_eq!(
             found,
             vec!["spec.fallback.replicas: must be at least 0, got -1"]
         );
         let found = problems(
-            "apiVersion: x\nkind: y\nmetadata: {name: web}\nspec:\n  maxReplicas: 3\n  metrics: []\n  fallback: sometimes\n",
+            "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\nspec:\n  maxReplicas: 3\n  metrics: []\n  fallback: sometimes\n",
         );
         assert_eq!(
             found,

@@ -21,8 +21,10 @@ pub const KIND: &str = "ScalingPolicy";
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScalingPolicy {
     /// Always `swarmpilot.io/v1alpha1`.
+    #[schemars(extend("const" = "swarmpilot.io/v1alpha1"))]
     pub api_version: String,
     /// Always `ScalingPolicy`.
+    #[schemars(extend("const" = "ScalingPolicy"))]
     pub kind: String,
     /// The policy's identity.
     pub metadata: Metadata,
