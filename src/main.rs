@@ -30,6 +30,8 @@ enum Command {
     Describe(cli::describe::Args),
     /// Remove a service's policy labels.
     Delete(cli::delete::Args),
+    /// Run the operator: the reconcile loop and its HTTP API, until SIGTERM or SIGINT.
+    Run(Box<cli::run::Args>),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +43,6 @@ fn main() -> ExitCode {
         Command::Get => cli::get::run(args.output),
         Command::Describe(command) => cli::describe::run(command, args.output),
         Command::Delete(command) => cli::delete::run(command),
+        Command::Run(command) => cli::run::run(command),
     })
 }

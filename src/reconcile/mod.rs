@@ -4,7 +4,9 @@
 pub mod controller;
 pub mod service;
 pub mod status;
+pub mod telemetry;
 
 pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};
 pub use service::{PolicyReconciler, ReconcileError, ReconcileOptions, ServiceMemory};
 pub use status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
+pub use telemetry::{NoTelemetry, Telemetry};

@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
 use super::status::{DecisionRecord, MetricStatus, Sample, StatusStore};
+use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::{
     self, Decision, History, MetricOutcome, MetricSample, Observation, TaskObservation, TaskPhase,
 };
@@ -76,6 +77,7 @@ pub struct PolicyReconciler<S: Swarm, T: Targets> {
     swarm: Arc<S>,
     observer: Observer<S, T>,
     status: Arc<StatusStore>,
+    telemetry: Arc<dyn Telemetry>,
     options: ReconcileOptions,
 }
 
@@ -90,8 +92,15 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             swarm,
             observer,
             status,
+            telemetry: Arc::new(NoTelemetry),
             options,
         }
+    }
+
+    /// Reports every reconcile and failure to `telemetry` (the operator's own metrics).
+    pub fn with_telemetry(mut self, telemetry: Arc<dyn Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     fn report_invalid(
@@ -147,13 +156,14 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         service: &ServiceRef,
         memory: &mut ServiceMemory,
     ) -> Result<Action, ReconcileError> {
+        let started = Instant::now();
         let info = match self.swarm.inspect_service(&service.id).await {
             Ok(info) => info,
             Err(SwarmError::NotFound(_)) => {
                 self.status.remove(&service.name);
                 return Ok(Action::AwaitChange);
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(self.engine_failed("inspect_service", error)),
         };
         let (policy, current) = match Self::policy_of(&info) {
             Ok(Some(found)) => found,
@@ -173,7 +183,11 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 diagnostics,
             })?;
 
-        let tasks = self.swarm.list_tasks(&info.id).await?;
+        let tasks = self
+            .swarm
+            .list_tasks(&info.id)
+            .await
+            .map_err(|error| self.engine_failed("list_tasks", error))?;
         let readings = self
             .observer
             .read_policy(&info, &policy.spec, self.options.metric_deadline)
@@ -206,7 +220,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 }
                 Err(error) => {
                     memory.history = Some(history);
-                    return Err(error.into());
+                    return Err(self.engine_failed("scale", error));
                 }
             }
         }
@@ -215,17 +229,32 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             self.remove_expired_override(&info.id).await;
         }
 
-        tracing::info!(
-            service = %info.name,
+        let reason = format!("{:?}", decision.reason);
+        let span = tracing::Span::current();
+        span.record("current", current);
+        span.record("desired", decision.desired);
+        span.record("reason", reason.as_str());
+        span.record("duration_ms", started.elapsed().as_millis() as u64);
+        tracing::info!(applied = write, "{}", decision.message);
+        for failed in readings.iter().filter(|reading| reading.result.is_err()) {
+            self.telemetry.metric_failed(&info.name, &failed.name);
+        }
+        self.telemetry.reconciled(
+            &info.name,
+            started.elapsed(),
+            &reason,
             current,
-            desired = decision.desired,
-            reason = ?decision.reason,
-            applied = write,
-            "{}",
-            decision.message
+            decision.desired,
         );
+        self.telemetry
+            .override_seen(&info.name, override_.as_ref().filter(|o| o.is_active(now)));
         self.record_status(&info, &policy, &readings, &decision, override_, write, now);
         Ok(Action::Requeue(policy.spec.interval.as_std()))
+    }
+
+    fn engine_failed(&self, operation: &str, error: SwarmError) -> ReconcileError {
+        self.telemetry.docker_failed(operation);
+        error.into()
     }
 
     /// Removes an expired override label; losing a race here is harmless (the next reconcile
@@ -408,19 +437,17 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
         service: &ServiceRef,
         memory: &mut ServiceMemory,
     ) -> Result<Action, ReconcileError> {
-        let span = tracing::info_span!("reconcile", service = %service.name);
-        let started = Instant::now();
-        let result = self
-            .reconcile_service(service, memory)
-            .instrument(span.clone())
-            .await;
-        span.in_scope(|| {
-            tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "reconciled"
-            )
-        });
-        result
+        let span = tracing::info_span!(
+            "reconcile",
+            service = %service.name,
+            current = tracing::field::Empty,
+            desired = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        self.reconcile_service(service, memory)
+            .instrument(span)
+            .await
     }
 
     fn error_policy(&self, service: &ServiceRef, error: &ReconcileError, failures: u32) -> Action {
@@ -433,5 +460,6 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
 
     fn forget(&self, service: &ServiceRef) {
         self.status.remove(&service.name);
+        self.telemetry.forgotten(&service.name);
     }
 }

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod overrides;
 pub mod routes;
 pub mod status;
+mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

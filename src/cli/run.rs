@@ -1,0 +1,195 @@
+//! `swarmpilot run`: the operator itself — the reconcile loop and the HTTP server side by side,
+//! until SIGTERM or SIGINT.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{Observer, PrometheusAuth, PrometheusClientConfig, ScrapeConfig};
+use crate::reconcile::controller::{self, Backoff};
+use crate::reconcile::{ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker};
+use crate::swarm::DockerSwarm;
+use crate::webhook::{self, AppState, Metrics, ServeArgs};
+
+/// Arguments of `swarmpilot run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub server: ServeArgs,
+    /// The Prometheus server of metrics whose policy names none.
+    #[arg(long, value_name = "URL", env = "SWARMPILOT_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// A file holding a bearer token for the Prometheus server (a Docker secret).
+    #[arg(long, value_name = "FILE", conflicts_with = "prometheus_user")]
+    pub prometheus_token_file: Option<PathBuf>,
+    /// A basic-auth user for the Prometheus server...
+    #[arg(long, value_name = "NAME", requires = "prometheus_password_file")]
+    pub prometheus_user: Option<String>,
+    /// ...and the file holding its password.
+    #[arg(long, value_name = "FILE", requires = "prometheus_user")]
+    pub prometheus_password_file: Option<PathBuf>,
+    /// Decide and report, but never change a service.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Watch only services with this label (`key=value`); repeat to require several.
+    #[arg(long = "selector", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub selector: Vec<(String, String)>,
+    /// How many services are reconciled at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, env = "SWARMPILOT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(operate(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+}
+
+async fn operate(args: &Args) -> anyhow::Result<()> {
+    let server_config = args
+        .server
+        .load()
+        .context("cannot load the server's token files")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let Some(swarm) = connect(&shutdown).await else {
+        return Ok(());
+    };
+    let swarm = Arc::new(swarm);
+    let status = Arc::new(StatusStore::default());
+    let metrics = Arc::new(Metrics::new());
+    let (waker, wakes) = Waker::new();
+    let observer = Observer::new(
+        Arc::clone(&swarm),
+        prometheus_config(args),
+        ScrapeConfig::default(),
+    )
+    .context("cannot set up the metric sources")?;
+    let options = ReconcileOptions {
+        dry_run: args.dry_run,
+        selector: args.selector.iter().cloned().collect::<BTreeMap<_, _>>(),
+        ..Default::default()
+    };
+    let reconciler =
+        PolicyReconciler::new(Arc::clone(&swarm), observer, Arc::clone(&status), options)
+            .with_telemetry(Arc::clone(&metrics) as Arc<dyn crate::reconcile::Telemetry>);
+
+    let state = AppState::new(Arc::clone(&swarm), status, waker, metrics, &server_config);
+    let server = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let result = webhook::serve(&server_config, state, shutdown.clone()).await;
+            // Without its API the operator cannot take overrides: stop rather than run half-deaf.
+            shutdown.cancel();
+            result
+        })
+    };
+    let config = ControllerConfig {
+        concurrency: args.concurrency,
+        ..Default::default()
+    };
+    tracing::info!(dry_run = args.dry_run, "swarmpilot is running");
+    controller::run(swarm, Arc::new(reconciler), config, wakes, shutdown.clone()).await;
+    shutdown.cancel();
+    server.await.context("the HTTP server panicked")??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Connects to the engine, retrying with backoff: an operator started before dockerd (or during
+/// its restart) waits for it rather than exiting. `None` when stopped while waiting.
+async fn connect(shutdown: &CancellationToken) -> Option<DockerSwarm> {
+    let mut backoff = Backoff::new(Duration::from_secs(30));
+    loop {
+        match DockerSwarm::connect().await {
+            Ok(swarm) => {
+                tracing::info!(api = %swarm.api_version(), "connected to the Docker engine");
+                return Some(swarm);
+            }
+            Err(error) => tracing::warn!(%error, "cannot reach the Docker engine; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
+fn prometheus_config(args: &Args) -> PrometheusClientConfig {
+    let auth = match (
+        &args.prometheus_token_file,
+        &args.prometheus_user,
+        &args.prometheus_password_file,
+    ) {
+        (Some(token_file), _, _) => Some(PrometheusAuth::Bearer {
+            token_file: token_file.clone(),
+        }),
+        (None, Some(username), Some(password_file)) => Some(PrometheusAuth::Basic {
+            username: username.clone(),
+            password_file: password_file.clone(),
+        }),
+        _ => None,
+    };
+    PrometheusClientConfig {
+        default_url: args.prometheus_url.clone(),
+        auth,
+        ..Default::default()
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM (what `docker service rm` and rolling updates send) or SIGINT.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop the operator with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing the updates in flight"),
+        _ = int.recv() => tracing::info!("SIGINT: finishing the updates in flight"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,36 @@
+//! What the loop reports about itself as it works, for whoever keeps the operator's own metrics
+//! (the webhook's `/metrics`); the loop does not know who listens.
+
+use std::time::Duration;
+
+use crate::policy::{Override, TrafficState};
+
+/// Receives the loop's events. Every method defaults to doing nothing.
+pub trait Telemetry: Send + Sync + 'static {
+    /// One finished reconcile and the decision it made.
+    fn reconciled(
+        &self,
+        _service: &str,
+        _duration: Duration,
+        _reason: &str,
+        _current: u32,
+        _desired: u32,
+    ) {
+    }
+    /// The forecast and traffic state the models gave, if any.
+    fn models(&self, _service: &str, _forecast: Option<f64>, _state: Option<TrafficState>) {}
+    /// The service's active override, or none.
+    fn override_seen(&self, _service: &str, _active: Option<&Override>) {}
+    /// One failed metric read.
+    fn metric_failed(&self, _service: &str, _metric: &str) {}
+    /// One failed Docker engine call, by operation.
+    fn docker_failed(&self, _operation: &str) {}
+    /// The service is no longer watched.
+    fn forgotten(&self, _service: &str) {}
+}
+
+/// Telemetry that goes nowhere, for tests and tools that run the loop without a server.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTelemetry;
+
+impl Telemetry for NoTelemetry {}

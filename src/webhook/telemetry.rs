@@ -1,0 +1,41 @@
+//! The operator's own metrics as the reconcile loop's [`Telemetry`] sink.
+
+use std::time::Duration;
+
+use super::Metrics;
+use crate::policy::{Override, TrafficState};
+use crate::reconcile::Telemetry;
+
+impl Telemetry for Metrics {
+    fn reconciled(
+        &self,
+        service: &str,
+        duration: Duration,
+        reason: &str,
+        current: u32,
+        desired: u32,
+    ) {
+        self.observe_reconcile(service, duration, reason, current, desired);
+    }
+
+    fn models(&self, service: &str, forecast: Option<f64>, state: Option<TrafficState>) {
+        self.set_forecast(service, forecast);
+        self.set_traffic_state(service, state);
+    }
+
+    fn override_seen(&self, service: &str, active: Option<&Override>) {
+        self.set_override(service, active);
+    }
+
+    fn metric_failed(&self, service: &str, metric: &str) {
+        self.count_metric_error(service, metric);
+    }
+
+    fn docker_failed(&self, operation: &str) {
+        self.count_docker_error(operation);
+    }
+
+    fn forgotten(&self, service: &str) {
+        self.forget_service(service);
+    }
+}
