@@ -21,6 +21,9 @@ pub(crate) fn check(value: &Yaml, root: &Json) -> Vec<Diagnostic> {
     walker.found
 }
 
+/// The schema name of [`HumanDuration`], checked by parsing rather than by its pattern.
+const DURATION: &str = "Duration";
+
 struct Walker<'s> {
     root: &'s Json,
     found: Vec<Diagnostic>,
@@ -42,9 +45,6 @@ impl<'s> Walker<'s> {
     }
 
     fn walk(&mut self, value: &Yaml, schema: &'s Json, path: &str) {
-        let Some(schema) = schema.as_object() else {
-            return; // `true`: anything goes
-        };
         if let Yaml::Tagged(tagged) = value {
             self.report(
                 path,
@@ -52,15 +52,17 @@ impl<'s> Walker<'s> {
             );
             return;
         }
-        if let Some(reference) = schema.get("$ref").and_then(Json::as_str) {
-            let name = reference.trim_start_matches("#/$defs/");
-            if name == "Duration" {
-                self.duration(value, path);
-            } else if let Some(target) = self.root.get("$defs").and_then(|defs| defs.get(name)) {
-                self.walk(value, target, path);
+        if let Some((name, target)) = self.referenced(schema) {
+            match target {
+                _ if name == DURATION => self.duration(value, path),
+                Some(target) => self.walk(value, target, path),
+                None => {}
             }
             return;
         }
+        let Some(schema) = schema.as_object() else {
+            return; // `true`: anything goes
+        };
         if let Some(branches) = schema
             .get("oneOf")
             .or_else(|| schema.get("anyOf"))
@@ -189,14 +191,16 @@ impl<'s> Walker<'s> {
     }
 
     fn resolve(&self, schema: &'s Json) -> &'s Json {
-        match schema.get("$ref").and_then(Json::as_str) {
-            Some(reference) => self
-                .root
-                .get("$defs")
-                .and_then(|defs| defs.get(reference.trim_start_matches("#/$defs/")))
-                .unwrap_or(schema),
-            None => schema,
+        match self.referenced(schema) {
+            Some((_, Some(target))) => target,
+            _ => schema,
         }
+    }
+
+    /// The name a `$ref` schema points to, and its definition.
+    fn referenced(&self, schema: &'s Json) -> Option<(&'s str, Option<&'s Json>)> {
+        let name = schema.get("$ref")?.as_str()?.trim_start_matches("#/$defs/");
+        Some((name, self.root.get("$defs").and_then(|defs| defs.get(name))))
     }
 
     /// A short human description of one alternative: `hold`, `{replicas: N}`.
@@ -207,10 +211,9 @@ impl<'s> Walker<'s> {
         if let Some(values) = schema.get("enum").and_then(Json::as_array) {
             return list(values);
         }
-        if let Some(reference) = schema.get("$ref").and_then(Json::as_str) {
-            let name = reference.trim_start_matches("#/$defs/");
-            return match self.root.get("$defs").and_then(|defs| defs.get(name)) {
-                Some(target) if name != "Duration" => self.shape(target),
+        if let Some((name, target)) = self.referenced(schema) {
+            return match target {
+                Some(target) if name != DURATION => self.shape(target),
                 _ => "a duration".into(),
             };
         }
