@@ -32,6 +32,8 @@ enum Command {
     Delete(cli::delete::Args),
     /// Run the operator: the reconcile loop and its HTTP API, until SIGTERM or SIGINT.
     Run(Box<cli::run::Args>),
+    /// Pin, pause or clear a service's override through the operator's API.
+    Override(cli::overrides::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,5 +46,6 @@ fn main() -> ExitCode {
         Command::Describe(command) => cli::describe::run(command, args.output),
         Command::Delete(command) => cli::delete::run(command),
         Command::Run(command) => cli::run::run(command),
+        Command::Override(command) => cli::overrides::run(command, args.output),
     })
 }

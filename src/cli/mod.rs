@@ -12,6 +12,7 @@ pub mod describe;
 pub mod files;
 pub mod get;
 pub mod label_write;
+pub mod overrides;
 pub mod run;
 pub mod schema;
 mod table;

@@ -1065,3 +1065,82 @@ async fn alertmanager_rejections_and_failures() {
     .await;
     assert_error(&value, "invalid_request", Some("alerts[0].status"));
 }
+
+/// Through a real listening socket, with the CLI's client: set, refuse, clear, and shut down.
+#[tokio::test]
+async fn cli_override_through_a_listening_socket() {
+    use crate::cli::overrides::{describe, send, Answer, Args};
+
+    let f = fixture_with(
+        tokens().with_signing_key(b"signing-key-0123456789"),
+        RateLimit::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(serve_on(listener, f.state.clone(), shutdown.clone()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{WRITE}\n")).unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "signing-key-0123456789\n").unwrap();
+    let args = Args {
+        service: "web".into(),
+        replicas: Some(7),
+        pause: false,
+        pause_scale_in: false,
+        pause_scale_out: false,
+        clear: false,
+        ttl: Some("20m".parse().unwrap()),
+        reason: Some("load test".into()),
+        server: format!("http://{addr}"),
+        token_file: Some(token_file.clone()),
+        signature_key_file: Some(key_file),
+        timeout: "5s".parse().unwrap(),
+    };
+    let answer = send(&args).await.unwrap();
+    let Answer::Set(set) = &answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(set.value.replicas, Some(7));
+    assert!(describe(&answer).starts_with("web: pinned at 7 replicas until "));
+    let stored: Override = serde_json::from_str(&f.swarm.labels("web")[OVERRIDE_LABEL]).unwrap();
+    assert_eq!(stored.reason, "load test");
+
+    let error = send(&Args {
+        replicas: Some(40),
+        ..args.clone()
+    })
+    .await
+    .unwrap_err();
+    let line = error.to_string();
+    assert!(
+        line.contains("maxReplicas 10") && line.contains("422"),
+        "{line}"
+    );
+
+    let error = send(&Args {
+        signature_key_file: None,
+        ..args.clone()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("X-Swarmpilot-Signature"),
+        "{error}"
+    );
+
+    let answer = send(&Args {
+        clear: true,
+        replicas: None,
+        ..args.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(describe(&answer), "web: override cleared");
+    assert!(!f.swarm.labels("web").contains_key(OVERRIDE_LABEL));
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
