@@ -74,9 +74,7 @@ async fn the_loop_survives_losing_the_engine_and_resumes_when_it_is_back() {
     let run = unique_name("run");
     let service =
         TestService::sleeping("resilience", 1, &["--label", &format!("sp.test.run={run}")]);
-    let policy = format!(
-        "{{minReplicas: 1, maxReplicas: 5, interval: 1s, metrics: [{{name: load, prometheus: {{query: 'sp_load{{job=\"test\"}}'}}, target: {{averageValue: 10}}}}]}}"
-    );
+    let policy = "{minReplicas: 1, maxReplicas: 5, interval: 1s, metrics: [{name: load, prometheus: {query: 'sp_load{job=\"test\"}'}, target: {averageValue: 10}}]}";
     docker(&[
         "service",
         "update",
