@@ -34,6 +34,11 @@ enum Command {
     Run(Box<cli::run::Args>),
     /// Pin, pause or clear a service's override through the operator's API.
     Override(cli::overrides::Args),
+    /// What each metric of a service's policy reads right now, with errors spelled out; exit 1
+    /// when any metric has no value.
+    Metrics(cli::metrics::Args),
+    /// Export a policy's Prometheus metrics history as a trace CSV (docs/trace-format.md).
+    Record(cli::record::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +52,7 @@ fn main() -> ExitCode {
         Command::Delete(command) => cli::delete::run(command),
         Command::Run(command) => cli::run::run(command),
         Command::Override(command) => cli::overrides::run(command, args.output),
+        Command::Metrics(command) => cli::metrics::run(command, args.output),
+        Command::Record(command) => cli::record::run(command),
     })
 }

@@ -3,6 +3,8 @@
 //! are the running tasks' overlay addresses.
 
 mod common;
+#[path = "common/exporter.rs"]
+mod exporter;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,38 +13,38 @@ use std::time::Duration;
 use common::{
     docker, ensure_test_image, running_tasks, unique_name, TestService, TEST_IMAGE, TEST_NETWORK,
 };
-use swarmpilot::metrics::{DockerReader, MetricError, ScrapeTarget, SwarmTargets, Targets};
+use swarmpilot::metrics::inspect::{inspect, InspectError};
+use swarmpilot::metrics::{
+    DockerReader, MetricError, PrometheusClientConfig, ScrapeTarget, SwarmTargets, Targets,
+};
 use swarmpilot::policy::{Resource, ScrapeSource};
 use swarmpilot::swarm::Swarm;
 
-/// A service of one busybox task spinning a shell loop, limited to half a core and 64 MiB.
-fn burning_service() -> TestService {
+/// A service of one busybox task spinning a shell loop, limited to half a core and 64 MiB,
+/// with `labels` (`key=value`).
+fn burning_service(prefix: &str, labels: &[&str]) -> TestService {
     ensure_test_image();
-    let name = unique_name("metrics-burn");
-    let id = docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--quiet",
-        "--name",
-        &name,
+    let name = unique_name(prefix);
+    let mut args = vec!["service", "create", "--detach", "--quiet", "--name", &name];
+    args.extend([
         "--replicas",
         "1",
         "--limit-cpu",
         "0.5",
         "--limit-memory",
         "64m",
-        TEST_IMAGE,
-        "sh",
-        "-c",
-        "while :; do :; done",
     ]);
+    for label in labels {
+        args.extend(["--label", label]);
+    }
+    args.extend([TEST_IMAGE, "sh", "-c", "while :; do :; done"]);
+    let id = docker(&args);
     TestService { name, id }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_burning_cpu_reads_cpu_and_memory_utilization() {
-    let service = burning_service();
+    let service = burning_service("metrics-burn", &[]);
     let swarm = Arc::new(common::swarm().await);
     let tasks = running_tasks(&swarm, &service.id, 1).await;
     let info = swarm.inspect_service(&service.id).await.unwrap();
@@ -138,4 +140,51 @@ async fn scrape_targets_are_the_running_tasks_addresses_on_the_network() {
         let error = target.unwrap_err();
         assert!(error.reason.contains("sp-test-no-such-network"), "{error}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_reads_every_metric_of_the_labelled_policy_and_spells_out_errors() {
+    let service = burning_service(
+        "metrics-inspect",
+        &[
+            "io.swarmpilot.cpu=70",
+            "io.swarmpilot.rps=10",
+            "io.swarmpilot.max=3",
+        ],
+    );
+    let swarm = Arc::new(common::swarm().await);
+    running_tasks(&swarm, &service.id, 1).await;
+    let nowhere = PrometheusClientConfig {
+        default_url: Some(format!("http://{}", exporter::refused_address())),
+        ..Default::default()
+    };
+    let report = inspect(swarm, &service.name, nowhere, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let text = report.to_string();
+    let by_name = |name: &str| report.metrics.iter().find(|m| m.name == name).unwrap();
+    // The CPU rate was warming up on the first read and was read again.
+    let cpu = by_name("cpu").result.as_ref().unwrap();
+    assert!(cpu.value > 0.0, "{text}");
+    assert!(
+        matches!(by_name("rps").result, Err(MetricError::Unreachable { .. })),
+        "{text}"
+    );
+    assert_eq!(report.failed(), 1, "{text}");
+    assert!(
+        text.contains("docker: cpu") && text.contains("ERROR cannot reach"),
+        "{text}"
+    );
+
+    let unlabelled = TestService::idle("metrics-nopolicy", &[]);
+    let swarm = Arc::new(common::swarm().await);
+    let error = inspect(
+        swarm,
+        &unlabelled.name,
+        PrometheusClientConfig::default(),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, InspectError::NoPolicy(_)), "{error}");
 }

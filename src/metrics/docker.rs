@@ -156,7 +156,7 @@ impl<S: Swarm> DockerReader<S> {
 }
 
 /// `Resource` is not `Hash`; the previous samples are keyed by this name instead.
-fn resource_key(resource: Resource) -> &'static str {
+pub(crate) fn resource_key(resource: Resource) -> &'static str {
     match resource {
         Resource::Cpu => "cpu",
         Resource::Memory => "memory",

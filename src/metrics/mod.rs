@@ -9,6 +9,7 @@ pub mod docker;
 pub mod error;
 pub mod exposition;
 mod http;
+pub mod inspect;
 pub mod observer;
 pub mod prometheus;
 mod rates;

@@ -81,29 +81,37 @@ impl<S: Swarm, T: Targets> Observer<S, T> {
         spec: &PolicySpec,
         deadline: Duration,
     ) -> Vec<MetricReading> {
-        let named = spec
-            .metrics
-            .iter()
-            .map(|metric| (metric.name.as_str(), metric.source()))
-            .chain(
-                spec.observe
-                    .iter()
-                    .map(|metric| (metric.name.as_str(), metric.source())),
-            );
-        join_all(named.map(|(name, source)| async move {
-            let result = tokio::time::timeout(deadline, self.read(service, name, source))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(MetricError::Timeout {
-                        url: format!("metric {name}"),
-                        timeout: deadline,
-                    })
-                });
-            MetricReading {
-                name: name.to_owned(),
-                result,
-            }
-        }))
+        join_all(
+            policy_sources(spec)
+                .into_iter()
+                .map(|(name, source)| async move {
+                    let result = tokio::time::timeout(deadline, self.read(service, name, source))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(MetricError::Timeout {
+                                url: format!("metric {name}"),
+                                timeout: deadline,
+                            })
+                        });
+                    MetricReading {
+                        name: name.to_owned(),
+                        result,
+                    }
+                }),
+        )
         .await
     }
+}
+
+/// Every named signal of a policy with its source: `metrics` first, then `observe`, in order.
+pub fn policy_sources(spec: &PolicySpec) -> Vec<(&str, Option<Source<'_>>)> {
+    spec.metrics
+        .iter()
+        .map(|metric| (metric.name.as_str(), metric.source()))
+        .chain(
+            spec.observe
+                .iter()
+                .map(|metric| (metric.name.as_str(), metric.source())),
+        )
+        .collect()
 }

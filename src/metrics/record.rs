@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::observer::policy_sources;
 use super::prometheus::fill_placeholders;
 use super::{MetricError, PrometheusClient};
 use crate::policy::{ScalingPolicy, Source};
@@ -60,22 +61,16 @@ pub async fn record<W: Write>(
     if start > end {
         return Err(RecordError::EmptyRange { start, end });
     }
-    let spec = &policy.spec;
-    let sources = spec
-        .metrics
-        .iter()
-        .map(|m| (&m.name, m.source()))
-        .chain(spec.observe.iter().map(|m| (&m.name, m.source())));
     let mut columns = Vec::new();
     let mut skipped = Vec::new();
     let mut values: Vec<BTreeMap<i64, f64>> = Vec::new();
-    for (name, source) in sources {
+    for (name, source) in policy_sources(&policy.spec) {
         let Some(Source::Prometheus(source)) = source else {
-            skipped.push((name.clone(), "not a Prometheus metric".to_owned()));
+            skipped.push((name.to_owned(), "not a Prometheus metric".to_owned()));
             continue;
         };
         let failed = |source| RecordError::Metric {
-            name: name.clone(),
+            name: name.to_owned(),
             source,
         };
         let query = fill_placeholders(&source.query, policy.service(), stack).map_err(failed)?;
@@ -83,7 +78,7 @@ pub async fn record<W: Write>(
             .range(source.server.as_deref(), &query, start, end, step)
             .await
             .map_err(failed)?;
-        columns.push(name.clone());
+        columns.push(name.to_owned());
         values.push(
             samples
                 .into_iter()
