@@ -80,9 +80,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 /// `24h` (that long before `now`) or an RFC 3339 time.
 fn time_arg(flag: &str, text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(ago) = humantime::parse_duration(text) {
-        let ago =
-            chrono::Duration::from_std(ago).with_context(|| format!("{flag} {text}: too long"))?;
-        return Ok(now - ago);
+        return chrono::Duration::from_std(ago)
+            .ok()
+            .and_then(|ago| now.checked_sub_signed(ago))
+            .with_context(|| format!("{flag} {text}: too far back"));
     }
     match DateTime::parse_from_rfc3339(text) {
         Ok(time) => Ok(time.with_timezone(&Utc)),
