@@ -22,8 +22,8 @@ pub enum RecordError {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
-    #[error("metric {name}: {source}")]
-    Metric { name: String, source: MetricError },
+    #[error("metric {name}: {error}")]
+    Metric { name: String, error: MetricError },
     #[error("writing the trace: {0}")]
     Write(#[from] csv::Error),
 }
@@ -69,9 +69,9 @@ pub async fn record<W: Write>(
             skipped.push((name.to_owned(), "not a Prometheus metric".to_owned()));
             continue;
         };
-        let failed = |source| RecordError::Metric {
+        let failed = |error| RecordError::Metric {
             name: name.to_owned(),
-            source,
+            error,
         };
         let query = fill_placeholders(&source.query, policy.service(), stack).map_err(failed)?;
         let samples = client
