@@ -2,7 +2,6 @@
 //! until SIGTERM or SIGINT.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{Observer, PrometheusAuth, PrometheusClientConfig, ScrapeConfig};
+use super::prometheus::PrometheusArgs;
+use crate::metrics::{Observer, ScrapeConfig};
 use crate::reconcile::controller::{self, Backoff};
 use crate::reconcile::{ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker};
 use crate::swarm::DockerSwarm;
@@ -21,18 +21,8 @@ use crate::webhook::{self, AppState, Metrics, ServeArgs};
 pub struct Args {
     #[command(flatten)]
     pub server: ServeArgs,
-    /// The Prometheus server of metrics whose policy names none.
-    #[arg(long, value_name = "URL", env = "SWARMPILOT_PROMETHEUS_URL")]
-    pub prometheus_url: Option<String>,
-    /// A file holding a bearer token for the Prometheus server (a Docker secret).
-    #[arg(long, value_name = "FILE", conflicts_with = "prometheus_user")]
-    pub prometheus_token_file: Option<PathBuf>,
-    /// A basic-auth user for the Prometheus server...
-    #[arg(long, value_name = "NAME", requires = "prometheus_password_file")]
-    pub prometheus_user: Option<String>,
-    /// ...and the file holding its password.
-    #[arg(long, value_name = "FILE", requires = "prometheus_user")]
-    pub prometheus_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// Decide and report, but never change a service.
     #[arg(long)]
     pub dry_run: bool,
@@ -101,7 +91,7 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
     let (waker, wakes) = Waker::new();
     let observer = Observer::new(
         Arc::clone(&swarm),
-        prometheus_config(args),
+        args.prometheus.config(),
         ScrapeConfig::default(),
     )
     .context("cannot set up the metric sources")?;
@@ -152,28 +142,6 @@ async fn connect(shutdown: &CancellationToken) -> Option<DockerSwarm> {
             _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-    }
-}
-
-fn prometheus_config(args: &Args) -> PrometheusClientConfig {
-    let auth = match (
-        &args.prometheus_token_file,
-        &args.prometheus_user,
-        &args.prometheus_password_file,
-    ) {
-        (Some(token_file), _, _) => Some(PrometheusAuth::Bearer {
-            token_file: token_file.clone(),
-        }),
-        (None, Some(username), Some(password_file)) => Some(PrometheusAuth::Basic {
-            username: username.clone(),
-            password_file: password_file.clone(),
-        }),
-        _ => None,
-    };
-    PrometheusClientConfig {
-        default_url: args.prometheus_url.clone(),
-        auth,
-        ..Default::default()
     }
 }
 
