@@ -1,0 +1,210 @@
+"""The whole pipeline in one command: generate synthetic traffic, read the recorded metrics,
+train both models, export them to ONNX, evaluate them, and write the golden files and model cards.
+
+    models/train/.venv/bin/python models/train/pipeline.py [--data CSV] [--trace CSV --column NAME]... [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cards  # noqa: E402
+import classifier  # noqa: E402
+import features  # noqa: E402
+import forecaster  # noqa: E402
+import synth  # noqa: E402
+import traces  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = os.path.dirname(HERE)
+REPO = os.path.dirname(MODELS)
+# ../shared/data beside the repository (or beside the folder of worktrees holding it).
+DATA_CANDIDATES = [os.path.join(REPO, *up, "shared", "data", "ntma-swarm-metrics.csv") for up in ([".."], ["..", ".."])]
+DEFAULT_DATA = next((p for p in DATA_CANDIDATES if os.path.exists(p)), DATA_CANDIDATES[0])
+TRAIN_DAYS = ["2023-06-13", "2023-06-14", "2023-06-15", "2023-06-16"]
+EVAL_DAY = "2023-06-17"
+VERSION = "1"
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA, help="the recorded NTMA Swarm metrics CSV")
+    parser.add_argument("--trace", action="append", default=[], help="extra training trace in `swarmpilot record` CSV format")
+    parser.add_argument("--column", default="requests", help="the load column of --trace files (forecaster)")
+    parser.add_argument("--quick", action="store_true", help="fewer traces and epochs, to test the pipeline")
+    parser.add_argument("--out", default=MODELS, help="where the .onnx files, golden/ and cards go")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # the machine is shared: one thread avoids OpenMP spin-waiting
+    started = time.time()
+
+    n_train, n_eval, epochs = (4, 2, 2) if args.quick else (16, 6, 12)
+    log(f"synthetic traffic: {n_train} training and {n_eval} held-out traces of 2 days at 5 s")
+    train_synth = [synth.generate(np.random.default_rng(1 + i)) for i in range(n_train)]
+    eval_synth = [synth.generate(np.random.default_rng(1001 + i)) for i in range(n_eval)]
+
+    log(f"recorded metrics: {args.data}")
+    real = traces.read_csv(args.data)
+    real_segments = traces.segments(traces.with_roles(real, traces.NTMA_ROLES))
+    real_train = [traces.split_by_days(s, TRAIN_DAYS) for s in real_segments]
+    real_train = [s for s in real_train if len(s["time"]) > forecaster.WINDOW + forecaster.HORIZON]
+    # The held-out day with the day before it as context (window and seasonal naive).
+    eval_context = next(s for s in real_segments if EVAL_DAY in set(traces.day_of(s)))
+    eval_context = traces.split_by_days(eval_context, ["2023-06-16", EVAL_DAY])
+    first_eval = int(np.argmax(traces.day_of(eval_context) == EVAL_DAY))
+
+    extra = []
+    for path in args.trace:
+        for seg in traces.segments(traces.read_csv(path)):
+            extra.append(seg)
+        log(f"extra trace: {path}")
+
+    # ---- forecaster ----
+    parts = [forecaster.windows(s["requests"], stride=1) for s in real_train]
+    parts += [forecaster.windows(s["requests"], stride=4) for s in train_synth]
+    parts += [forecaster.windows(s[args.column], stride=1) for s in extra if args.column in s]
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    log(f"forecaster: {len(x)} training windows, {epochs} epochs")
+    model = forecaster.train(x, y, epochs, log=log)
+    predict = lambda inputs: forecaster.predict(model, inputs)  # noqa: E731
+    real_mase = forecaster.mase(eval_context["requests"], first_eval, predict)
+    synth_mase = [forecaster.mase(s["requests"], synth.DAY, predict, stride=4) for s in eval_synth]
+    synth_summary = {k: float(np.mean([m[k] for m in synth_mase])) for k in ("model", "naive", "seasonal_naive")}
+    synth_summary["origins"] = int(sum(m["origins"] for m in synth_mase))
+    synth_summary["per_step_model"] = list(np.mean([m["per_step_model"] for m in synth_mase], axis=0))
+    synth_summary["per_step_naive"] = list(np.mean([m["per_step_naive"] for m in synth_mase], axis=0))
+    log(f"  MASE real {EVAL_DAY}: model {real_mase['model']:.3f} naive {real_mase['naive']:.3f} seasonal {real_mase['seasonal_naive']:.3f}")
+    log(f"  MASE synthetic: model {synth_summary['model']:.3f} naive {synth_summary['naive']:.3f} seasonal {synth_summary['seasonal_naive']:.3f}")
+    forecast_meta = {
+        "kind": "forecaster",
+        "version": VERSION,
+        "features": "load",
+        "input": "window",
+        "output": "forecast",
+        "window": str(forecaster.WINDOW),
+        "sample_period": "5",
+        "horizon": str(forecaster.HORIZON),
+        "normalization": "in-graph: window / (mean(|window|) + 1e-6), forecast scaled back",
+        "description": "LSTM forecast of a load metric (e.g. requests/s) over the next 60 s from the last 5 min",
+    }
+    forecast_proto = forecaster.export(model, forecast_meta)
+    forecast_path = os.path.join(args.out, "traffic-forecast.onnx")
+    onnx.save(forecast_proto, forecast_path)
+
+    # ---- classifier ----
+    log("classifier: computing features")
+    feats, labels = [], []
+    for s in train_synth:
+        f, idx = features.compute(s, step=2)
+        feats.append(f)
+        labels.append(s["label"][idx])
+    feats, labels = np.concatenate(feats), np.concatenate(labels)
+    unlabeled = [features.compute(s, step=2)[0] for s in real_train if len(s["time"]) >= features.BASELINE]
+    unlabeled += [features.compute(s, step=2)[0] for s in extra if len(s["time"]) >= features.BASELINE]
+    unlabeled = np.concatenate(unlabeled)
+    log(f"  {len(feats)} labeled synthetic samples {dict(Counter(labels))}, {len(unlabeled)} unlabeled recorded")
+    km, states, threshold = classifier.fit(feats, labels, unlabeled)
+    log(f"  cluster states {states}, unknown beyond distance {threshold:.3f}")
+    eval_feats, eval_labels = [], []
+    for s in eval_synth:
+        f, idx = features.compute(s, step=1)
+        eval_feats.append(f)
+        eval_labels.append(s["label"][idx])
+    eval_feats, eval_labels = np.concatenate(eval_feats), np.concatenate(eval_labels)
+    predicted = classifier.classify(km, states, threshold, eval_feats)
+    conf = classifier.confusion(eval_labels, predicted)
+    real_eval_feats, _ = features.compute(eval_context, step=1)
+    real_eval_feats = real_eval_feats[first_eval - features.BASELINE + 1 :]
+    real_states = Counter(classifier.classify(km, states, threshold, real_eval_feats))
+    states_meta = {
+        "kind": "classifier",
+        "version": VERSION,
+        "features": ",".join(features.FEATURES),
+        "input": "features",
+        "output": "distances",
+        "window": str(features.CURRENT),
+        "baseline_window": str(features.BASELINE),
+        "min_baseline": str(features.MIN_BASELINE),
+        "sample_period": "5",
+        "horizon": "0",
+        "normalization": "features are scale-free ratios against a per-service baseline (models/README.md); weights in-graph",
+        "states": ",".join(states),
+        "threshold": repr(threshold),
+        "description": "KMeans traffic-state classifier: normal, flash_crowd, flood, degraded; unknown beyond threshold",
+    }
+    states_proto = classifier.export(km, states_meta)
+    states_path = os.path.join(args.out, "traffic-states.onnx")
+    onnx.save(states_proto, states_path)
+
+    # ---- golden files: small inputs and onnxruntime's outputs ----
+    golden = os.path.join(args.out, "golden")
+    os.makedirs(golden, exist_ok=True)
+    rng = np.random.default_rng(7)
+    real_windows = np.stack([eval_context["requests"][o - 59 : o + 1] for o in (first_eval + 100, first_eval + 5000, first_eval + 12000)])
+    synth_windows = np.stack([s["requests"][o - 59 : o + 1] for s in eval_synth[:2] for o in (20000, 30000)])
+    special = np.stack([np.full(60, 10.0), np.zeros(60), np.linspace(1, 10000, 60), 50 + 5 * rng.standard_normal(60)])
+    forecast_inputs = np.concatenate([real_windows, synth_windows, special]).astype(np.float32)
+    write_golden(forecast_path, forecast_inputs, os.path.join(golden, "traffic-forecast.json"))
+    class_inputs = np.concatenate([
+        np.zeros((1, 5)),
+        eval_feats[rng.choice(len(eval_feats), 6, replace=False)],
+        eval_feats[[int(np.argmax(eval_labels == s)) for s in synth.STATES]],
+        np.array([[4, -4, 1, 4, 4], [-4, 4, 0, -4, -4]]),
+    ]).astype(np.float32)
+    write_golden(states_path, class_inputs, os.path.join(golden, "traffic-states.json"))
+    write_feature_golden(eval_synth[0], os.path.join(golden, "traffic-states-features.json"))
+
+    cards.forecaster_card(os.path.join(args.out, "traffic-forecast.md"), forecast_meta, real_mase, synth_summary,
+                          n_windows=len(x), epochs=epochs, n_eval=n_eval, eval_day=EVAL_DAY, quick=args.quick)
+    cards.classifier_card(os.path.join(args.out, "traffic-states.md"), states_meta, conf, real_states,
+                          n_train=len(feats), n_unlabeled=len(unlabeled), n_eval=n_eval, eval_day=EVAL_DAY, quick=args.quick)
+    log(f"done in {time.time() - started:.0f}s: {forecast_path}, {states_path}, {golden}/")
+
+
+def write_golden(model_path: str, inputs: np.ndarray, path: str) -> None:
+    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    name_in = session.get_inputs()[0].name
+    name_out = session.get_outputs()[0].name
+    outputs = session.run([name_out], {name_in: inputs})[0]
+    with open(path, "w") as handle:
+        json.dump({
+            "model": os.path.basename(model_path),
+            "input": {"name": name_in, "shape": list(inputs.shape), "data": [float(v) for v in inputs.ravel()]},
+            "output": {"name": name_out, "shape": list(outputs.shape), "data": [float(v) for v in outputs.ravel()]},
+            "producer": f"onnxruntime {ort.__version__}",
+        }, handle)
+
+
+def write_feature_golden(trace, path: str) -> None:
+    """Histories per role (oldest first) and the features the runtime must compute from them."""
+    cases = []
+    role_sets = [features.ROLES, ["requests", "latency", "receive_bytes", "transmit_bytes"], ["requests"], ["latency", "errors"]]
+    for i, (end, length) in enumerate([(20000, 720), (30000, 900), (25000, 100), (15000, 60)]):
+        roles = role_sets[i % len(role_sets)]
+        history = {r: trace[r][end - length : end].astype(np.float64) for r in roles}
+        cases.append({
+            "history": {r: [float(v) for v in h] for r, h in history.items()},
+            "features": [float(v) for v in features.for_history(history)],
+        })
+    with open(path, "w") as handle:
+        json.dump({"features": features.FEATURES, "cases": cases}, handle)
+
+
+if __name__ == "__main__":
+    main()
