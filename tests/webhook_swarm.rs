@@ -1,0 +1,230 @@
+//! The webhook on the real local Swarm, beside the real reconcile loop: an override POSTed to
+//! the API is written to the service's label, acts at once, survives an operator restart (it
+//! lives in the label, not in the operator), and expires on time.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{docker, swarm, unique_name, TestService};
+use serde_json::Value;
+use swarmpilot::metrics::{Observer, PrometheusClientConfig, ScrapeConfig};
+use swarmpilot::policy::{labels, Override};
+use swarmpilot::reconcile::{
+    controller, ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker,
+};
+use swarmpilot::swarm::{DockerSwarm, Swarm};
+use swarmpilot::webhook::{self, AppState, AuthConfig, Metrics, Scope, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+const RUN_LABEL: &str = "sp.test.run";
+const TOKEN: &str = "webhook-test-token-0123456789";
+
+/// One operator process, in-process: the loop and the API on a port of its own.
+struct Operator {
+    url: String,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Operator {
+    async fn start(swarm: Arc<DockerSwarm>, run: &str) -> Operator {
+        let status = Arc::new(StatusStore::default());
+        let metrics = Arc::new(Metrics::new());
+        let observer = Observer::new(
+            Arc::clone(&swarm),
+            PrometheusClientConfig::default(),
+            ScrapeConfig::default(),
+        )
+        .unwrap();
+        let options = ReconcileOptions {
+            selector: BTreeMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
+            ..Default::default()
+        };
+        let reconciler = Arc::new(PolicyReconciler::new(
+            Arc::clone(&swarm),
+            observer,
+            Arc::clone(&status),
+            options,
+        ));
+        let (waker, wakes) = Waker::new();
+        let config = ServerConfig {
+            auth: AuthConfig::default().with_token("ops", TOKEN, Scope::Write),
+            ..ServerConfig::default()
+        };
+        let state = AppState::new(Arc::clone(&swarm), status, waker, metrics, &config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { webhook::serve_on(listener, state, shutdown).await.unwrap() }
+        });
+        let control = ControllerConfig {
+            resync: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let controller = tokio::spawn(controller::run(
+            swarm,
+            reconciler,
+            control,
+            wakes,
+            shutdown.clone(),
+        ));
+        Operator {
+            url,
+            shutdown,
+            tasks: vec![server, controller],
+        }
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
+fn policy(name: &str) -> String {
+    format!(
+        "apiVersion: swarmpilot.io/v1alpha1
+kind: ScalingPolicy
+metadata: {{name: {name}}}
+spec:
+  minReplicas: 1
+  maxReplicas: 4
+  interval: 1s
+  metrics:
+    - name: cpu
+      docker: {{resource: cpu}}
+      target: {{utilization: 70}}
+  behavior:
+    scaleDown: {{stabilizationWindow: 0s}}
+  fallback: hold
+"
+    )
+}
+
+async fn override_label(swarm: &DockerSwarm, id: &str) -> Option<Override> {
+    let info = swarm.inspect_service(id).await.unwrap();
+    labels::decode_override(&info.labels).unwrap()
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn override_acts_at_once_survives_a_restart_and_expires() {
+    let swarm = Arc::new(swarm().await);
+    let run = unique_name("webhook-run");
+    let service = TestService::sleeping("webhook", 1, &["--label", &format!("{RUN_LABEL}={run}")]);
+    let label = format!("io.swarmpilot.policy={}", policy(&service.name));
+    docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--quiet",
+        "--label-add",
+        &label,
+        &service.id,
+    ]);
+
+    let first = Operator::start(Arc::clone(&swarm), &run).await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/services/{}/override",
+            first.url, service.name
+        ))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"replicas": 3, "ttl": "20s", "reason": "integration test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let stored = override_label(&swarm, &service.id)
+        .await
+        .expect("the override label");
+    assert_eq!(stored.replicas, Some(3));
+    assert_eq!(stored.by, "ops");
+    // Above maxReplicas: refused, and the label is unchanged.
+    let refused = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/services/{}/override",
+            first.url, service.name
+        ))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"replicas": 9, "ttl": "20s", "reason": "too many"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        override_label(&swarm, &service.id).await,
+        Some(stored.clone())
+    );
+
+    let id = service.id.clone();
+    wait_until("the pinned 3 replicas are set", || {
+        let swarm = Arc::clone(&swarm);
+        let id = id.clone();
+        async move { swarm.inspect_service(&id).await.unwrap().replicas == Some(3) }
+    })
+    .await;
+    first.stop().await;
+
+    // A new operator knows nothing but the labels, and keeps the pin while it lasts.
+    let second = Operator::start(Arc::clone(&swarm), &run).await;
+    let path = format!("/v1/services/{}", service.name);
+    wait_until("the restarted operator reports the override", || {
+        let second = &second;
+        let path = path.clone();
+        async move { second.get(&path).await["override"]["replicas"] == 3 }
+    })
+    .await;
+    assert_eq!(
+        swarm.inspect_service(&service.id).await.unwrap().replicas,
+        Some(3)
+    );
+
+    // Once expired, the operator removes the label and the policy rules again (idle CPU: min).
+    wait_until("the expired override is removed", || {
+        let swarm = Arc::clone(&swarm);
+        let id = id.clone();
+        async move { override_label(&swarm, &id).await.is_none() }
+    })
+    .await;
+    assert!(chrono::Utc::now() >= stored.expires_at);
+    wait_until("the service is back to minReplicas", || {
+        let swarm = Arc::clone(&swarm);
+        let id = id.clone();
+        async move { swarm.inspect_service(&id).await.unwrap().replicas == Some(1) }
+    })
+    .await;
+    second.stop().await;
+}
