@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gives this machine a local single-node Docker Swarm, idempotently.
-# Installs what is missing (docker.io, musl-tools, prometheus, busybox-static) from Debian's packages when run as root,
+# Installs what is missing (docker.io, musl-tools, prometheus, busybox-static, chromium) from Debian's packages when run as root,
 # starts dockerd in the background when no engine answers, and initialises the swarm.
 set -euo pipefail
 
@@ -12,6 +12,8 @@ command -v musl-gcc >/dev/null 2>&1 || need_pkgs+=(musl-tools)
 command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
 # busybox-static: the one static binary the integration tests' FROM-scratch image needs.
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+# The dashboard test opens the page in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing ${need_pkgs[*]} and not root: install them and run again"; exit 1
