@@ -4,25 +4,22 @@
 mod common;
 #[path = "common/exporter.rs"]
 mod exporter;
+#[path = "common/operator.rs"]
+mod operator;
 #[path = "common/prometheus.rs"]
 mod prometheus_server;
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{docker, swarm, unique_name, TestService};
 use exporter::{Behavior, Exporter};
+use operator::{wait_until, Operator, RUN_LABEL};
 use prometheus_server::PrometheusServer;
-use swarmpilot::metrics::{Observer, PrometheusClientConfig, ScrapeConfig};
-use swarmpilot::reconcile::{
-    controller, ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker,
-};
 use swarmpilot::swarm::{DockerSwarm, Swarm};
 use tokio::net::{TcpListener, UnixStream};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
@@ -73,7 +70,7 @@ async fn the_loop_survives_losing_the_engine_and_resumes_when_it_is_back() {
     prometheus.wait_targets_up().await;
     let run = unique_name("run");
     let service =
-        TestService::sleeping("resilience", 1, &["--label", &format!("sp.test.run={run}")]);
+        TestService::sleeping("resilience", 1, &["--label", &format!("{RUN_LABEL}={run}")]);
     let policy = "{minReplicas: 1, maxReplicas: 5, interval: 1s, metrics: [{name: load, prometheus: {query: 'sp_load{job=\"test\"}'}, target: {averageValue: 10}}]}";
     docker(&[
         "service",
@@ -92,41 +89,8 @@ async fn the_loop_survives_losing_the_engine_and_resumes_when_it_is_back() {
             .await
             .unwrap(),
     );
-    let status = Arc::new(StatusStore::default());
-    let observer = Observer::new(
-        Arc::clone(&swarm),
-        PrometheusClientConfig {
-            default_url: Some(prometheus.url.clone()),
-            ..Default::default()
-        },
-        ScrapeConfig::default(),
-    )
-    .unwrap();
-    let options = ReconcileOptions {
-        selector: BTreeMap::from([("sp.test.run".to_owned(), run.clone())]),
-        max_backoff: Duration::from_secs(2),
-        ..Default::default()
-    };
-    let reconciler = Arc::new(PolicyReconciler::new(
-        Arc::clone(&swarm),
-        observer,
-        Arc::clone(&status),
-        options,
-    ));
-    let shutdown = CancellationToken::new();
-    let (_waker, wakes) = Waker::new();
-    let config = ControllerConfig {
-        resync: Duration::from_secs(2),
-        max_backoff: Duration::from_secs(2),
-        ..Default::default()
-    };
-    let operator = tokio::spawn(controller::run(
-        swarm,
-        reconciler,
-        config,
-        wakes,
-        shutdown.clone(),
-    ));
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
+    let status = Arc::clone(&operator.status);
 
     wait_until("the first decision", || {
         status
@@ -163,18 +127,7 @@ async fn the_loop_survives_losing_the_engine_and_resumes_when_it_is_back() {
         status.get(&service.name).unwrap().last_error.is_none(),
         "the error cleared"
     );
-    shutdown.cancel();
-    operator.await.unwrap();
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
+    operator.stop().await;
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/exporter.rs"]
 mod exporter;
+#[path = "common/operator.rs"]
+mod operator;
 #[path = "common/prometheus.rs"]
 mod prometheus_server;
 
@@ -15,69 +17,11 @@ use std::time::Duration;
 
 use common::{docker, swarm, unique_name, TestService};
 use exporter::{Behavior, Exporter};
+use operator::{Operator, RUN_LABEL};
 use prometheus_server::PrometheusServer;
-use swarmpilot::metrics::{Observer, PrometheusClientConfig, ScrapeConfig};
-use swarmpilot::reconcile::{
-    controller, ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker,
-};
 use swarmpilot::swarm::{
     ContainerStats, DockerSwarm, EventStream, ServiceInfo, Swarm, SwarmResult, TaskInfo,
 };
-use tokio_util::sync::CancellationToken;
-
-const RUN_LABEL: &str = "sp.test.run";
-
-/// The operator's loop, in-process, watching only the services labelled with `run`.
-struct Operator {
-    status: Arc<StatusStore>,
-    shutdown: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Operator {
-    fn start<S: Swarm>(swarm: Arc<S>, prometheus: &PrometheusServer, run: &str) -> Operator {
-        let status = Arc::new(StatusStore::default());
-        let prometheus = PrometheusClientConfig {
-            default_url: Some(prometheus.url.clone()),
-            ..Default::default()
-        };
-        let observer =
-            Observer::new(Arc::clone(&swarm), prometheus, ScrapeConfig::default()).unwrap();
-        let options = ReconcileOptions {
-            selector: BTreeMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
-            ..Default::default()
-        };
-        let reconciler = Arc::new(PolicyReconciler::new(
-            Arc::clone(&swarm),
-            observer,
-            Arc::clone(&status),
-            options,
-        ));
-        let config = ControllerConfig {
-            resync: Duration::from_secs(2),
-            ..Default::default()
-        };
-        let shutdown = CancellationToken::new();
-        let (_waker, wakes) = Waker::new();
-        let handle = tokio::spawn(controller::run(
-            swarm,
-            reconciler,
-            config,
-            wakes,
-            shutdown.clone(),
-        ));
-        Operator {
-            status,
-            shutdown,
-            handle,
-        }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.handle.await.unwrap();
-    }
-}
 
 fn policy(name: &str, extra_spec: &str) -> String {
     format!(
@@ -174,7 +118,7 @@ async fn scales_to_the_hpa_count_within_the_rate_limit_and_down_only_after_the_w
 ",
         )
     });
-    let operator = Operator::start(Arc::clone(&swarm), &prometheus, &run);
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
 
     // 50 against a target of 10 per replica is 5 replicas, reached 2 at a time per 10 s.
     exporter.text("sp_load 50\n");
@@ -237,7 +181,7 @@ async fn recommend_mode_never_writes_and_a_garbage_policy_does_not_stop_the_othe
     let garbage = service_with_policy("reconcile-garbage", &run, |_| {
         "spec: [not, a, policy".to_owned()
     });
-    let operator = Operator::start(Arc::clone(&swarm), &prometheus, &run);
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
 
     wait_for_replicas(&*swarm, &enforced.id, 3).await;
     for _ in 0..300 {
@@ -351,7 +295,7 @@ async fn a_write_that_loses_a_race_is_retried_and_never_overwrites_the_other_cha
     let (_exporter, prometheus) = load_source(20.0).await;
     let run = unique_name("run");
     let service = service_with_policy("reconcile-race", &run, |name| policy(name, ""));
-    let operator = Operator::start(Arc::clone(&swarm), &prometheus, &run);
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
 
     wait_for_replicas(&*swarm, &service.id, 2).await;
     assert!(

@@ -1,0 +1,110 @@
+//! The operator through a real restart of the Docker daemon: the loop keeps running while the
+//! engine is gone and resumes scaling once it is back. Alone in its test binary, because it takes
+//! the engine away from everything else for a moment.
+
+mod common;
+#[path = "common/exporter.rs"]
+mod exporter;
+#[path = "common/operator.rs"]
+mod operator;
+#[path = "common/prometheus.rs"]
+mod prometheus_server;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{docker, ensure_swarm, swarm, unique_name, TestService};
+use exporter::{Behavior, Exporter};
+use operator::{wait_until, Operator, RUN_LABEL};
+use prometheus_server::PrometheusServer;
+use swarmpilot::swarm::Swarm;
+
+fn engine_answers() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_dockerd_mid_run_does_not_stop_the_operator() {
+    let swarm = Arc::new(swarm().await);
+    let exporter = Exporter::start(Behavior::Text("sp_load 10\n".into())).await;
+    let prometheus = PrometheusServer::start(&[exporter.addr]).await;
+    prometheus.wait_targets_up().await;
+    let run = unique_name("run");
+    let service = TestService::sleeping(
+        "dockerd-restart",
+        1,
+        &["--label", &format!("{RUN_LABEL}={run}")],
+    );
+    let policy = "{minReplicas: 1, maxReplicas: 5, interval: 1s, metrics: [{name: load, prometheus: {query: 'sp_load{job=\"test\"}'}, target: {averageValue: 10}}]}";
+    docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--quiet",
+        "--label-add",
+        &format!("io.swarmpilot.policy={policy}"),
+        &service.id,
+    ]);
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
+    let status = Arc::clone(&operator.status);
+    wait_until("the first decision", || {
+        status
+            .get(&service.name)
+            .is_some_and(|s| !s.decisions.is_empty())
+    })
+    .await;
+
+    assert!(
+        Command::new("pkill")
+            .args(["-x", "dockerd"])
+            .status()
+            .unwrap()
+            .success(),
+        "no dockerd to stop"
+    );
+    wait_until("dockerd to stop", || !engine_answers()).await;
+    exporter.text("sp_load 40\n");
+    wait_until("a reconcile failing while the engine is gone", || {
+        status
+            .get(&service.name)
+            .is_some_and(|s| s.last_error.is_some())
+    })
+    .await;
+    assert!(operator.is_running());
+
+    ensure_swarm_restarted();
+    let mut replicas = None;
+    for _ in 0..1200 {
+        replicas = swarm
+            .inspect_service(&service.id)
+            .await
+            .ok()
+            .and_then(|s| s.replicas);
+        if replicas == Some(4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        replicas,
+        Some(4),
+        "the operator resumed and scaled after the restart"
+    );
+    assert!(operator.is_running());
+    operator.stop().await;
+}
+
+/// Starts dockerd again with the project's own script, which waits until the engine answers.
+fn ensure_swarm_restarted() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local-swarm.sh");
+    let status = Command::new("bash").arg(script).status().unwrap();
+    assert!(
+        status.success(),
+        "deploy/local-swarm.sh could not restart dockerd"
+    );
+    ensure_swarm();
+}
