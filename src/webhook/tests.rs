@@ -29,6 +29,8 @@ pub struct FakeSwarm {
     /// The next N label updates fail with a version conflict, as if someone else wrote first.
     pub conflicts: AtomicU32,
     pub down: AtomicBool,
+    /// Ping hangs for an hour, as an engine that accepts connections but never answers.
+    pub hung: AtomicBool,
 }
 
 impl FakeSwarm {
@@ -141,6 +143,9 @@ impl Swarm for FakeSwarm {
     }
 
     async fn ping(&self) -> SwarmResult<()> {
+        if self.hung.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
         self.engine()
     }
 
@@ -1143,4 +1148,14 @@ async fn cli_override_through_a_listening_socket() {
 
     shutdown.cancel();
     server.await.unwrap().unwrap();
+}
+
+/// A handler that does not finish within the deadline is answered with a JSON 503.
+#[tokio::test(start_paused = true)]
+async fn requests_time_out() {
+    let f = fixture();
+    f.swarm.hung.store(true, Ordering::SeqCst);
+    let (status, value) = call(&f.router, "GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&value, "timeout", None);
 }
