@@ -12,6 +12,7 @@
 //! - [`metrics`]: observing services through Prometheus, the tasks' exposition endpoints and Docker stats.
 //! - [`decide`]: the pure decision engine (HPA algorithm and behavior, overrides, fallback).
 //! - [`cli`]: the bodies of the `swarmpilot` commands; `main.rs` only parses arguments.
+//! - [`models`]: the ONNX traffic models (forecaster, traffic-state classifier) run with tract.
 //!
 //! Every reconcile is `observe -> decide -> actuate`; `decide` is a pure function of the policy,
 //! the observation, the history, any override and the time, so it can be tested exhaustively and
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod decide;
 pub mod metrics;
+pub mod models;
 pub mod policy;
 pub mod reconcile;
 pub mod swarm;

@@ -1,0 +1,268 @@
+//! Loading a model once: shipped bytes or a file, metadata, shape checks, tract optimization.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+use super::error::ModelError;
+use super::inspect::{describe_io, TensorInfo};
+use super::metadata::{ModelKind, ModelMetadata};
+
+/// The models embedded in the binary, by the bare name a policy uses.
+pub const SHIPPED: [(&str, &[u8]); 2] = [
+    (
+        "traffic-forecast",
+        include_bytes!("../../models/traffic-forecast.onnx"),
+    ),
+    (
+        "traffic-states",
+        include_bytes!("../../models/traffic-states.onnx"),
+    ),
+];
+
+/// A loaded, checked and optimized model; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Model {
+    /// The bare name or path it was loaded from.
+    pub name: String,
+    pub metadata: ModelMetadata,
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+    /// Values per batch row going in (window length or feature count) and coming out.
+    pub input_width: usize,
+    pub output_width: usize,
+    plan: Arc<TypedRunnableModel>,
+}
+
+impl Model {
+    /// Loads a shipped model by bare name (`traffic-forecast`), or an `.onnx` file by path.
+    pub fn load(spec: &str) -> Result<Model, ModelError> {
+        if let Some((name, bytes)) = SHIPPED.iter().find(|(name, _)| *name == spec) {
+            return Model::from_bytes(name, bytes);
+        }
+        let path = Path::new(spec);
+        let looks_like_path = spec.contains('/') || spec.ends_with(".onnx") || path.exists();
+        if !looks_like_path {
+            return Err(ModelError::UnknownName {
+                model: spec.to_owned(),
+                known: SHIPPED
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+            path: spec.to_owned(),
+            source,
+        })?;
+        Model::from_bytes(spec, &bytes)
+    }
+
+    /// Decodes, checks and optimizes a model; `name` is used in errors and reports.
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Model, ModelError> {
+        let proto = onnx()
+            .proto_model_for_read(&mut &bytes[..])
+            .map_err(|error| ModelError::Decode {
+                model: name.to_owned(),
+                message: format!("{error:#}"),
+            })?;
+        let properties: BTreeMap<String, String> = proto
+            .metadata_props
+            .iter()
+            .map(|entry| (entry.key.clone(), entry.value.clone()))
+            .collect();
+        let metadata = ModelMetadata::parse(name, properties)?;
+        let graph = proto.graph.as_ref().ok_or_else(|| ModelError::Decode {
+            model: name.to_owned(),
+            message: "no graph".into(),
+        })?;
+        let (inputs, outputs) = describe_io(graph);
+        let input_width = row_width(name, &inputs, &metadata.input, "input")?;
+        let output_width = row_width(name, &outputs, &metadata.output, "output")?;
+        check_widths(name, &metadata, input_width, output_width)?;
+        let plan = optimize(name, &proto, &metadata)?;
+        Ok(Model {
+            name: name.to_owned(),
+            metadata,
+            inputs,
+            outputs,
+            input_width,
+            output_width,
+            plan,
+        })
+    }
+
+    /// Runs the plan on `rows` rows of `input_width` values; returns rows of `output_width`.
+    pub(crate) fn run_rows(&self, rows: usize, flat: Vec<f32>) -> Result<Vec<f32>, ModelError> {
+        let input = tract_ndarray::Array2::from_shape_vec((rows, self.input_width), flat)
+            .map_err(|error| ModelError::tract(&self.name, "shape the batch", error))?;
+        let outputs = self
+            .plan
+            .run(tvec!(Tensor::from(input).into_tvalue()))
+            .map_err(|error| ModelError::tract(&self.name, "run", error))?;
+        let output = outputs
+            .first()
+            .ok_or_else(|| ModelError::tract(&self.name, "run", "no output"))?;
+        let view = output
+            .to_plain_array_view::<f32>()
+            .map_err(|error| ModelError::tract(&self.name, "read the output", error))?;
+        if view.shape() != [rows, self.output_width] {
+            return Err(ModelError::Shape {
+                model: self.name.clone(),
+                problem: format!(
+                    "output shape {:?}, expected [{rows}, {}]",
+                    view.shape(),
+                    self.output_width
+                ),
+            });
+        }
+        Ok(view.iter().copied().collect())
+    }
+}
+
+/// The fixed second dimension of a [batch, n] graph input or output named by the metadata.
+fn row_width(
+    model: &str,
+    infos: &[TensorInfo],
+    name: &str,
+    role: &str,
+) -> Result<usize, ModelError> {
+    let info = infos
+        .iter()
+        .find(|info| info.name == name)
+        .ok_or_else(|| ModelError::Shape {
+            model: model.to_owned(),
+            problem: format!(
+                "metadata names {role} {name:?}, the graph has {:?}",
+                infos
+                    .iter()
+                    .map(|info| info.name.as_str())
+                    .collect::<Vec<_>>()
+            ),
+        })?;
+    match info.dims.as_slice() {
+        [_, width] => width.parse().map_err(|_| ModelError::Shape {
+            model: model.to_owned(),
+            problem: format!("{role} {name:?} second dimension {width:?} must be a fixed size"),
+        }),
+        dims => Err(ModelError::Shape {
+            model: model.to_owned(),
+            problem: format!("{role} {name:?} has shape {dims:?}, expected [batch, n]"),
+        }),
+    }
+}
+
+fn check_widths(
+    model: &str,
+    meta: &ModelMetadata,
+    input: usize,
+    output: usize,
+) -> Result<(), ModelError> {
+    let (want_in, want_out, out_what) = match meta.kind {
+        ModelKind::Forecaster => (meta.window, meta.horizon, "horizon"),
+        ModelKind::Classifier => (meta.features.len(), meta.states.len(), "states"),
+    };
+    let in_what = match meta.kind {
+        ModelKind::Forecaster => "window",
+        ModelKind::Classifier => "features",
+    };
+    if input != want_in {
+        return Err(ModelError::Shape {
+            model: model.to_owned(),
+            problem: format!(
+                "input takes {input} values per row but metadata {in_what} says {want_in}"
+            ),
+        });
+    }
+    if output != want_out {
+        return Err(ModelError::Shape {
+            model: model.to_owned(),
+            problem: format!(
+                "output gives {output} values per row but metadata {out_what} says {want_out}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// One optimized plan whose batch dimension stays symbolic, so it serves any batch size.
+fn optimize(
+    name: &str,
+    proto: &pb::ModelProto,
+    meta: &ModelMetadata,
+) -> Result<Arc<TypedRunnableModel>, ModelError> {
+    let mut model = onnx()
+        .model_for_proto_model(proto)
+        .map_err(|error| ModelError::tract(name, "translate the graph", error))?;
+    let input = model
+        .find_outlet_label(&meta.input)
+        .or_else(|| {
+            model
+                .input_outlets()
+                .ok()
+                .and_then(|outlets| outlets.first().copied())
+        })
+        .ok_or_else(|| ModelError::tract(name, "find the input", &meta.input))?;
+    let output = model
+        .find_outlet_label(&meta.output)
+        .ok_or_else(|| ModelError::tract(name, "find the output", &meta.output))?;
+    model
+        .set_input_outlets(&[input])
+        .and_then(|_| model.select_output_outlets(&[output]))
+        .map_err(|error| ModelError::tract(name, "select the input and output", error))?;
+    model
+        .into_optimized()
+        .and_then(|typed| typed.into_runnable())
+        .map_err(|error| ModelError::tract(name, "optimize", error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_name_that_is_not_shipped_lists_the_shipped_ones() {
+        let error = Model::load("traffic-forcast").unwrap_err().to_string();
+        assert!(
+            error.contains("traffic-forecast, traffic-states"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_names_the_path() {
+        let error = Model::load("/nonexistent/mine.onnx")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("/nonexistent/mine.onnx"), "{error}");
+    }
+
+    #[test]
+    fn garbage_is_not_a_model() {
+        let error = Model::from_bytes("junk.onnx", b"not a protobuf at all").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ModelError::Decode { .. } | ModelError::Metadata { .. }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn one_plan_serves_any_batch_size() {
+        let model = Model::load("traffic-forecast").unwrap();
+        for rows in [1, 3, 17] {
+            let out = model
+                .run_rows(rows, vec![100.0; rows * model.input_width])
+                .unwrap();
+            assert_eq!(out.len(), rows * model.output_width);
+            // A constant window forecasts close to that constant.
+            assert!(out.iter().all(|v| (v - 100.0).abs() < 20.0), "{out:?}");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `model eval` over traces in the `swarmpilot record` CSV format.
+
+use std::io::Write;
+use std::path::Path;
+
+use swarmpilot::models::eval::{eval_trace, EvalOptions, EvalReport};
+use swarmpilot::policy::TrafficState;
+
+/// Two hours at 5 s of a wavy load, then ten minutes of a flood: 10x the requests, a third
+/// of the request size, a tenth of the response size, 30 % errors and 3x latency.
+fn write_trace(path: &Path, labeled: bool) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let label = if labeled { ",label" } else { "" };
+    writeln!(
+        file,
+        "timestamp,requests,errors,latency,receive_bytes,transmit_bytes{label}"
+    )
+    .unwrap();
+    let start = 1_700_000_000i64;
+    for k in 0..1560i64 {
+        let flood = k >= 1440;
+        let wave = 100.0 + 20.0 * (k as f64 / 120.0).sin() + ((k * 7919) % 13) as f64;
+        let requests = if flood { wave * 10.0 } else { wave };
+        let errors = requests * if flood { 0.3 } else { 0.002 };
+        let latency = if flood { 0.15 } else { 0.05 };
+        let rx = requests * if flood { 150.0 } else { 500.0 };
+        let tx = requests * if flood { 2_000.0 } else { 20_000.0 };
+        let state = if flood { ",flood" } else { ",normal" };
+        let state = if labeled { state } else { "" };
+        // Epoch seconds here; RFC 3339 in the other test, as `record` writes.
+        let stamp = if labeled {
+            chrono::DateTime::from_timestamp(start + 5 * k, 0)
+                .unwrap()
+                .to_rfc3339()
+        } else {
+            (start + 5 * k).to_string()
+        };
+        writeln!(
+            file,
+            "{stamp},{requests},{errors},{latency},{rx},{tx}{state}"
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn the_classifier_reports_states_and_a_confusion_matrix_for_a_labeled_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.csv");
+    write_trace(&path, true);
+    let report = eval_trace("traffic-states", &path, &EvalOptions::default()).unwrap();
+    let EvalReport::States {
+        rows,
+        distribution,
+        confusion,
+        ..
+    } = &report
+    else {
+        panic!("{report:?}")
+    };
+    assert_eq!(distribution.values().sum::<usize>(), *rows);
+    let confusion = confusion
+        .as_ref()
+        .expect("a labeled trace gives a confusion matrix");
+    assert_eq!(confusion.values().sum::<usize>(), *rows);
+    let normal_ok = confusion
+        .get(&("normal".into(), TrafficState::Normal))
+        .copied()
+        .unwrap_or(0);
+    let normal_all: usize = confusion
+        .iter()
+        .filter(|((l, _), _)| l == "normal")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        normal_ok * 10 >= normal_all * 9,
+        "steady traffic should be mostly normal: {report}"
+    );
+    let flood_ok = confusion
+        .get(&("flood".into(), TrafficState::Flood))
+        .copied()
+        .unwrap_or(0);
+    let flood_all: usize = confusion
+        .iter()
+        .filter(|((l, _), _)| l == "flood")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        flood_ok * 2 >= flood_all,
+        "a blatant flood should mostly be called one: {report}"
+    );
+    assert!(report.to_string().contains("confusion"));
+}
+
+#[test]
+fn the_forecaster_reports_mase_against_the_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.csv");
+    write_trace(&path, false);
+    let report = eval_trace("traffic-forecast", &path, &EvalOptions::default()).unwrap();
+    let EvalReport::Forecast {
+        column,
+        origins,
+        model,
+        naive,
+        seasonal_naive,
+    } = &report
+    else {
+        panic!("{report:?}")
+    };
+    assert_eq!(column, "requests");
+    assert_eq!(*origins, 1560 - 59 - 12);
+    assert!(
+        model.is_finite() && *model > 0.0 && naive.is_finite() && *naive > 0.0,
+        "{report}"
+    );
+    assert_eq!(
+        *seasonal_naive, None,
+        "a two-hour trace has no day-old values"
+    );
+}
+
+#[test]
+fn a_missing_column_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.csv");
+    write_trace(&path, false);
+    let options = EvalOptions {
+        column: Some("rps".into()),
+        ..Default::default()
+    };
+    let error = eval_trace("traffic-forecast", &path, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("\"rps\"") && error.contains("requests"),
+        "{error}"
+    );
+}
