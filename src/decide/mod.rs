@@ -24,6 +24,7 @@ mod history;
 mod hpa;
 mod observation;
 mod overrides;
+pub mod signals;
 
 #[cfg(test)]
 mod tests;
