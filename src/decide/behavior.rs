@@ -243,6 +243,17 @@ mod tests {
     }
 
     #[test]
+    fn percent_rounding_follows_the_controller() {
+        let up = rules(SelectPolicy::Max, vec![(RatePolicyKind::Percent, 10, 60)]);
+        // Up rounds up, so 10% of 3 still allows one more replica.
+        assert_eq!(scale_up_limit(3, &[], &up, now()), 4);
+        assert_eq!(scale_up_limit(10, &[], &up, now()), 11);
+        let down = rules(SelectPolicy::Max, vec![(RatePolicyKind::Percent, 10, 60)]);
+        // 72 * 0.9 = 64.8, truncated: the documentation's "7.2 rounded up to 8" removed.
+        assert_eq!(scale_down_limit(72, &[], &down, now()), 64);
+    }
+
+    #[test]
     fn events_inside_the_period_move_its_start() {
         let up = rules(SelectPolicy::Max, vec![(RatePolicyKind::Replicas, 4, 60)]);
         // 2 -> 6 thirty seconds ago: the period started at 2, so 6 is already the limit.

@@ -81,7 +81,9 @@ pub fn decide(
     };
     let mut outcome = policy_outcome(&rules, current, &per_metric, forecast, history, now);
     if let Some((state, action)) = anomaly::active_action(spec, observation, now) {
-        if outcome.reason != Reason::ScalingDisabled {
+        // Only a count the behavior produced is shaped; holds stay holds, and bringing a
+        // service back within [min, max] is not negotiable.
+        if outcome.stabilized.is_some() {
             outcome = anomaly::apply(state, action, outcome, current, spec.min_replicas);
         }
     }

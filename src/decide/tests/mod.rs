@@ -2,6 +2,7 @@
 
 mod examples;
 mod properties;
+mod signals;
 
 use chrono::{DateTime, TimeZone, Utc};
 
