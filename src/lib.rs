@@ -11,6 +11,7 @@
 //! - [`swarm`]: the Swarm port, a small trait and its bollard adapter.
 //! - [`metrics`]: observing services through Prometheus, the tasks' exposition endpoints and Docker stats.
 //! - [`decide`]: the pure decision engine (HPA algorithm and behavior, overrides, fallback).
+//! - [`replay`]: offline simulation of `decide` over a trace, beside the HPA baseline.
 //! - [`cli`]: the bodies of the `swarmpilot` commands; `main.rs` only parses arguments.
 //! - [`models`]: the ONNX traffic models (forecaster, traffic-state classifier) run with tract.
 //!
@@ -24,5 +25,6 @@ pub mod metrics;
 pub mod models;
 pub mod policy;
 pub mod reconcile;
+pub mod replay;
 pub mod swarm;
 pub mod webhook;

@@ -39,6 +39,9 @@ enum Command {
     Metrics(cli::metrics::Args),
     /// Export a policy's Prometheus metrics history as a trace CSV (docs/trace-format.md).
     Record(cli::record::Args),
+    /// Simulate a policy over a trace CSV beside the HPA baseline: under-provisioned time,
+    /// replica-hours, scale events; optional per-step CSV and plots.
+    Replay(Box<cli::replay::Args>),
 }
 
 fn main() -> ExitCode {
@@ -54,5 +57,6 @@ fn main() -> ExitCode {
         Command::Override(command) => cli::overrides::run(command, args.output),
         Command::Metrics(command) => cli::metrics::run(command, args.output),
         Command::Record(command) => cli::record::run(command),
+        Command::Replay(command) => cli::replay::run(command, args.output),
     })
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod overrides;
 pub mod prometheus;
 pub mod record;
+pub mod replay;
 pub mod run;
 pub mod schema;
 mod table;

@@ -1,0 +1,315 @@
+//! Offline replay: what a policy would have done on a recorded or synthetic trace, side by side
+//! with the HPA baseline, through the same `decide` the reconcile loop calls.
+//!
+//! A trace column gives the demand ([`trace`], [`demand`]); [`simulate`] runs the policy's
+//! decisions over it with replicas that take `startup` to serve; [`signals`] brings the models'
+//! forecasts and traffic states in; [`summary`] integrates the figures; [`series`], [`plot`]
+//! write them out; [`synthetic`] makes test traces.
+
+pub mod demand;
+mod error;
+pub mod plot;
+pub mod series;
+pub mod signals;
+pub mod simulate;
+pub mod summary;
+pub mod synthetic;
+pub mod trace;
+
+use chrono::{DateTime, Duration, Utc};
+
+pub use demand::{Demand, Point};
+pub use error::ReplayError;
+pub use signals::{NoModels, PerTick, RoleSeries, Signals};
+pub use simulate::{Service, Tick};
+pub use summary::Summary;
+pub use trace::Trace;
+
+use crate::policy::{AnomalySpec, Behavior, Mode, ScalingPolicy};
+use simulate::TickSignals;
+use summary::Labels;
+
+/// How to read the trace and what the simulated service is like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// The trace column that is the load metric; see [`load_column`] for the default.
+    pub metric: Option<String>,
+    /// Multiplies the column (e.g. 1/60 for a per-minute column read as per second).
+    pub scale: f64,
+    pub capacity_per_replica: f64,
+    pub startup: Duration,
+    /// Default: the policy's `minReplicas`.
+    pub initial_replicas: Option<u32>,
+}
+
+/// One simulated run.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub name: String,
+    pub ticks: Vec<Tick>,
+    pub summary: Summary,
+}
+
+/// The policy and the HPA baseline on the same trace.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    /// The policy metric the trace drives, and the trace column it was read from.
+    pub metric: String,
+    pub column: String,
+    pub demand: Demand,
+    /// Row times of the replayed range (the series grid).
+    pub times: Vec<DateTime<Utc>>,
+    pub horizon: Option<Duration>,
+    pub service: Service,
+    pub policy: Run,
+    pub baseline: Run,
+    /// Things the reader of the figures should know (metrics left out, models skipped...).
+    pub notes: Vec<String>,
+}
+
+/// Replays `policy` and its HPA baseline over `trace`.
+pub fn compare(
+    policy: &ScalingPolicy,
+    trace: &Trace,
+    options: &Options,
+    signals: &dyn Signals,
+) -> Result<Comparison, ReplayError> {
+    check_options(options, policy)?;
+    let mut notes = Vec::new();
+    let load = load_metric(policy)?.clone();
+    let column = load_column(trace, &load.name, options.metric.as_deref())?;
+    let values: Vec<Option<f64>> = column
+        .values
+        .iter()
+        .map(|v| v.map(|v| v * options.scale))
+        .collect();
+    if values.iter().all(Option::is_none) {
+        return Err(ReplayError::NoValues {
+            column: column.name.clone(),
+        });
+    }
+    let demand = Demand::new(&trace.times, &values, trace.step());
+
+    let mut simulated = policy.clone();
+    simulated.spec.mode = Mode::Enforce;
+    let left_out: Vec<&str> = policy
+        .spec
+        .metrics
+        .iter()
+        .filter(|m| m.name != load.name)
+        .map(|m| m.name.as_str())
+        .collect();
+    if !left_out.is_empty() {
+        notes.push(format!(
+            "replay drives metric {} only; left out: {}",
+            load.name,
+            left_out.join(", ")
+        ));
+    }
+    simulated.spec.metrics.retain(|m| m.name == load.name);
+    if policy.spec.mode == Mode::Recommend {
+        notes.push("the policy's mode is recommend; replay applies its decisions".to_owned());
+    }
+    let baseline = hpa_baseline(&simulated);
+
+    let interval = Duration::from_std(policy.spec.interval.as_std())
+        .map_err(|e| ReplayError::Options(format!("interval: {e}")))?;
+    let ticks = simulate::tick_times(&demand, interval);
+    let forecasts = match &simulated.spec.forecast {
+        Some(spec) if spec.metric == load.name => {
+            let per_tick = signals.forecasts(spec, &demand.points, &ticks)?;
+            notes.extend(skipped("forecast", &per_tick));
+            Some(per_tick)
+        }
+        Some(spec) => {
+            notes.push(format!(
+                "forecast.metric {} is not the replayed metric {}: no forecast",
+                spec.metric, load.name
+            ));
+            None
+        }
+        None => None,
+    };
+    let states = match &simulated.spec.anomaly {
+        Some(spec) => {
+            let roles = role_series(spec, trace, &load.name, &demand)?;
+            let per_tick = signals.states(spec, &roles, &ticks)?;
+            notes.extend(skipped("traffic state", &per_tick));
+            Some(per_tick)
+        }
+        None => None,
+    };
+
+    let service = Service {
+        capacity_per_replica: options.capacity_per_replica,
+        startup: options.startup,
+        initial_replicas: options
+            .initial_replicas
+            .unwrap_or(policy.spec.min_replicas)
+            .clamp(policy.spec.min_replicas, policy.spec.max_replicas),
+    };
+    let labels = trace.labels.as_ref().map(|labels| Labels {
+        times: &trace.times,
+        labels,
+    });
+    let run = |name: String, policy: &ScalingPolicy, signals: &TickSignals<'_>| {
+        let ticks = simulate::simulate(policy, &load, service, &demand, &ticks, signals);
+        let summary = summary::summarize(&demand, &ticks, service.capacity_per_replica, labels);
+        Run {
+            name,
+            ticks,
+            summary,
+        }
+    };
+    let with_models = TickSignals {
+        forecasts: forecasts.as_ref(),
+        states: states.as_ref(),
+    };
+    Ok(Comparison {
+        metric: load.name.clone(),
+        column: column.name.clone(),
+        times: trace.times.clone(),
+        horizon: simulated
+            .spec
+            .forecast
+            .as_ref()
+            .and_then(|f| Duration::from_std(f.horizon.as_std()).ok()),
+        policy: run(policy.metadata.name.clone(), &simulated, &with_models),
+        baseline: run(
+            "HPA baseline".to_owned(),
+            &baseline,
+            &TickSignals::default(),
+        ),
+        demand,
+        service,
+        notes,
+    })
+}
+
+/// The same policy as Kubernetes' HPA would run it: HPA's default behavior, no forecast, no
+/// traffic states.
+pub fn hpa_baseline(policy: &ScalingPolicy) -> ScalingPolicy {
+    let mut baseline = policy.clone();
+    baseline.spec.behavior = Behavior::default();
+    baseline.spec.forecast = None;
+    baseline.spec.anomaly = None;
+    baseline
+}
+
+/// The metric the trace drives: the forecast's metric, else the first one.
+pub fn load_metric(policy: &ScalingPolicy) -> Result<&crate::policy::MetricSpec, ReplayError> {
+    let metrics = &policy.spec.metrics;
+    policy
+        .spec
+        .forecast
+        .as_ref()
+        .and_then(|f| metrics.iter().find(|m| m.name == f.metric))
+        .or_else(|| metrics.first())
+        .ok_or_else(|| ReplayError::Options("the policy has no metrics to replay".to_owned()))
+}
+
+/// The trace column of the load metric: `--metric`, else the column named as the metric, else
+/// the trace's only value column.
+pub fn load_column<'t>(
+    trace: &'t Trace,
+    metric: &str,
+    chosen: Option<&str>,
+) -> Result<&'t trace::Column, ReplayError> {
+    if let Some(name) = chosen {
+        return trace
+            .column(name)
+            .ok_or_else(|| ReplayError::MissingColumn {
+                name: name.to_owned(),
+                why: "named by --metric".to_owned(),
+                columns: trace.column_names(),
+            });
+    }
+    if let Some(column) = trace.column(metric) {
+        return Ok(column);
+    }
+    match trace.columns.as_slice() {
+        [only] => Ok(only),
+        _ => Err(ReplayError::AmbiguousColumn {
+            columns: trace.column_names(),
+        }),
+    }
+}
+
+fn check_options(options: &Options, policy: &ScalingPolicy) -> Result<(), ReplayError> {
+    if !(options.capacity_per_replica.is_finite() && options.capacity_per_replica > 0.0) {
+        return Err(ReplayError::Options(format!(
+            "--capacity-per-replica must be a positive number, got {}",
+            options.capacity_per_replica
+        )));
+    }
+    if !(options.scale.is_finite() && options.scale > 0.0) {
+        return Err(ReplayError::Options(format!(
+            "--scale must be a positive number, got {}",
+            options.scale
+        )));
+    }
+    if options.startup < Duration::zero() {
+        return Err(ReplayError::Options("--startup must not be negative".to_owned()));
+    }
+    if let Some(initial) = options.initial_replicas {
+        let spec = &policy.spec;
+        if initial < spec.min_replicas || initial > spec.max_replicas {
+            return Err(ReplayError::Options(format!(
+                "--initial-replicas {initial} is outside minReplicas..maxReplicas ({}..{})",
+                spec.min_replicas, spec.max_replicas
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The classifier's role series: the load metric's role reads the (scaled) demand column,
+/// every other named metric the trace column of the same name.
+fn role_series(
+    spec: &AnomalySpec,
+    trace: &Trace,
+    load: &str,
+    demand: &Demand,
+) -> Result<RoleSeries, ReplayError> {
+    let series = |role: &str, metric: &Option<String>| -> Result<Option<Vec<Point>>, ReplayError> {
+        let Some(metric) = metric else {
+            return Ok(None);
+        };
+        if metric == load {
+            return Ok(Some(demand.points.clone()));
+        }
+        let column = trace
+            .column(metric)
+            .ok_or_else(|| ReplayError::MissingColumn {
+                name: metric.clone(),
+                why: format!("anomaly.inputs.{role} names it"),
+                columns: trace.column_names(),
+            })?;
+        Ok(Some(
+            trace
+                .times
+                .iter()
+                .zip(&column.values)
+                .filter_map(|(&at, v)| v.map(|value| Point { at, value }))
+                .collect(),
+        ))
+    };
+    let inputs = &spec.inputs;
+    Ok(RoleSeries {
+        requests: series("requests", &inputs.requests)?,
+        errors: series("errors", &inputs.errors)?,
+        latency: series("latency", &inputs.latency)?,
+        receive_bytes: series("receiveBytes", &inputs.receive_bytes)?,
+        transmit_bytes: series("transmitBytes", &inputs.transmit_bytes)?,
+    })
+}
+
+/// A note on how many ticks a model gave nothing, with the first reason.
+fn skipped<T>(what: &str, per_tick: &PerTick<T>) -> Option<String> {
+    let missing = per_tick.iter().filter(|r| r.is_err()).count();
+    let first = per_tick.iter().find_map(|r| r.as_ref().err())?;
+    Some(format!(
+        "{what}: none at {missing} of {} ticks (first: {first})",
+        per_tick.len()
+    ))
+}
