@@ -160,7 +160,14 @@ fn write_report(out: &mut dyn Write, comparison: &Comparison, args: &Args) -> an
             "-".to_owned()
         }
     };
-    let events = |s: &Summary| format!("{} ({} up, {} down)", s.scale_events(), s.scale_ups, s.scale_downs);
+    let events = |s: &Summary| {
+        format!(
+            "{} ({} up, {} down)",
+            s.scale_events(),
+            s.scale_ups,
+            s.scale_downs
+        )
+    };
     let mut rows = vec![
         vec![
             "under-provisioned seconds".to_owned(),
@@ -217,7 +224,12 @@ fn write_report(out: &mut dyn Write, comparison: &Comparison, args: &Args) -> an
     }
     write_table(
         out,
-        &["", &format!("policy {}", comparison.policy.name), "HPA baseline", "ratio"],
+        &[
+            "",
+            &format!("policy {}", comparison.policy.name),
+            "HPA baseline",
+            "ratio",
+        ],
         &rows,
     )?;
     for note in &comparison.notes {

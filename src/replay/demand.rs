@@ -114,7 +114,11 @@ mod tests {
 
     #[test]
     fn values_hold_until_the_next_row_and_the_last_for_one_step() {
-        let demand = Demand::new(&[t(0), t(5), t(10)], &[Some(1.0), Some(2.0), Some(3.0)], Duration::seconds(5));
+        let demand = Demand::new(
+            &[t(0), t(5), t(10)],
+            &[Some(1.0), Some(2.0), Some(3.0)],
+            Duration::seconds(5),
+        );
         assert_eq!(demand.end, t(15));
         assert_eq!(demand.at(t(4)), Some(1.0));
         assert_eq!(demand.at(t(5)), Some(2.0));

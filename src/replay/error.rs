@@ -29,7 +29,9 @@ pub enum ReplayError {
         why: String,
         columns: String,
     },
-    #[error("the trace has several value columns ({columns}): name the load metric's with --metric")]
+    #[error(
+        "the trace has several value columns ({columns}): name the load metric's with --metric"
+    )]
     AmbiguousColumn { columns: String },
     #[error("column {column:?} has no value at all in the replayed range")]
     NoValues { column: String },

@@ -249,7 +249,9 @@ fn check_options(options: &Options, policy: &ScalingPolicy) -> Result<(), Replay
         )));
     }
     if options.startup < Duration::zero() {
-        return Err(ReplayError::Options("--startup must not be negative".to_owned()));
+        return Err(ReplayError::Options(
+            "--startup must not be negative".to_owned(),
+        ));
     }
     if let Some(initial) = options.initial_replicas {
         let spec = &policy.spec;

@@ -112,7 +112,14 @@ fn panels<DB: DrawingBackend>(
         horizon: None,
     };
     panel(&top, &scale, &policy, rows, &states, &comparison.metric)?;
-    panel(&bottom, &scale, &baseline, rows, &states, &comparison.metric)
+    panel(
+        &bottom,
+        &scale,
+        &baseline,
+        rows,
+        &states,
+        &comparison.metric,
+    )
 }
 
 struct Scale {
@@ -221,7 +228,10 @@ fn panel<DB: DrawingBackend, F: Fn(&Row) -> RunPoint>(
                 .draw_series(std::iter::empty::<Rectangle<(DateTime<Utc>, f64)>>())?
                 .label(format!("state {state}"))
                 .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 18, y + 6)], state_color(state).mix(0.35).filled())
+                    Rectangle::new(
+                        [(x, y - 6), (x + 18, y + 6)],
+                        state_color(state).mix(0.35).filled(),
+                    )
                 });
         }
     }
@@ -276,7 +286,9 @@ fn steps<T: Copy>(points: impl Iterator<Item = (DateTime<Utc>, T)>) -> Vec<(Date
 }
 
 /// Splits a series with gaps into the runs of known values.
-fn pieces(points: impl Iterator<Item = (DateTime<Utc>, Option<f64>)>) -> Vec<Vec<(DateTime<Utc>, f64)>> {
+fn pieces(
+    points: impl Iterator<Item = (DateTime<Utc>, Option<f64>)>,
+) -> Vec<Vec<(DateTime<Utc>, f64)>> {
     let mut out: Vec<Vec<(DateTime<Utc>, f64)>> = vec![Vec::new()];
     for (at, value) in points {
         match value {

@@ -95,8 +95,10 @@ pub fn simulate(
             ready_at,
         }
     };
+    // The initial replicas have run for a while: no start-up, no CPU initialization period.
+    let long_ago = demand.start - Duration::hours(1) - service.startup;
     let mut replicas: Vec<Replica> = (0..service.initial_replicas)
-        .map(|_| new_replica(demand.start - service.startup, demand.start))
+        .map(|_| new_replica(long_ago, demand.start))
         .collect();
     let mut history = History::default();
     let mut traffic: Option<ObservedState> = None;

@@ -64,7 +64,11 @@ pub fn generate(options: &Synthetic) -> Trace {
     let mut random = XorShift(options.seed.max(1));
     let events: Vec<(usize, f64)> = match options.kind {
         // Start after the classifier's one-hour baseline has filled.
-        Kind::FlashCrowd => vec![(n * 45 / 100, 5.0), (n * 65 / 100, 4.0), (n * 85 / 100, 6.0)],
+        Kind::FlashCrowd => vec![
+            (n * 45 / 100, 5.0),
+            (n * 65 / 100, 4.0),
+            (n * 85 / 100, 6.0),
+        ],
         Kind::Flood => vec![(n * 60 / 100, 12.0)],
     };
     let mut counts = Vec::with_capacity(n);
@@ -86,7 +90,8 @@ pub fn generate(options: &Synthetic) -> Trace {
         counts.push(count);
         columns[0].push(count * (0.002 + effect.errors).min(1.0));
         let load = (expected / options.base_rps).max(0.2);
-        columns[1].push(0.05 * (1.0 + 0.1 * load.ln_1p()) * effect.latency * random.lognormal(0.08));
+        columns[1]
+            .push(0.05 * (1.0 + 0.1 * load.ln_1p()) * effect.latency * random.lognormal(0.08));
         columns[2].push(count * 600.0 * effect.rx * random.lognormal(0.05));
         columns[3].push(count * 12_000.0 * effect.tx * random.lognormal(0.05));
         labels.push(effect.label.to_owned());

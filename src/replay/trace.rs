@@ -272,9 +272,13 @@ mod tests {
 
     #[test]
     fn reads_zone_less_times_as_utc_and_labels_as_text() {
-        let trace = read("time,value,label\n2023-06-17T00:00:00,3,normal\n2023-06-17T00:00:05,4,flood\n")
-            .unwrap();
-        assert_eq!(trace.times[0], Utc.with_ymd_and_hms(2023, 6, 17, 0, 0, 0).unwrap());
+        let trace =
+            read("time,value,label\n2023-06-17T00:00:00,3,normal\n2023-06-17T00:00:05,4,flood\n")
+                .unwrap();
+        assert_eq!(
+            trace.times[0],
+            Utc.with_ymd_and_hms(2023, 6, 17, 0, 0, 0).unwrap()
+        );
         assert_eq!(trace.labels.unwrap(), vec!["normal", "flood"]);
         assert_eq!(trace.columns.len(), 1);
     }
@@ -282,13 +286,19 @@ mod tests {
     #[test]
     fn names_row_and_column_of_a_bad_cell() {
         let error = read("timestamp,rps\n0,1\n5,abc\n").unwrap_err().to_string();
-        assert!(error.contains("row 3") && error.contains("\"rps\"") && error.contains("abc"), "{error}");
+        assert!(
+            error.contains("row 3") && error.contains("\"rps\"") && error.contains("abc"),
+            "{error}"
+        );
     }
 
     #[test]
     fn refuses_time_going_backwards_and_a_missing_time_column() {
         let error = read("timestamp,rps\n5,1\n5,2\n").unwrap_err().to_string();
-        assert!(error.contains("row 3") && error.contains("not after"), "{error}");
+        assert!(
+            error.contains("row 3") && error.contains("not after"),
+            "{error}"
+        );
         let error = read("rps,cpu\n1,2\n3,4\n").unwrap_err().to_string();
         assert!(error.contains("`timestamp` or `time`"), "{error}");
     }
@@ -299,7 +309,12 @@ mod tests {
         let from = DateTime::from_timestamp(5, 0);
         let to = DateTime::from_timestamp(15, 0);
         let selected = trace.select(from, to).unwrap();
-        assert_eq!(selected.column("v").unwrap().values, vec![Some(2.0), Some(3.0)]);
-        assert!(trace.select(DateTime::from_timestamp(100, 0), None).is_err());
+        assert_eq!(
+            selected.column("v").unwrap().values,
+            vec![Some(2.0), Some(3.0)]
+        );
+        assert!(trace
+            .select(DateTime::from_timestamp(100, 0), None)
+            .is_err());
     }
 }

@@ -1,0 +1,236 @@
+//! `replay` on small synthetic traces whose figures can be worked out by hand.
+
+use chrono::{DateTime, Duration, Utc};
+use swarmpilot::policy::{parse, AnomalySpec, ForecastSpec, ScalingPolicy, TrafficState};
+use swarmpilot::replay::{
+    compare, hpa_baseline, NoModels, Options, PerTick, Point, ReplayError, RoleSeries, Signals,
+    Trace,
+};
+
+const T0: i64 = 1_700_000_000;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(T0 + secs, 0).unwrap()
+}
+
+/// A `timestamp,value` trace at 5 s steps over `secs` seconds, the value from `demand(t)`.
+fn trace(secs: i64, demand: impl Fn(i64) -> f64) -> Trace {
+    let mut text = "timestamp,value\n".to_owned();
+    for t in (0..secs).step_by(5) {
+        text.push_str(&format!("{},{}\n", T0 + t, demand(t)));
+    }
+    Trace::read("test", text.as_bytes()).unwrap()
+}
+
+fn policy(extra: &str) -> ScalingPolicy {
+    parse(&format!(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  \
+         minReplicas: 1\n  maxReplicas: 10\n  metrics:\n  - name: rps\n    prometheus: {{query: 'sum(x)'}}\n    \
+         target: {{averageValue: 50}}\n{extra}"
+    ))
+    .unwrap()
+}
+
+fn options(capacity: f64, startup_secs: i64) -> Options {
+    Options {
+        metric: None,
+        scale: 1.0,
+        capacity_per_replica: capacity,
+        startup: Duration::seconds(startup_secs),
+        initial_replicas: None,
+    }
+}
+
+fn no_models() -> NoModels {
+    NoModels {
+        reason: "no models in this test".to_owned(),
+    }
+}
+
+#[test]
+fn a_step_is_under_provisioned_for_the_startup_time() {
+    // 40/s for 60 s, then 200/s for 120 s; one replica serves 50/s and starts in 30 s.
+    let trace = trace(180, |t| if t < 60 { 40.0 } else { 200.0 });
+    let result = compare(&policy(""), &trace, &options(50.0, 30), &no_models()).unwrap();
+    for run in [&result.policy, &result.baseline] {
+        let s = &run.summary;
+        // At 60 s the HPA asks for ceil(200/50) = 4 (within 100%/4-pods per 15 s), serving at 90 s.
+        assert_eq!(s.under_provisioned_secs, 30.0, "{}", run.name);
+        let over = (200.0 - 50.0) * 30.0;
+        let total = 40.0 * 60.0 + 200.0 * 120.0;
+        assert!((s.over_capacity_share - over / total).abs() < 1e-12);
+        assert!((s.replica_hours - (60.0 + 4.0 * 120.0) / 3600.0).abs() < 1e-12);
+        assert_eq!((s.scale_ups, s.scale_downs, s.max_replicas), (1, 0, 4));
+        assert_eq!(s.no_data_secs, 0.0);
+    }
+}
+
+/// 100/s, a flash crowd of 400/s from 300 s to 360 s, then 100/s to 1800 s; 100/s per replica.
+fn flash_crowd() -> Trace {
+    trace(1800, |t| {
+        if (300..360).contains(&t) {
+            400.0
+        } else {
+            100.0
+        }
+    })
+}
+
+fn per_replica_100(extra: &str) -> ScalingPolicy {
+    let text = format!(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: slow}}\nspec:\n  \
+         minReplicas: 1\n  maxReplicas: 10\n  metrics:\n  - name: rps\n    prometheus: {{query: 'sum(x)'}}\n    \
+         target: {{averageValue: 100}}\n{extra}"
+    );
+    parse(&text).unwrap()
+}
+
+#[test]
+fn the_baseline_scales_down_after_five_minutes_and_a_slower_policy_later() {
+    let slow = per_replica_100("  behavior: {scaleDown: {stabilizationWindow: 600s}}\n");
+    let result = compare(&slow, &flash_crowd(), &options(100.0, 30), &no_models()).unwrap();
+    let (p, b) = (&result.policy.summary, &result.baseline.summary);
+    // Both go to 4 replicas at 300 s (serving at 330 s): 30 s with 400/s on 100/s of capacity.
+    for s in [p, b] {
+        assert_eq!(s.under_provisioned_secs, 30.0);
+        let share = 300.0 * 30.0 / (100.0 * 1740.0 + 400.0 * 60.0);
+        assert!((s.over_capacity_share - share).abs() < 1e-12);
+        assert_eq!((s.scale_ups, s.scale_downs, s.max_replicas), (1, 1, 4));
+    }
+    // The last recommendation of 4 is at 345 s: it leaves HPA's 300 s window at 645 s and the
+    // policy's 600 s window at 945 s.
+    assert!((b.replica_hours - (1800.0 + 3.0 * 345.0) / 3600.0).abs() < 1e-12);
+    assert!((p.replica_hours - (1800.0 + 3.0 * 645.0) / 3600.0).abs() < 1e-12);
+    let down = |run: &swarmpilot::replay::Run| {
+        run.ticks
+            .iter()
+            .find(|t| t.at > at(300) && t.desired() < t.current)
+            .map(|t| t.at)
+    };
+    assert_eq!(down(&result.baseline), Some(at(645)));
+    assert_eq!(down(&result.policy), Some(at(945)));
+}
+
+#[test]
+fn the_baseline_is_the_policy_with_hpa_defaults_and_no_models() {
+    let mut policy = per_replica_100("  behavior: {scaleDown: {stabilizationWindow: 600s}}\n");
+    policy.spec.forecast = Some(ForecastSpec {
+        model: "traffic-forecast".into(),
+        metric: "rps".into(),
+        horizon: swarmpilot::policy::HumanDuration::from_secs(60),
+        use_for: Default::default(),
+    });
+    let baseline = hpa_baseline(&policy);
+    assert_eq!(baseline.spec.behavior, Default::default());
+    assert!(baseline.spec.forecast.is_none() && baseline.spec.anomaly.is_none());
+    assert_eq!(baseline.spec.metrics, policy.spec.metrics);
+}
+
+/// Test-only signals: forecasts from a function of the tick time (an oracle or a constant),
+/// and no traffic states. Never used outside tests.
+struct Scripted<F: Fn(DateTime<Utc>) -> f64>(F);
+
+impl<F: Fn(DateTime<Utc>) -> f64> Signals for Scripted<F> {
+    fn forecasts(
+        &self,
+        _: &ForecastSpec,
+        _: &[Point],
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<f64>, ReplayError> {
+        Ok(ticks.iter().map(|&t| Ok((self.0)(t))).collect())
+    }
+
+    fn states(
+        &self,
+        _: &AnomalySpec,
+        _: &RoleSeries,
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<TrafficState>, ReplayError> {
+        Ok(ticks.iter().map(|_| Err("none".to_owned())).collect())
+    }
+}
+
+const FORECAST: &str =
+    "  forecast: {model: traffic-forecast, metric: rps, horizon: 60s, use: scaleUp}\n";
+
+#[test]
+fn a_forecast_never_scales_in_under_use_scale_up() {
+    let policy = per_replica_100(FORECAST);
+    let trace = flash_crowd();
+    let observed = compare(&policy, &trace, &options(100.0, 30), &no_models()).unwrap();
+    // A forecast of no load at all, every tick: the run is the one without forecasts.
+    let zero = compare(&policy, &trace, &options(100.0, 30), &Scripted(|_| 0.0)).unwrap();
+    let counts = |run: &swarmpilot::replay::Run| -> Vec<u32> {
+        run.ticks.iter().map(|t| t.desired()).collect()
+    };
+    assert_eq!(counts(&zero.policy), counts(&observed.policy));
+    assert!(zero.policy.ticks.iter().all(|t| t.forecast == Some(0.0)));
+    assert_eq!(zero.policy.summary, observed.policy.summary);
+}
+
+#[test]
+fn a_perfect_forecast_serves_the_flash_crowd_in_time() {
+    let policy = per_replica_100(FORECAST);
+    let trace = flash_crowd();
+    let demand = |t: DateTime<Utc>| {
+        let secs = (t - at(0)).num_seconds() + 60;
+        if (300..360).contains(&secs) {
+            400.0
+        } else {
+            100.0
+        }
+    };
+    let result = compare(&policy, &trace, &options(100.0, 30), &Scripted(demand)).unwrap();
+    // At 240 s the forecast of 300 s says 400/s: 4 replicas serve from 270 s.
+    assert_eq!(result.policy.summary.under_provisioned_secs, 0.0);
+    assert_eq!(result.baseline.summary.under_provisioned_secs, 30.0);
+    let first_up = result.policy.ticks.iter().find(|t| t.desired() > t.current);
+    assert_eq!(first_up.map(|t| t.at), Some(at(240)));
+}
+
+#[test]
+fn an_unknown_stretch_is_no_data_and_a_failed_metric() {
+    // 100/s, then 3 minutes of empty cells, then 100/s again.
+    let mut text = "timestamp,value\n".to_owned();
+    for t in (0..600).step_by(5) {
+        let cell = if (200..380).contains(&t) {
+            String::new()
+        } else {
+            "100".to_owned()
+        };
+        text.push_str(&format!("{},{cell}\n", T0 + t));
+    }
+    let trace = Trace::read("gap", text.as_bytes()).unwrap();
+    let result = compare(
+        &per_replica_100(""),
+        &trace,
+        &options(100.0, 30),
+        &no_models(),
+    )
+    .unwrap();
+    // The last sample (195 s) holds for 60 s: unknown from 255 s to 380 s.
+    assert_eq!(result.policy.summary.no_data_secs, 125.0);
+    let tick = result
+        .policy
+        .ticks
+        .iter()
+        .find(|t| t.at == at(300))
+        .unwrap();
+    assert_eq!(tick.demand, None);
+    assert_eq!(tick.reason, swarmpilot::decide::Reason::Fallback);
+}
+
+#[test]
+fn utilization_targets_see_each_replica_share_of_its_capacity() {
+    let policy = parse(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: worker}\nspec:\n  \
+         minReplicas: 2\n  maxReplicas: 10\n  metrics:\n  - name: cpu\n    docker: {resource: cpu}\n    \
+         target: {utilization: 50}\n",
+    )
+    .unwrap();
+    // 150% of one replica's CPU on 2 replicas: 75% each, target 50%: ceil(2 * 1.5) = 3.
+    let trace = trace(60, |_| 150.0);
+    let result = compare(&policy, &trace, &options(100.0, 0), &no_models()).unwrap();
+    assert_eq!(result.policy.ticks[0].desired(), 3);
+    assert_eq!(result.policy.summary.max_replicas, 3);
+}
