@@ -14,6 +14,21 @@ fn swarmpilot(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `swarmpilot replay --policy P --trace T --capacity-per-replica C` plus `extra`.
+fn replay(policy: &str, trace: &str, capacity: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "replay",
+        "--policy",
+        policy,
+        "--trace",
+        trace,
+        "--capacity-per-replica",
+        capacity,
+    ];
+    args.extend_from_slice(extra);
+    swarmpilot(&args)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -52,21 +67,12 @@ fn prints_the_table_and_writes_csv_and_plots() {
     let series = path(&dir.path().join("series.csv"));
     let svg = path(&dir.path().join("plot.svg"));
     let png = path(&dir.path().join("plot.png"));
-    let output = swarmpilot(&[
-        "replay",
-        "--policy",
+    let output = replay(
         &policy,
-        "--trace",
         &trace,
-        "--capacity-per-replica",
         "50",
-        "--csv",
-        &series,
-        "--plot",
-        &svg,
-        "--plot",
-        &png,
-    ]);
+        &["--csv", &series, "--plot", &svg, "--plot", &png],
+    );
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
     let row = |name: &str| {
@@ -98,17 +104,7 @@ fn prints_the_table_and_writes_csv_and_plots() {
 #[test]
 fn json_output_carries_both_summaries() {
     let (_dir, policy, trace) = files(&step_trace());
-    let output = swarmpilot(&[
-        "-o",
-        "json",
-        "replay",
-        "--policy",
-        &policy,
-        "--trace",
-        &trace,
-        "--capacity-per-replica",
-        "50",
-    ]);
+    let output = replay(&policy, &trace, "50", &["-o", "json"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["policySummary"]["underProvisionedSecs"], 30.0);
@@ -116,8 +112,7 @@ fn json_output_carries_both_summaries() {
     assert_eq!(report["column"], "rps");
 }
 
-fn fails_with(args: &[&str], expected: &[&str]) {
-    let output = swarmpilot(args);
+fn fails_with(output: Output, expected: &[&str]) {
     let stderr = text(&output.stderr);
     assert!(!output.status.success(), "{}", text(&output.stdout));
     for part in expected {
@@ -129,17 +124,7 @@ fn fails_with(args: &[&str], expected: &[&str]) {
 fn a_missing_column_is_named_with_the_ones_there_are() {
     let (_dir, policy, trace) = files(&step_trace());
     fails_with(
-        &[
-            "replay",
-            "--policy",
-            &policy,
-            "--trace",
-            &trace,
-            "--capacity-per-replica",
-            "50",
-            "--metric",
-            "qps",
-        ],
+        replay(&policy, &trace, "50", &["--metric", "qps"]),
         &["no column \"qps\"", "rps, cpu"],
     );
 }
@@ -150,15 +135,7 @@ fn a_non_numeric_cell_is_named_by_row_and_column() {
     trace = trace.replacen(",200,", ",lots,", 1);
     let (_dir, policy, trace) = files(&trace);
     fails_with(
-        &[
-            "replay",
-            "--policy",
-            &policy,
-            "--trace",
-            &trace,
-            "--capacity-per-replica",
-            "50",
-        ],
+        replay(&policy, &trace, "50", &[]),
         &["row 14", "column \"rps\"", "\"lots\" is not a number"],
     );
 }
@@ -168,56 +145,20 @@ fn an_unknown_policy_file_and_bad_options_are_refused() {
     let (dir, _policy, trace) = files(&step_trace());
     let missing = path(&dir.path().join("nope.yaml"));
     fails_with(
-        &[
-            "replay",
-            "--policy",
-            &missing,
-            "--trace",
-            &trace,
-            "--capacity-per-replica",
-            "50",
-        ],
+        replay(&missing, &trace, "50", &[]),
         &["cannot read policy", "nope.yaml"],
     );
     let (_dir, policy, trace) = files(&step_trace());
     fails_with(
-        &[
-            "replay",
-            "--policy",
-            &policy,
-            "--trace",
-            &trace,
-            "--capacity-per-replica",
-            "0",
-        ],
+        replay(&policy, &trace, "0", &[]),
         &["--capacity-per-replica must be a positive number"],
     );
     fails_with(
-        &[
-            "replay",
-            "--policy",
-            &policy,
-            "--trace",
-            &trace,
-            "--capacity-per-replica",
-            "5",
-            "--from",
-            "2030-01-01",
-        ],
+        replay(&policy, &trace, "5", &["--from", "2030-01-01"]),
         &["no two rows between --from and --to"],
     );
     fails_with(
-        &[
-            "replay",
-            "--policy",
-            &policy,
-            "--trace",
-            &trace,
-            "--capacity-per-replica",
-            "5",
-            "--plot",
-            "x.gif",
-        ],
+        replay(&policy, &trace, "5", &["--plot", "x.gif"]),
         &[".svg or .png"],
     );
 }
@@ -233,15 +174,7 @@ fn a_two_column_file_is_the_load_metric() {
         ));
     }
     let (_dir, policy, trace) = files(&plain);
-    let output = swarmpilot(&[
-        "replay",
-        "--policy",
-        &policy,
-        "--trace",
-        &trace,
-        "--capacity-per-replica",
-        "50",
-    ]);
+    let output = replay(&policy, &trace, "50", &[]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(stdout.contains("(value as rps)"), "{stdout}");
