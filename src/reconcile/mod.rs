@@ -1,8 +1,11 @@
 //! The reconcile loop: observe each service with a policy, decide, and actuate, on a schedule and
 //! at once on Swarm service events.
 
+mod batcher;
 pub mod controller;
+pub mod notify;
 pub mod service;
+pub mod signals;
 pub mod status;
 pub mod telemetry;
 

@@ -9,8 +9,11 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
+use super::notify::{spawn_notifications, StateChangeEvent};
+use super::signals::{ModelRunner, SignalMemory, Signals};
 use super::status::{DecisionRecord, MetricStatus, Sample, StatusStore};
 use super::telemetry::{NoTelemetry, Telemetry};
+use crate::decide::signals::StateChange;
 use crate::decide::{
     self, Decision, History, MetricOutcome, MetricSample, Observation, TaskObservation, TaskPhase,
 };
@@ -70,6 +73,8 @@ pub struct ServiceMemory {
     history: Option<History>,
     /// The diagnostics last logged, so a malformed label is logged once, not every minute.
     reported: Vec<String>,
+    /// Metric history and model state for forecasts and traffic states.
+    signals: SignalMemory,
 }
 
 /// Observes, decides and actuates one service at a time.
@@ -78,6 +83,8 @@ pub struct PolicyReconciler<S: Swarm, T: Targets> {
     observer: Observer<S, T>,
     status: Arc<StatusStore>,
     telemetry: Arc<dyn Telemetry>,
+    models: ModelRunner,
+    notify: reqwest::Client,
     options: ReconcileOptions,
 }
 
@@ -93,6 +100,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             observer,
             status,
             telemetry: Arc::new(NoTelemetry),
+            models: ModelRunner::default(),
+            notify: reqwest::Client::new(),
             options,
         }
     }
@@ -192,13 +201,27 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             .observer
             .read_policy(&info, &policy.spec, self.options.metric_deadline)
             .await;
-        let observation = observe(current, &tasks, &readings);
+        let mut observation = observe(current, &tasks, &readings);
         let now = Utc::now();
+        memory.signals.record(&readings);
+        let signals = memory
+            .signals
+            .evaluate(&policy.spec, &self.models, now)
+            .await;
+        observation.forecast = signals.forecast;
+        observation.traffic = signals.traffic;
+        if let Some(change) = signals.change {
+            self.announce(&info.name, &policy, change);
+        }
         let history = match memory.history.take() {
             Some(history) => history,
             None => restored_history(&info, current, now),
         };
-        let decision = decide::decide(&policy, &observation, &history, override_.as_ref(), now);
+        let mut decision = decide::decide(&policy, &observation, &history, override_.as_ref(), now);
+        for note in &signals.notes {
+            decision.message.push_str("; ");
+            decision.message.push_str(note);
+        }
 
         let write = decision.should_scale() && !self.options.dry_run;
         let next_history = history.record(&policy.spec, &decision, write, now);
@@ -248,8 +271,31 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         );
         self.telemetry
             .override_seen(&info.name, override_.as_ref().filter(|o| o.is_active(now)));
-        self.record_status(&info, &policy, &readings, &decision, override_, write, now);
+        self.telemetry.models(
+            &info.name,
+            signals.forecast_seen,
+            signals.traffic.map(|t| t.state),
+        );
+        self.record_status(
+            &info, &policy, &readings, &decision, &signals, override_, write, now,
+        );
         Ok(Action::Requeue(policy.spec.interval.as_std()))
+    }
+
+    /// Logs, counts and posts a traffic-state change; posting happens in the background.
+    fn announce(&self, service: &str, policy: &ScalingPolicy, change: StateChange) {
+        tracing::info!(service, from = ?change.from, to = %change.to, "traffic state changed");
+        self.telemetry.state_changed(service, change.to);
+        if let Some(anomaly) = &policy.spec.anomaly {
+            let event = StateChangeEvent {
+                service: service.to_owned(),
+                from: change.from,
+                to: change.to,
+                at: change.at,
+                action: anomaly.on_state.get(&change.to).copied(),
+            };
+            spawn_notifications(&self.notify, &anomaly.notify, event);
+        }
     }
 
     fn engine_failed(&self, operation: &str, error: SwarmError) -> ReconcileError {
@@ -290,6 +336,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         policy: &ScalingPolicy,
         readings: &[MetricReading],
         decision: &Decision,
+        signals: &Signals,
         override_: Option<Override>,
         applied: bool,
         now: DateTime<Utc>,
@@ -330,7 +377,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             status.current = Some(decision.current);
             status.desired = Some(decision.desired);
             status.metrics = metrics;
-            status.traffic_state = decision.traffic_state;
+            status.traffic_state = signals.traffic.map(|t| t.state);
+            status.forecast = signals.forecast_seen;
             status.override_ = override_.filter(|o| o.is_active(now));
             status.last_reconcile = Some(now);
             status.last_error = None;
@@ -347,8 +395,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 demand,
                 replicas: decision.current,
                 desired: decision.desired,
-                forecast: status.forecast,
-                state: decision.traffic_state,
+                forecast: signals.forecast_seen,
+                state: signals.traffic.map(|t| t.state),
             });
         });
     }

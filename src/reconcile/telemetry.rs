@@ -19,6 +19,8 @@ pub trait Telemetry: Send + Sync + 'static {
     }
     /// The forecast and traffic state the models gave, if any.
     fn models(&self, _service: &str, _forecast: Option<f64>, _state: Option<TrafficState>) {}
+    /// The classifier's state for the service changed to `to`.
+    fn state_changed(&self, _service: &str, _to: TrafficState) {}
     /// The service's active override, or none.
     fn override_seen(&self, _service: &str, _active: Option<&Override>) {}
     /// One failed metric read.

@@ -70,6 +70,7 @@ pub struct Metrics {
     desired_replicas: Family<ServiceLabel, Gauge>,
     forecast: Family<ServiceLabel, FloatGauge>,
     traffic_state: Family<StateLabels, Gauge>,
+    state_changes: Family<StateLabels, Counter>,
     overrides: Family<OverrideLabels, Gauge>,
     metric_errors: Family<MetricErrorLabels, Counter>,
     docker_errors: Family<OperationLabel, Counter>,
@@ -124,6 +125,12 @@ impl Metrics {
             "1 for the service's current traffic state, 0 for the others",
             traffic_state.clone(),
         );
+        let state_changes = Family::<StateLabels, Counter>::default();
+        registry.register(
+            "traffic_state_changes",
+            "Changes of the service's traffic state, by the state entered",
+            state_changes.clone(),
+        );
         let overrides = Family::<OverrideLabels, Gauge>::default();
         registry.register(
             "override_active",
@@ -150,6 +157,7 @@ impl Metrics {
             desired_replicas,
             forecast,
             traffic_state,
+            state_changes,
             overrides,
             metric_errors,
             docker_errors,
@@ -214,6 +222,16 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// The service's traffic state changed to `to`.
+    pub fn count_state_change(&self, service: &str, to: TrafficState) {
+        self.state_changes
+            .get_or_create(&StateLabels {
+                service: service.to_owned(),
+                state: to.as_str().to_owned(),
+            })
+            .inc();
     }
 
     /// The service's override as read from its label; `None` or an expired one clears it.

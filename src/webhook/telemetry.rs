@@ -23,6 +23,10 @@ impl Telemetry for Metrics {
         self.set_traffic_state(service, state);
     }
 
+    fn state_changed(&self, service: &str, to: TrafficState) {
+        self.count_state_change(service, to);
+    }
+
     fn override_seen(&self, service: &str, active: Option<&Override>) {
         self.set_override(service, active);
     }
