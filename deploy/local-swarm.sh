@@ -10,6 +10,7 @@ need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v musl-gcc >/dev/null 2>&1 || need_pkgs+=(musl-tools)
 command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
+command -v pgrep >/dev/null 2>&1 || need_pkgs+=(procps)
 # busybox-static: the one static binary the integration tests' FROM-scratch image needs.
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 # The dashboard test opens the page in headless Chromium.
@@ -25,11 +26,21 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
 fi
 
 if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd"
-  mkdir -p /var/log
-  nohup dockerd >/var/log/dockerd.log 2>&1 &
-  for _ in $(seq 1 60); do
+  if pgrep -x dockerd >/dev/null 2>&1; then
+    # Starting or stopping: a second dockerd would fail on the first one's pid file.
+    log "dockerd is running but not answering yet; waiting for it"
+  else
+    log "starting dockerd"
+    mkdir -p /var/log
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+  fi
+  # A node restoring many services on two busy cores can take minutes to answer.
+  for _ in $(seq 1 300); do
     docker info >/dev/null 2>&1 && break
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+      log "starting dockerd"
+      nohup dockerd >/var/log/dockerd.log 2>&1 &
+    fi
     sleep 1
   done
   docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; tail -20 /var/log/dockerd.log >&2; exit 1; }

@@ -2,10 +2,13 @@
 //! state, decoded from the service's labels, and every problem with them.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::overrides::TOKEN_ENV;
 use super::{block_on, write_structured, Output};
 use crate::policy::labels;
 use crate::policy::{Override, ScaleState, ScalingPolicy};
@@ -27,6 +30,10 @@ pub struct Description {
     pub state: Option<ScaleState>,
     /// Every problem with the service's swarmpilot labels.
     pub diagnostics: Vec<String>,
+    /// What the running operator knows (recent decisions, metric readings, forecast, traffic
+    /// state), when `--server` was given; an error text when it could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Result<serde_json::Value, String>>,
 }
 
 /// Decodes every swarmpilot label of `service`; a malformed one is a diagnostic, not an error.
@@ -56,6 +63,7 @@ pub fn describe(service: &ServiceInfo) -> Description {
         override_,
         state,
         diagnostics,
+        operator: None,
     }
 }
 
@@ -90,6 +98,56 @@ pub fn write_description(
     write_section(out, "Override", d.override_.as_ref())?;
     write_section(out, "State", d.state.as_ref())?;
     write_section(out, "Effective policy", d.policy.as_ref())?;
+    match &d.operator {
+        None => {}
+        Some(Err(error)) => writeln!(out, "Operator: unavailable ({error})")?,
+        Some(Ok(status)) => write_operator(out, status)?,
+    }
+    Ok(())
+}
+
+/// The operator's view: what each metric reads, the models' outputs and the latest decisions.
+fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Result<()> {
+    writeln!(out, "Operator:")?;
+    for metric in status["metrics"].as_array().into_iter().flatten() {
+        let reading = match (&metric["value"], &metric["error"]) {
+            (serde_json::Value::Number(value), _) => value.to_string(),
+            (_, serde_json::Value::String(error)) => format!("error: {error}"),
+            _ => "-".to_owned(),
+        };
+        writeln!(
+            out,
+            "  metric {}: {reading}",
+            metric["name"].as_str().unwrap_or("?")
+        )?;
+    }
+    if let Some(forecast) = status["forecast"].as_f64() {
+        writeln!(out, "  forecast: {forecast:.2}")?;
+    }
+    if let Some(state) = status["trafficState"].as_str() {
+        writeln!(out, "  traffic state: {state}")?;
+    }
+    let decisions = status["decisions"].as_array().cloned().unwrap_or_default();
+    writeln!(out, "Recent decisions:")?;
+    for decision in decisions.iter().rev().take(10) {
+        writeln!(
+            out,
+            "  {}  {} -> {}  {}{}  {}",
+            decision["at"].as_str().unwrap_or("?"),
+            decision["current"],
+            decision["desired"],
+            decision["reason"].as_str().unwrap_or("?"),
+            if decision["applied"] == true {
+                ""
+            } else {
+                " (not applied)"
+            },
+            decision["message"].as_str().unwrap_or(""),
+        )?;
+    }
+    if decisions.is_empty() {
+        writeln!(out, "  none yet")?;
+    }
     Ok(())
 }
 
@@ -115,16 +173,77 @@ fn write_section(
 pub struct Args {
     /// The service's name or ID.
     pub service: String,
+    /// Also ask the running operator's API for its recent decisions about the service.
+    #[arg(long, value_name = "URL", env = "SWARMPILOT_SERVER")]
+    pub server: Option<String>,
+    /// A file holding a read token for `--server`; without it the token is read from env
+    /// SWARMPILOT_TOKEN, and with neither the request goes without one (`--insecure-read`).
+    #[arg(long, value_name = "FILE", env = "SWARMPILOT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `swarmpilot describe SERVICE`.
 pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
-    let info = block_on(async {
+    let description = block_on(async {
         let swarm = DockerSwarm::connect().await?;
-        swarm.inspect_service(&args.service).await
+        let info = swarm.inspect_service(&args.service).await?;
+        let mut description = describe(&info);
+        if let Some(server) = &args.server {
+            description.operator =
+                Some(operator_status(server, args.token_file.as_ref(), &info.name).await);
+        }
+        anyhow::Ok(description)
     })??;
-    write_description(&mut std::io::stdout().lock(), output, &describe(&info))?;
+    write_description(&mut std::io::stdout().lock(), output, &description)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `GET /v1/services/{service}` of the operator at `server`; an error is kept as text, since the
+/// labels are worth showing whether or not the operator answers.
+async fn operator_status(
+    server: &str,
+    token_file: Option<&PathBuf>,
+    service: &str,
+) -> Result<serde_json::Value, String> {
+    let token = match token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var(TOKEN_ENV)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty()),
+    };
+    let url = format!("{}/v1/services/{service}", server.trim_end_matches('/'));
+    let mut request = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(10));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let answer = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the operator at {server}: {e}"))?;
+    let status = answer.status();
+    let body: serde_json::Value = answer
+        .json()
+        .await
+        .map_err(|e| format!("{url}: not JSON: {e}"))?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!(
+            "{url}: {status}: {}",
+            body["detail"]
+                .as_str()
+                .or(body["error"].as_str())
+                .unwrap_or("")
+        ))
+    }
 }
 
 #[cfg(test)]
