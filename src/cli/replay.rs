@@ -119,11 +119,9 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The models replay asks for forecasts and traffic states.
+/// The models replay asks for forecasts and traffic states: the ones the policy names.
 fn signals() -> Box<dyn Signals> {
-    Box::new(replay::NoModels {
-        reason: "this build runs no models".to_owned(),
-    })
+    Box::new(replay::ModelSignals)
 }
 
 fn write_report(out: &mut dyn Write, comparison: &Comparison, args: &Args) -> anyhow::Result<()> {

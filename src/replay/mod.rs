@@ -8,6 +8,7 @@
 
 pub mod demand;
 mod error;
+pub mod models;
 pub mod plot;
 pub mod series;
 pub mod signals;
@@ -20,6 +21,7 @@ use chrono::{DateTime, Duration, Utc};
 
 pub use demand::{Demand, Point};
 pub use error::ReplayError;
+pub use models::ModelSignals;
 pub use signals::{NoModels, PerTick, RoleSeries, Signals};
 pub use simulate::{Service, Tick};
 pub use summary::Summary;
@@ -165,6 +167,18 @@ pub fn compare(
         forecasts: forecasts.as_ref(),
         states: states.as_ref(),
     };
+    let policy_run = run(policy.metadata.name.clone(), &simulated, &with_models);
+    let ignored = policy_run
+        .ticks
+        .iter()
+        .filter(|t| t.forecast_ignored)
+        .count();
+    if ignored > 0 {
+        notes.push(format!(
+            "forecast ignored at {ignored} of {} ticks: lately worse than the naive forecast",
+            policy_run.ticks.len()
+        ));
+    }
     Ok(Comparison {
         metric: load.name.clone(),
         column: column.name.clone(),
@@ -174,7 +188,7 @@ pub fn compare(
             .forecast
             .as_ref()
             .and_then(|f| Duration::from_std(f.horizon.as_std()).ok()),
-        policy: run(policy.metadata.name.clone(), &simulated, &with_models),
+        policy: policy_run,
         baseline: run(
             "HPA baseline".to_owned(),
             &baseline,

@@ -8,8 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::demand::Demand;
 use super::signals::PerTick;
+use crate::decide::signals::{ForecastTracker, StateTracker};
 use crate::decide::{
-    decide, History, MetricSample, Observation, ObservedState, Reason, TaskObservation, TaskPhase,
+    decide, History, MetricSample, Observation, Reason, TaskObservation, TaskPhase,
 };
 use crate::policy::{MetricSpec, ScalingPolicy, Target, TrafficState};
 
@@ -41,8 +42,10 @@ pub struct Tick {
     pub current: u32,
     /// The replicas after applying it, oldest first.
     pub replicas: Vec<Replica>,
-    /// The forecast passed to `decide` (load metric at the horizon), if any.
+    /// The forecaster's value of the load metric at the horizon, if it gave one.
     pub forecast: Option<f64>,
+    /// The forecast was left out of the decision: lately worse than the naive forecast.
+    pub forecast_ignored: bool,
     /// The classifier's state at this tick, if it gave one.
     pub state: Option<TrafficState>,
     pub reason: Reason,
@@ -101,7 +104,13 @@ pub fn simulate(
         .map(|_| new_replica(long_ago, demand.start))
         .collect();
     let mut history = History::default();
-    let mut traffic: Option<ObservedState> = None;
+    // The same per-service memory of model signals the live loop keeps.
+    let mut scoring = policy
+        .spec
+        .forecast
+        .as_ref()
+        .map(|f| ForecastTracker::new(f.horizon.as_std()));
+    let mut traffic = StateTracker::default();
     let mut out = Vec::with_capacity(ticks.len());
 
     for (k, &now) in ticks.iter().enumerate() {
@@ -112,16 +121,29 @@ pub fn simulate(
         let forecast = signals
             .forecasts
             .and_then(|f| f.get(k)?.as_ref().ok().copied());
-        observation.forecast = forecast.and_then(|f| as_metric(load.target, f, capacity));
+        let mut usable = true;
+        if let Some(scoring) = scoring.as_mut() {
+            if let Some(actual) = value {
+                scoring.observed(now, actual);
+            }
+            usable = scoring.verdict().usable();
+            if let (Some(forecast), Some(current)) = (forecast, value) {
+                scoring.predicted(now, forecast, current);
+            }
+        }
+        observation.forecast = forecast
+            .filter(|_| usable)
+            .and_then(|f| as_metric(load.target, f, capacity));
         let state = signals
             .states
             .and_then(|s| s.get(k)?.as_ref().ok().copied());
-        traffic = state.map(|state| match traffic {
-            // A state persists while the classifier keeps reporting it without interruption.
-            Some(previous) if previous.state == state => previous,
-            _ => ObservedState { state, since: now },
-        });
-        observation.traffic = traffic;
+        match state {
+            Some(state) => {
+                traffic.observe(state, now);
+            }
+            None => traffic.lost(),
+        }
+        observation.traffic = traffic.current();
 
         let decision = decide(policy, &observation, &history, None, now);
         history = history.record(&policy.spec, &decision, true, now);
@@ -139,6 +161,7 @@ pub fn simulate(
             current: decision.current,
             replicas: replicas.clone(),
             forecast,
+            forecast_ignored: forecast.is_some() && !usable,
             state,
             reason: decision.reason,
         });
