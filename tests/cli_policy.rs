@@ -3,18 +3,18 @@
 //! `docker service update` and recovering without overwriting it.
 
 mod common;
+#[path = "common/raced.rs"]
+mod raced;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::{docker, swarm, TestService};
+use raced::RacedSwarm;
 use swarmpilot::cli::apply::{apply_policy, Applied};
 use swarmpilot::cli::delete::delete_policy;
 use swarmpilot::policy::labels::{self, POLICY};
-use swarmpilot::swarm::{
-    ContainerStats, DockerSwarm, EventStream, ServiceInfo, Swarm, SwarmResult, TaskInfo,
-};
+use swarmpilot::swarm::Swarm;
 
 fn policy_yaml(service: &str, max: u32) -> String {
     format!(
@@ -158,72 +158,10 @@ async fn a_missing_service_is_one_clear_error_line() {
     );
 }
 
-/// The real adapter, except that right before its first label write someone else updates the
-/// service with the docker CLI: the write then carries a stale version, deterministically.
-struct RacedSwarm {
-    inner: DockerSwarm,
-    writes: AtomicU32,
-}
-
-impl Swarm for RacedSwarm {
-    async fn list_services(&self) -> SwarmResult<Vec<ServiceInfo>> {
-        self.inner.list_services().await
-    }
-    async fn inspect_service(&self, name_or_id: &str) -> SwarmResult<ServiceInfo> {
-        self.inner.inspect_service(name_or_id).await
-    }
-    async fn update_replicas(&self, id: &str, version: u64, replicas: u64) -> SwarmResult<()> {
-        self.inner.update_replicas(id, version, replicas).await
-    }
-    async fn scale(
-        &self,
-        id: &str,
-        version: u64,
-        replicas: u64,
-        set: &BTreeMap<String, String>,
-    ) -> SwarmResult<()> {
-        self.inner.scale(id, version, replicas, set).await
-    }
-    async fn update_labels(
-        &self,
-        id: &str,
-        version: u64,
-        set: &BTreeMap<String, String>,
-        remove: &[String],
-    ) -> SwarmResult<()> {
-        if self.writes.fetch_add(1, Ordering::SeqCst) == 0 {
-            docker(&[
-                "service",
-                "update",
-                "--detach",
-                "--label-add",
-                "concurrent=yes",
-                id,
-            ]);
-        }
-        self.inner.update_labels(id, version, set, remove).await
-    }
-    async fn list_tasks(&self, service_id: &str) -> SwarmResult<Vec<TaskInfo>> {
-        self.inner.list_tasks(service_id).await
-    }
-    async fn container_stats(&self, container_id: &str) -> SwarmResult<ContainerStats> {
-        self.inner.container_stats(container_id).await
-    }
-    async fn ping(&self) -> SwarmResult<()> {
-        self.inner.ping().await
-    }
-    fn events(&self) -> EventStream {
-        self.inner.events()
-    }
-}
-
 #[tokio::test]
 async fn apply_loses_a_race_and_recovers_without_overwriting_the_concurrent_change() {
     let svc = TestService::idle("swarm-cli-race", &["--label", "io.swarmpilot.max=3"]);
-    let raced = RacedSwarm {
-        inner: swarm().await,
-        writes: AtomicU32::new(0),
-    };
+    let raced = RacedSwarm::new(swarm().await);
     let policy = swarmpilot::policy::parse(&policy_yaml(&svc.name, 5)).unwrap();
 
     assert_eq!(
@@ -231,7 +169,7 @@ async fn apply_loses_a_race_and_recovers_without_overwriting_the_concurrent_chan
         Applied::Configured
     );
     assert_eq!(
-        raced.writes.load(Ordering::SeqCst),
+        raced.writes(),
         2,
         "the first write must have lost the race and been retried once"
     );
@@ -252,10 +190,7 @@ async fn apply_loses_a_race_and_recovers_without_overwriting_the_concurrent_chan
     );
 
     // Delete races the same way and also keeps the concurrent change.
-    let raced = RacedSwarm {
-        inner: raced.inner,
-        writes: AtomicU32::new(0),
-    };
+    let raced = RacedSwarm::new(raced.inner);
     docker(&[
         "service",
         "update",
@@ -265,7 +200,7 @@ async fn apply_loses_a_race_and_recovers_without_overwriting_the_concurrent_chan
         &svc.name,
     ]);
     assert!(delete_policy(&raced, &svc.name).await.unwrap());
-    assert_eq!(raced.writes.load(Ordering::SeqCst), 2);
+    assert_eq!(raced.writes(), 2);
     let stored = raced.inner.inspect_service(&svc.id).await.unwrap();
     assert_eq!(
         stored.labels,

@@ -9,9 +9,9 @@ mod exporter;
 mod operator;
 #[path = "common/prometheus.rs"]
 mod prometheus_server;
+#[path = "common/raced.rs"]
+mod raced;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +19,8 @@ use common::{docker, swarm, unique_name, TestService};
 use exporter::{Behavior, Exporter};
 use operator::{Operator, RUN_LABEL};
 use prometheus_server::PrometheusServer;
-use swarmpilot::swarm::{
-    ContainerStats, DockerSwarm, EventStream, ServiceInfo, Swarm, SwarmResult, TaskInfo,
-};
+use raced::RacedSwarm;
+use swarmpilot::swarm::Swarm;
 
 fn policy(name: &str, extra_spec: &str) -> String {
     format!(
@@ -227,71 +226,9 @@ async fn recommend_mode_never_writes_and_a_garbage_policy_does_not_stop_the_othe
     operator.stop().await;
 }
 
-/// The real Swarm, but someone updates the service between the operator's read and its write.
-struct Interfering {
-    inner: DockerSwarm,
-    interfered: AtomicBool,
-}
-
-impl Swarm for Interfering {
-    async fn list_services(&self) -> SwarmResult<Vec<ServiceInfo>> {
-        self.inner.list_services().await
-    }
-    async fn inspect_service(&self, name_or_id: &str) -> SwarmResult<ServiceInfo> {
-        self.inner.inspect_service(name_or_id).await
-    }
-    async fn update_replicas(&self, id: &str, version: u64, replicas: u64) -> SwarmResult<()> {
-        self.inner.update_replicas(id, version, replicas).await
-    }
-    async fn scale(
-        &self,
-        id: &str,
-        version: u64,
-        replicas: u64,
-        set: &BTreeMap<String, String>,
-    ) -> SwarmResult<()> {
-        if !self.interfered.swap(true, Ordering::SeqCst) {
-            docker(&[
-                "service",
-                "update",
-                "--detach",
-                "--quiet",
-                "--label-add",
-                "concurrent=kept",
-                id,
-            ]);
-        }
-        self.inner.scale(id, version, replicas, set).await
-    }
-    async fn update_labels(
-        &self,
-        id: &str,
-        version: u64,
-        set: &BTreeMap<String, String>,
-        remove: &[String],
-    ) -> SwarmResult<()> {
-        self.inner.update_labels(id, version, set, remove).await
-    }
-    async fn list_tasks(&self, service_id: &str) -> SwarmResult<Vec<TaskInfo>> {
-        self.inner.list_tasks(service_id).await
-    }
-    async fn container_stats(&self, container_id: &str) -> SwarmResult<ContainerStats> {
-        self.inner.container_stats(container_id).await
-    }
-    async fn ping(&self) -> SwarmResult<()> {
-        self.inner.ping().await
-    }
-    fn events(&self) -> EventStream {
-        self.inner.events()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_that_loses_a_race_is_retried_and_never_overwrites_the_other_change() {
-    let swarm = Arc::new(Interfering {
-        inner: swarm().await,
-        interfered: AtomicBool::new(false),
-    });
+    let swarm = Arc::new(RacedSwarm::new(swarm().await));
     let (_exporter, prometheus) = load_source(20.0).await;
     let run = unique_name("run");
     let service = service_with_policy("reconcile-race", &run, |name| policy(name, ""));
@@ -299,13 +236,13 @@ async fn a_write_that_loses_a_race_is_retried_and_never_overwrites_the_other_cha
 
     wait_for_replicas(&*swarm, &service.id, 2).await;
     assert!(
-        swarm.interfered.load(Ordering::SeqCst),
-        "the race was staged"
+        swarm.writes() >= 2,
+        "the first write lost the race and was retried"
     );
     let labels = swarm.inspect_service(&service.id).await.unwrap().labels;
     assert_eq!(
         labels.get("concurrent").map(String::as_str),
-        Some("kept"),
+        Some("yes"),
         "the concurrent change survived"
     );
     assert!(
