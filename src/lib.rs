@@ -8,12 +8,18 @@
 //! The modules depend downward only:
 //!
 //! - [`policy`]: the document, its defaults, validation and the label codec (no I/O).
+//! - [`decide`]: the pure decision engine (HPA algorithm and behavior, forecasts, traffic
+//!   states, overrides, fallback), and the per-service memory of model signals.
 //! - [`swarm`]: the Swarm port, a small trait and its bollard adapter.
-//! - [`metrics`]: observing services through Prometheus, the tasks' exposition endpoints and Docker stats.
-//! - [`decide`]: the pure decision engine (HPA algorithm and behavior, overrides, fallback).
+//! - [`metrics`]: observing services through Prometheus, the tasks' exposition endpoints and
+//!   Docker stats.
+//! - [`models`]: the ONNX traffic models (forecaster, traffic-state classifier) run with tract.
+//! - [`reconcile`]: the control loop (per-service workers, events, backoff) and the policy
+//!   reconciler that observes, asks the models, decides and writes; its in-memory status.
+//! - [`webhook`]: the HTTP server beside the loop: overrides, Alertmanager, status API,
+//!   the operator's own metrics and the dashboard. It reaches the loop only through handles.
 //! - [`replay`]: offline simulation of `decide` over a trace, beside the HPA baseline.
 //! - [`cli`]: the bodies of the `swarmpilot` commands; `main.rs` only parses arguments.
-//! - [`models`]: the ONNX traffic models (forecaster, traffic-state classifier) run with tract.
 //!
 //! Every reconcile is `observe -> decide -> actuate`; `decide` is a pure function of the policy,
 //! the observation, the history, any override and the time, so it can be tested exhaustively and
