@@ -42,6 +42,8 @@ enum Command {
     /// Simulate a policy over a trace CSV beside the HPA baseline: under-provisioned time,
     /// replica-hours, scale events; optional per-step CSV and plots.
     Replay(Box<cli::replay::Args>),
+    /// Inspect an ONNX traffic model, or evaluate it on a trace.
+    Model(cli::model::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +60,6 @@ fn main() -> ExitCode {
         Command::Metrics(command) => cli::metrics::run(command, args.output),
         Command::Record(command) => cli::record::run(command),
         Command::Replay(command) => cli::replay::run(command, args.output),
+        Command::Model(command) => cli::model::run(command),
     })
 }

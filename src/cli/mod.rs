@@ -13,6 +13,7 @@ pub mod files;
 pub mod get;
 pub mod label_write;
 pub mod metrics;
+pub mod model;
 pub mod overrides;
 pub mod prometheus;
 pub mod record;

@@ -1,0 +1,71 @@
+//! `swarmpilot model inspect|eval`: look at an ONNX traffic model, or judge it on a trace.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use crate::models::eval::{eval_trace, EvalOptions};
+use crate::models::{inspect, Model};
+
+/// Arguments of `swarmpilot model`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print a model's metadata, inputs and outputs.
+    Inspect {
+        /// `traffic-forecast`, `traffic-states`, or a path to an .onnx file.
+        model: String,
+    },
+    /// Run a model over a trace CSV (docs/trace-format.md) and print its accuracy: MASE against
+    /// naive and seasonal-naive forecasts, or the traffic-state distribution (and a confusion
+    /// matrix when the trace has a `label` column).
+    Eval {
+        /// `traffic-forecast`, `traffic-states`, or a path to an .onnx file.
+        model: String,
+        #[arg(long)]
+        trace: PathBuf,
+        /// Forecaster: the column to forecast (default `requests`, or the only column).
+        #[arg(long)]
+        column: Option<String>,
+        /// Classifier: which column plays a role (requests, errors, latency, receive_bytes,
+        /// transmit_bytes); by default the columns named like the roles.
+        #[arg(long = "input", value_name = "ROLE=COLUMN")]
+        inputs: Vec<String>,
+    },
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        Command::Inspect { model } => {
+            let loaded = Model::load(model)?;
+            print!("{}", inspect::report(&loaded));
+        }
+        Command::Eval {
+            model,
+            trace,
+            column,
+            inputs,
+        } => {
+            let mut options = EvalOptions {
+                column: column.clone(),
+                ..Default::default()
+            };
+            for pair in inputs {
+                let Some((role, name)) = pair.split_once('=') else {
+                    bail!("--input {pair:?}: expected ROLE=COLUMN, e.g. requests=rps");
+                };
+                options.inputs.insert(role.to_owned(), name.to_owned());
+            }
+            let report = eval_trace(model, trace, &options)
+                .with_context(|| format!("evaluating {model} on {}", trace.display()))?;
+            print!("{report}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
