@@ -11,6 +11,9 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v musl-gcc >/dev/null 2>&1 || need_pkgs+=(musl-tools)
 command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v pgrep >/dev/null 2>&1 || need_pkgs+=(procps)
+# jq and curl: deploy/demo.sh reads the operator's API with them.
+command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 # busybox-static: the one static binary the integration tests' FROM-scratch image needs.
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 # The dashboard test opens the page in headless Chromium.

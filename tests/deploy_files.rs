@@ -1,0 +1,146 @@
+//! The files under `deploy/` agree with the code: the stack's policies are valid policies, the
+//! Grafana dashboard queries only metrics the operator exports, and the Prometheus
+//! configuration (once Docker has filled its template) passes `promtool check config`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_yaml::Value;
+use swarmpilot::policy::labels;
+use swarmpilot::webhook::Metrics;
+
+fn deploy_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_policy_in_the_stack_is_valid() {
+    let stack: Value = serde_yaml::from_str(&deploy_file("stack.yml")).unwrap();
+    let services = stack["services"].as_mapping().unwrap();
+    let mut with_policy = Vec::new();
+    for (name, service) in services {
+        let name = format!("swarmpilot_{}", name.as_str().unwrap());
+        let Some(labels) = service["deploy"]["labels"].as_mapping() else {
+            continue;
+        };
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap().to_owned(),
+                    v.as_str().unwrap().to_owned(),
+                )
+            })
+            .filter(|(k, _)| k.starts_with("io.swarmpilot."))
+            .collect();
+        match labels::decode(&name, &labels) {
+            Ok(Some(policy)) => {
+                assert_eq!(policy.service(), name);
+                with_policy.push(name);
+            }
+            Ok(None) => {}
+            Err(problems) => panic!("the policy of {name} in deploy/stack.yml: {problems}"),
+        }
+    }
+    assert_eq!(with_policy, ["swarmpilot_web", "swarmpilot_web-hpa"]);
+}
+
+#[test]
+fn the_twin_differs_only_by_forecast_and_traffic_states() {
+    let stack: Value = serde_yaml::from_str(&deploy_file("stack.yml")).unwrap();
+    let policy = |service: &str| {
+        let text = stack["services"][service]["deploy"]["labels"]["io.swarmpilot.policy"]
+            .as_str()
+            .unwrap();
+        serde_yaml::from_str::<Value>(text).unwrap()
+    };
+    let (web, twin) = (policy("web"), policy("web-hpa"));
+    assert!(web.get("forecast").is_some() && web.get("anomaly").is_some());
+    assert!(twin.get("forecast").is_none() && twin.get("anomaly").is_none());
+    for key in [
+        "minReplicas",
+        "maxReplicas",
+        "interval",
+        "metrics",
+        "behavior",
+    ] {
+        assert_eq!(web[key], twin[key], "{key} differs between web and web-hpa");
+    }
+}
+
+/// The metric names a PromQL expression mentions that belong to the operator.
+fn operator_metrics(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(start) = rest.find("swarmpilot_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn the_dashboard_queries_only_metrics_the_operator_exports() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&deploy_file("grafana/swarmpilot.json")).unwrap();
+    let exported = Metrics::new().encode().unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for name in operator_metrics(expr) {
+                let family = ["_bucket", "_count", "_sum", "_total"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .unwrap_or(&name);
+                assert!(
+                    exported.contains(&format!("# TYPE {family} ")),
+                    "panel {:?} queries {name}, which the operator does not export:\n{exported}",
+                    panel["title"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 8,
+        "only {checked} operator metrics in the dashboard"
+    );
+}
+
+#[test]
+fn the_prometheus_config_passes_promtool_once_filled() {
+    let template = deploy_file("prometheus.yml");
+    let filled = template.replace(
+        r#"{{ index .Service.Labels "com.docker.stack.namespace" }}"#,
+        "swarmpilot",
+    );
+    assert!(
+        !filled.contains("{{"),
+        "a template expression the test does not fill"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, filled).unwrap();
+    let output = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run promtool (Debian's prometheus package; deploy/local-swarm.sh installs it): {e}")
+        });
+    assert!(
+        output.status.success(),
+        "promtool check config failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
