@@ -36,7 +36,7 @@ const TICK: Duration = Duration::from_millis(20);
 #[command(name = "loadgen", version)]
 struct Args {
     /// URL to send to; repeat to send the same load to several services.
-    #[arg(long = "target", value_name = "URL", required = true, global = true)]
+    #[arg(long = "target", value_name = "URL", global = true)]
     targets: Vec<Url>,
     /// Stop after this long even if the pattern is longer (e.g. `10m`).
     #[arg(long, value_parser = humantime::parse_duration, global = true)]
@@ -298,6 +298,9 @@ fn check_plan(phases: &[Phase], args: &Args) -> Result<(), String> {
             "--work-ms {} must be a number from 0 up",
             args.work_ms
         ));
+    }
+    if args.targets.is_empty() {
+        return Err("give at least one --target URL".into());
     }
     for target in &args.targets {
         if !matches!(target.scheme(), "http" | "https") || target.host_str().is_none() {
@@ -678,8 +681,8 @@ mod tests {
         assert_eq!(at(0), Some(("ramp", 10.0)));
         assert_eq!(at(10), Some(("ramp", 20.0)));
         assert_eq!(at(25), Some(("hold", 30.0)));
-        assert_eq!(at(80), Some(("hold", 30.0)));
-        assert_eq!(at(81), None);
+        assert_eq!(at(79), Some(("hold", 30.0)));
+        assert_eq!(at(80), None);
     }
 
     #[test]
@@ -709,10 +712,10 @@ mod tests {
     fn refuses_what_is_out_of_bounds() {
         for bad in [
             vec!["steady", "--rps", "100000"],
-            vec!["steady", "--rps", "-1"],
+            vec!["steady", "--rps=-1"],
             vec!["steady", "--for", "0s"],
             vec!["--concurrency", "0", "steady"],
-            vec!["--work-ms", "-3", "steady"],
+            vec!["--work-ms=-3", "steady"],
         ] {
             let args = args(&bad);
             assert!(
@@ -722,6 +725,8 @@ mod tests {
         }
         let ftp = Args::try_parse_from(["loadgen", "--target", "ftp://x/", "steady"]).unwrap();
         assert!(check_plan(&plan(&ftp.pattern), &ftp).is_err());
+        let none = Args::try_parse_from(["loadgen", "steady"]).unwrap();
+        assert!(check_plan(&plan(&none.pattern), &none).is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_yaml::Value;
-use swarmpilot::policy::labels;
+use std::time::Duration;
+
+use swarmpilot::policy::{labels, Override, TrafficState};
 use swarmpilot::webhook::Metrics;
 
 fn deploy_file(name: &str) -> String {
@@ -91,7 +93,26 @@ fn operator_metrics(expr: &str) -> Vec<String> {
 fn the_dashboard_queries_only_metrics_the_operator_exports() {
     let dashboard: serde_json::Value =
         serde_json::from_str(&deploy_file("grafana/swarmpilot.json")).unwrap();
-    let exported = Metrics::new().encode().unwrap();
+    // Families appear in the exposition once they have a series: give each one.
+    let metrics = Metrics::new();
+    metrics.observe_reconcile("web", Duration::from_millis(5), "ScaleUp", 1, 2);
+    metrics.set_forecast("web", Some(12.0));
+    metrics.set_traffic_state("web", Some(TrafficState::Flood));
+    metrics.set_override(
+        "web",
+        Some(&Override {
+            replicas: Some(2),
+            pause: false,
+            pause_scale_in: false,
+            pause_scale_out: false,
+            expires_at: chrono::Utc::now() + chrono::Duration::minutes(5),
+            reason: "test".into(),
+            by: "test".into(),
+        }),
+    );
+    metrics.count_metric_error("web", "rps");
+    metrics.count_docker_error("inspect_service");
+    let exported = metrics.encode().unwrap();
     let mut checked = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {

@@ -453,6 +453,7 @@ async fn operator_in_the_swarm_scales_the_demo_app_and_keeps_overrides_across_re
         &operator,
     ]);
     let restart = Instant::now();
+    let restarted_at = chrono::Utc::now();
     docker(&["service", "update", "--detach", "--force", &operator]);
     wait_until(
         &stack,
@@ -487,6 +488,16 @@ async fn operator_in_the_swarm_scales_the_demo_app_and_keeps_overrides_across_re
                 return false;
             };
             let decisions = status["decisions"].as_array().cloned().unwrap_or_default();
+            // A status whose every decision is younger than the restart is the new process's.
+            let new_process = decisions.iter().all(|d| {
+                d["at"]
+                    .as_str()
+                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                    .is_some_and(|at| at > restarted_at)
+            });
+            if !new_process {
+                return false;
+            }
             let kept = decisions
                 .iter()
                 .filter(|d| d["reason"] == "Override" && d["desired"] == 3)
