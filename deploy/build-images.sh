@@ -46,7 +46,9 @@ cp /etc/prometheus/prometheus.yml "$root/etc/prometheus/prometheus.yml"
 
 build() { # target image
   log "image $2"
-  docker build --quiet --target "$1" -t "$2" -f deploy/Dockerfile "$context" >/dev/null
+  # Quiet unless it fails (the legacy builder also prints a deprecation notice).
+  docker build --quiet --target "$1" -t "$2" -f deploy/Dockerfile "$context" >/dev/null 2>"$context/build.log" ||
+    { cat "$context/build.log" >&2; exit 1; }
   echo "$2"
 }
 build operator "swarmpilot:$TAG"

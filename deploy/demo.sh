@@ -56,34 +56,39 @@ wait_for() { # description seconds command...
 
 api() { curl -fsS --max-time 5 -H "Authorization: Bearer $(cat "$SP_SECRETS/read_token")" "$API$1"; }
 
-# One line per service whose replicas, decision or state changed since the last poll:
-# time, service, replicas current -> desired, the reason and the decision's own sentence.
+# One line per decision that scales a service, or whose reason or traffic state differs from
+# the last one shown: time, service, replicas current→desired, reason, state, metric values and
+# the decision's own sentence. Only decisions newer than the last poll's are looked at.
+seen='{}'
 show_decisions() {
   local body=$1
   while IFS=$'\x1f' read -r at service change reason state forecast metrics message; do
-    key="$service $change $reason $state"
-    if [ "${last_seen[$service]:-}" != "$key" ]; then
-      last_seen[$service]=$key
+    key="$reason $state"
+    if [ "${change%→*}" != "${change#*→}" ] || [ "${last_key[$service]:-}" != "$key" ]; then
+      last_key[$service]=$key
       printf '%s  %-8s %-6s %-19s %-22s %s\n' "$at" "$service" "$change" "$reason" \
         "$(printf '%s %s' "$state" "$forecast" | xargs)" "$metrics — $message"
     fi
-  done < <(jq -r --arg stack "${SP_STACK}_" '
+  done < <(jq -r --arg stack "${SP_STACK}_" --argjson seen "$seen" '
+    def short: . * 1000 | round / 1000;
     .services[]
-    | (.decisions | last) as $d
-    | select($d != null)
-    | [ ($d.at | sub("\\.[0-9]+"; "") | sub("Z$"; "") | split("T") | .[1]),
-        (.service | ltrimstr($stack)),
-        "\($d.current)→\($d.desired)",
-        $d.reason,
-        (if .trafficState then "state=\(.trafficState)" else "" end),
-        (if .forecast then "forecast=\(.forecast * 10 | round / 10)" else "" end),
-        ([.metrics[] | select(.value != null) | "\(.name)=\(.value * 10 | round / 10)"] | join(" ")),
-        $d.message ]
+    | . as $s
+    | ($s.decisions | map(.at) | index($seen[$s.service])) as $i
+    | $s.decisions[(if $i == null then ($s.decisions | length) - 1 else $i + 1 end):][]
+    | [ (.at | sub("\\.[0-9]+"; "") | sub("Z$"; "") | split("T") | .[1]),
+        ($s.service | ltrimstr($stack)),
+        "\(.current)→\(.desired)",
+        .reason,
+        (if $s.trafficState then "state=\($s.trafficState)" else "" end),
+        (if $s.forecast then "forecast=\($s.forecast | short)" else "" end),
+        ([$s.metrics[] | select(.value != null) | "\(.name)=\(.value | short)"] | join(" ")),
+        .message ]
     | join("\u001f")' <<<"$body")
+  seen=$(jq -c '[.services[] | select(.decisions | length > 0) | {(.service): (.decisions | last | .at)}] | add // {}' <<<"$body")
 }
 
 load_line() {
-  docker service logs --raw --tail 1 "$LOADGEN" 2>/dev/null | tail -1 | cut -c1-160
+  docker service logs --raw --tail 1 "$LOADGEN" 2>&1 | tail -1 | cut -c1-160
 }
 
 up() {
@@ -114,13 +119,13 @@ up() {
   done
 
   say "deploying stack $SP_STACK"
-  docker stack deploy --prune -c deploy/stack.yml "$SP_STACK" >/dev/null
+  docker stack deploy --prune --resolve-image never -c deploy/stack.yml "$SP_STACK" >/dev/null
   wait_for "the operator answering on $API" 120 curl -fsS --max-time 2 "$API/readyz"
   wait_for "Prometheus answering on :$SP_PROM_PORT" 120 curl -fsS --max-time 2 "http://127.0.0.1:$SP_PROM_PORT/-/ready"
 
   say "load generator: quiet, ramp, flash crowd, flood, quiet (time scale $time_scale)"
   docker service rm "$LOADGEN" >/dev/null 2>&1 || true
-  docker service create --detach --quiet --name "$LOADGEN" \
+  docker service create --detach --quiet --no-resolve-image --name "$LOADGEN" \
     --label "com.docker.stack.namespace=$SP_STACK" \
     --network "${SP_STACK}_swarmpilot" --restart-condition none \
     "swarmpilot-loadgen:$SWARMPILOT_TAG" \
@@ -143,7 +148,7 @@ EOF
     limit=$(duration_seconds "$duration")
   fi
   trap 'echo; say "stopped; the stack keeps running — deploy/demo.sh down removes it"; exit 0' INT TERM
-  declare -gA last_seen=()
+  declare -gA last_key=()
   while true; do
     if body=$(api /v1/services); then
       show_decisions "$body"
