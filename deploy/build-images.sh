@@ -10,6 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Run from `cargo test` (tests/e2e_demo.rs), the environment holds the variables cargo sets for
+# the test; build scripts that watch them would see a change and rebuild every dependency.
+for name in $(compgen -e | grep -E '^CARGO_(PKG_|MANIFEST_|CRATE_|BIN_|TARGET_TMPDIR|PRIMARY_PACKAGE)'); do
+  unset "$name"
+done
+
 TAG="${SWARMPILOT_TAG:-dev}"
 TRIPLE=x86_64-unknown-linux-musl
 log() { printf 'build-images: %s\n' "$*" >&2; }
