@@ -13,6 +13,9 @@
 //! once, like an overloaded server would. `/ready` answers 200 once listening, `/metrics` serves
 //! OpenMetrics text.
 
+#[path = "support/shutdown.rs"]
+mod shutdown;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -237,21 +240,6 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -283,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
         args.listen, defaults.cpu, defaults.bytes, args.max_inflight
     );
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown::signal())
         .await?;
     Ok(())
 }

@@ -14,6 +14,9 @@
 //! most a day) and in count (`--max-requests`). Several `--target`s each get the same load: the
 //! demo sends identical traffic to the predictive service and its HPA-only twin.
 
+#[path = "support/shutdown.rs"]
+mod shutdown;
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -567,7 +570,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_tick = Instant::now();
-    let stop = shutdown_signal();
+    let stop = shutdown::signal();
     tokio::pin!(stop);
     let mut phase_name = "";
     let mut rate = 0.0;
@@ -634,21 +637,6 @@ async fn run(args: Args) -> Result<(), String> {
     }
     eprintln!("loadgen: done after {total_sent} requests");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[tokio::main]

@@ -9,6 +9,8 @@
 //! change).
 
 mod common;
+#[path = "common/prometheus.rs"]
+mod prometheus_server;
 
 use std::path::Path;
 use std::process::Command;
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{docker, ensure_swarm};
+use prometheus_server::free_port;
 use serde_json::Value;
 
 const TAG: &str = "e2e";
@@ -51,14 +54,6 @@ fn build_images() {
         script.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A deployed stack with a unique name, removed (with its load generator) when dropped.
@@ -298,6 +293,29 @@ where
     );
 }
 
+/// Waits until the operator's status of the demo app satisfies `check`.
+async fn wait_for_web(stack: &Stack, what: &str, limit: Duration, check: impl Fn(&Value) -> bool) {
+    wait_until(stack, what, limit, || async {
+        stack
+            .status("web")
+            .await
+            .is_some_and(|status| check(&status))
+    })
+    .await;
+}
+
+/// The ids of the service's tasks that should be running, one a line.
+fn running_task_ids(service: &str) -> String {
+    docker(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        service,
+    ])
+}
+
 /// The last decision the operator reports for the service: (current, desired, reason).
 fn last_decision(status: &Value) -> Option<(u64, u64, String)> {
     let decision = status["decisions"].as_array()?.last()?;
@@ -333,17 +351,14 @@ async fn operator_in_the_swarm_scales_the_demo_app_and_keeps_overrides_across_re
         &format!("io.swarmpilot.policy={TEST_POLICY}"),
         &web,
     ]);
-    wait_until(
+    wait_for_web(
         &stack,
         "a decision on the test policy with the request rate read from Prometheus",
         Duration::from_secs(180),
-        || async {
-            let Some(status) = stack.status("web").await else {
-                return false;
-            };
+        |status| {
             let interval_is_the_tests = status["policy"]["spec"]["interval"] == "3s";
             let rate_read = status["metrics"][0]["value"].is_number();
-            interval_is_the_tests && rate_read && last_decision(&status).is_some()
+            interval_is_the_tests && rate_read && last_decision(status).is_some()
         },
     )
     .await;
@@ -444,14 +459,7 @@ async fn operator_in_the_swarm_scales_the_demo_app_and_keeps_overrides_across_re
     .await;
     let pinned = timeline.last_change();
     let operator = stack.service("operator");
-    let before: String = docker(&[
-        "service",
-        "ps",
-        "-q",
-        "--filter",
-        "desired-state=running",
-        &operator,
-    ]);
+    let before = running_task_ids(&operator);
     let restart = Instant::now();
     let restarted_at = chrono::Utc::now();
     docker(&["service", "update", "--detach", "--force", &operator]);
@@ -479,14 +487,11 @@ async fn operator_in_the_swarm_scales_the_demo_app_and_keeps_overrides_across_re
     // The new operator has only what the labels hold: its first decisions must come from the
     // override label.
     let override_decisions = AtomicUsize::new(0);
-    wait_until(
+    wait_for_web(
         &stack,
         "three decisions of the restarted operator keeping the override",
         Duration::from_secs(120),
-        || async {
-            let Some(status) = stack.status("web").await else {
-                return false;
-            };
+        |status| {
             let decisions = status["decisions"].as_array().cloned().unwrap_or_default();
             // A status whose every decision is younger than the restart is the new process's.
             let new_process = decisions.iter().all(|d| {

@@ -106,7 +106,8 @@ impl Drop for PrometheusServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A TCP port free on this host right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
