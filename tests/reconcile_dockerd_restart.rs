@@ -14,10 +14,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{docker, ensure_swarm, swarm, unique_name, TestService};
-use exporter::{Behavior, Exporter};
-use operator::{wait_until, Operator, RUN_LABEL};
-use prometheus_server::PrometheusServer;
+use common::{ensure_swarm, swarm, unique_name};
+use operator::{load_source, service_with_policy, wait_until, Operator};
 use swarmpilot::swarm::Swarm;
 
 fn engine_answers() -> bool {
@@ -37,25 +35,10 @@ fn dockerd_alive() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_dockerd_mid_run_does_not_stop_the_operator() {
     let swarm = Arc::new(swarm().await);
-    let exporter = Exporter::start(Behavior::Text("sp_load 10\n".into())).await;
-    let prometheus = PrometheusServer::start(&[exporter.addr]).await;
-    prometheus.wait_targets_up().await;
+    let (exporter, prometheus) = load_source(10.0).await;
     let run = unique_name("run");
-    let service = TestService::sleeping(
-        "dockerd-restart",
-        1,
-        &["--label", &format!("{RUN_LABEL}={run}")],
-    );
     let policy = "{minReplicas: 1, maxReplicas: 5, interval: 1s, metrics: [{name: load, prometheus: {query: 'sp_load{job=\"test\"}'}, target: {averageValue: 10}}]}";
-    docker(&[
-        "service",
-        "update",
-        "--detach",
-        "--quiet",
-        "--label-add",
-        &format!("io.swarmpilot.policy={policy}"),
-        &service.id,
-    ]);
+    let service = service_with_policy("dockerd-restart", &run, |_| policy.to_owned());
     let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
     let status = Arc::clone(&operator.status);
     wait_until("the first decision", || {

@@ -13,10 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{docker, swarm, unique_name, TestService};
-use exporter::{Behavior, Exporter};
-use operator::{wait_until, Operator, RUN_LABEL};
-use prometheus_server::PrometheusServer;
+use common::{swarm, unique_name};
+use operator::{load_source, service_with_policy, wait_until, Operator};
 use swarmpilot::swarm::{DockerSwarm, Swarm};
 use tokio::net::{TcpListener, UnixStream};
 use tokio::task::JoinSet;
@@ -65,22 +63,10 @@ impl EngineLink {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_survives_losing_the_engine_and_resumes_when_it_is_back() {
     let direct = swarm().await;
-    let exporter = Exporter::start(Behavior::Text("sp_load 10\n".into())).await;
-    let prometheus = PrometheusServer::start(&[exporter.addr]).await;
-    prometheus.wait_targets_up().await;
+    let (exporter, prometheus) = load_source(10.0).await;
     let run = unique_name("run");
-    let service =
-        TestService::sleeping("resilience", 1, &["--label", &format!("{RUN_LABEL}={run}")]);
     let policy = "{minReplicas: 1, maxReplicas: 5, interval: 1s, metrics: [{name: load, prometheus: {query: 'sp_load{job=\"test\"}'}, target: {averageValue: 10}}]}";
-    docker(&[
-        "service",
-        "update",
-        "--detach",
-        "--quiet",
-        "--label-add",
-        &format!("io.swarmpilot.policy={policy}"),
-        &service.id,
-    ]);
+    let service = service_with_policy("resilience", &run, |_| policy.to_owned());
 
     let mut link = EngineLink::up(0).await;
     let port = link.port;

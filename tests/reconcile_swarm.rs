@@ -15,9 +15,8 @@ mod raced;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{docker, swarm, unique_name, TestService};
-use exporter::{Behavior, Exporter};
-use operator::{Operator, RUN_LABEL};
+use common::{docker, swarm, unique_name};
+use operator::{load_source, service_with_policy, Operator};
 use prometheus_server::PrometheusServer;
 use raced::RacedSwarm;
 use swarmpilot::swarm::Swarm;
@@ -39,22 +38,6 @@ spec:
     )
 }
 
-fn service_with_policy(prefix: &str, run: &str, policy_of: impl Fn(&str) -> String) -> TestService {
-    // The name is only known once created, so the policy label is added right after.
-    let service = TestService::sleeping(prefix, 1, &["--label", &format!("{RUN_LABEL}={run}")]);
-    let label = format!("io.swarmpilot.policy={}", policy_of(&service.name));
-    docker(&[
-        "service",
-        "update",
-        "--detach",
-        "--quiet",
-        "--label-add",
-        &label,
-        &service.id,
-    ]);
-    service
-}
-
 async fn replicas_of<S: Swarm>(swarm: &S, id: &str) -> u64 {
     swarm.inspect_service(id).await.unwrap().replicas.unwrap()
 }
@@ -73,13 +56,6 @@ async fn wait_for_replicas<S: Swarm>(swarm: &S, id: &str, want: u64) -> Vec<u64>
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("service {id} never reached {want} replicas; saw {seen:?}");
-}
-
-async fn load_source(load: f64) -> (Exporter, PrometheusServer) {
-    let exporter = Exporter::start(Behavior::Text(format!("sp_load {load}\n"))).await;
-    let prometheus = PrometheusServer::start(&[exporter.addr]).await;
-    prometheus.wait_targets_up().await;
-    (exporter, prometheus)
 }
 
 /// Waits until Prometheus answers the gauge with `value`, so the next reconcile sees it.

@@ -1,5 +1,6 @@
 //! The operator's reconcile loop run in-process by a test, watching only the services labelled
-//! with the test's own run label, so tests can share the Swarm with anything else.
+//! with the test's own run label, so tests can share the Swarm with anything else; and the set-up
+//! those tests share. Binaries using it also declare `common`, `exporter` and `prometheus_server`.
 #![allow(dead_code)] // each test binary uses part of it
 
 use std::collections::BTreeMap;
@@ -12,6 +13,10 @@ use swarmpilot::reconcile::{
 };
 use swarmpilot::swarm::Swarm;
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{docker, TestService};
+use crate::exporter::{Behavior, Exporter};
+use crate::prometheus_server::PrometheusServer;
 
 /// The label whose value selects a test's services.
 pub const RUN_LABEL: &str = "sp.test.run";
@@ -85,4 +90,33 @@ pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// A gauge `sp_load` at `load` served by a test exporter, and a real Prometheus scraping it.
+pub async fn load_source(load: f64) -> (Exporter, PrometheusServer) {
+    let exporter = Exporter::start(Behavior::Text(format!("sp_load {load}\n"))).await;
+    let prometheus = PrometheusServer::start(&[exporter.addr]).await;
+    prometheus.wait_targets_up().await;
+    (exporter, prometheus)
+}
+
+/// A one-replica sleeping service labelled for `run`, whose policy label is `policy_of(name)`.
+pub fn service_with_policy(
+    prefix: &str,
+    run: &str,
+    policy_of: impl Fn(&str) -> String,
+) -> TestService {
+    // The name is only known once created, so the policy label is added right after.
+    let service = TestService::sleeping(prefix, 1, &["--label", &format!("{RUN_LABEL}={run}")]);
+    let label = format!("io.swarmpilot.policy={}", policy_of(&service.name));
+    docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--quiet",
+        "--label-add",
+        &label,
+        &service.id,
+    ]);
+    service
 }
