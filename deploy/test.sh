@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/local-swarm.sh
-cargo test --locked --all-targets
+cargo test --locked --no-fail-fast --all-targets
 cargo test --locked --doc

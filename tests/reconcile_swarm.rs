@@ -43,8 +43,11 @@ async fn replicas_of<S: Swarm>(swarm: &S, id: &str) -> u64 {
 }
 
 /// Polls the replica count until it is `want`, returning every distinct count seen on the way.
-async fn wait_for_replicas<S: Swarm>(swarm: &S, id: &str, want: u64) -> Vec<u64> {
-    let mut seen = vec![replicas_of(swarm, id).await];
+/// Polls until the service has `want` replicas and returns the counts seen on the way,
+/// starting with `from`: the count before the change, so a step the operator takes
+/// before the first poll is still in the sequence.
+async fn wait_for_replicas<S: Swarm>(swarm: &S, id: &str, from: u64, want: u64) -> Vec<u64> {
+    let mut seen = vec![from];
     for _ in 0..900 {
         let now = replicas_of(swarm, id).await;
         if seen.last() != Some(&now) {
@@ -98,7 +101,7 @@ async fn scales_to_the_hpa_count_within_the_rate_limit_and_down_only_after_the_w
     // 50 against a target of 10 per replica is 5 replicas, reached 2 at a time per 10 s.
     exporter.text("sp_load 50\n");
     wait_prometheus_sees(&prometheus, 50.0).await;
-    let seen = wait_for_replicas(&*swarm, &service.id, 5).await;
+    let seen = wait_for_replicas(&*swarm, &service.id, 1, 5).await;
     assert_eq!(seen, [1, 3, 5], "scale-up limited to 2 replicas per 10 s");
     let status = operator.status.get(&service.name).unwrap();
     let first_up = status.decisions.iter().find(|d| d.desired == 3).unwrap();
@@ -110,7 +113,7 @@ async fn scales_to_the_hpa_count_within_the_rate_limit_and_down_only_after_the_w
     exporter.text("sp_load 10\n");
     wait_prometheus_sees(&prometheus, 10.0).await;
     let seen_at = chrono::Utc::now();
-    let seen = wait_for_replicas(&*swarm, &service.id, 1).await;
+    let seen = wait_for_replicas(&*swarm, &service.id, 5, 1).await;
     assert_eq!(seen, [5, 1]);
     let status = operator.status.get(&service.name).unwrap();
     let held: Vec<_> = status
@@ -158,7 +161,7 @@ async fn recommend_mode_never_writes_and_a_garbage_policy_does_not_stop_the_othe
     });
     let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
 
-    wait_for_replicas(&*swarm, &enforced.id, 3).await;
+    wait_for_replicas(&*swarm, &enforced.id, 1, 3).await;
     for _ in 0..300 {
         let decided = operator
             .status
@@ -210,7 +213,7 @@ async fn a_write_that_loses_a_race_is_retried_and_never_overwrites_the_other_cha
     let service = service_with_policy("reconcile-race", &run, |name| policy(name, ""));
     let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
 
-    wait_for_replicas(&*swarm, &service.id, 2).await;
+    wait_for_replicas(&*swarm, &service.id, 1, 2).await;
     assert!(
         swarm.writes() >= 2,
         "the first write lost the race and was retried"

@@ -22,9 +22,11 @@ pub const SCORED_BEFORE_VERDICT: usize = 6;
 pub enum ForecastVerdict {
     /// Too few forecasts have come due to judge; the forecast is used.
     Learning { scored: usize },
-    /// Its recent mean absolute error is no worse than the naive forecast's.
+    /// Its recent mean absolute error is no worse than the naive forecast's, or worse by less
+    /// than the tolerance of the load.
     Trusted { model_error: f64, naive_error: f64 },
-    /// It has lately been worse than assuming the load stays as it is: ignored.
+    /// It has lately been worse than assuming the load stays as it is, by more than the
+    /// tolerance of the load: ignored.
     Ignored { model_error: f64, naive_error: f64 },
 }
 
@@ -58,19 +60,35 @@ struct Pending {
 
 /// Scores each forecast against what the load turned out to be once its horizon has passed,
 /// beside the naive forecast made at the same moment (the load stays as it was).
+///
+/// The forecast is ignored only when it has been worse than the naive one by more than
+/// `tolerance` of the load: on steady traffic both errors are noise, an error within the
+/// scale-up tolerance cannot change a replica count, and a forecaster switched off over noise
+/// would be off when the next surge comes.
 #[derive(Clone, Debug)]
 pub struct ForecastTracker {
     horizon: Duration,
+    tolerance: f64,
     pending: VecDeque<Pending>,
-    /// (model error, naive error) of the latest scored forecasts.
-    scored: VecDeque<(f64, f64)>,
+    /// (model error, naive error, actual value) of the latest scored forecasts.
+    scored: VecDeque<Scored>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Scored {
+    model_error: f64,
+    naive_error: f64,
+    actual: f64,
 }
 
 impl ForecastTracker {
-    pub fn new(horizon: std::time::Duration) -> Self {
+    /// A tracker of forecasts `horizon` ahead, for a policy whose scale-up tolerance is
+    /// `tolerance` (a share of the load, 0.1 by HPA's default).
+    pub fn new(horizon: std::time::Duration, tolerance: f64) -> Self {
         let horizon = Duration::from_std(horizon).unwrap_or(Duration::MAX);
         Self {
             horizon,
+            tolerance,
             pending: VecDeque::new(),
             scored: VecDeque::new(),
         }
@@ -104,8 +122,11 @@ impl ForecastTracker {
             let Some(due) = self.pending.pop_front() else {
                 break;
             };
-            self.scored
-                .push_back(((due.forecast - actual).abs(), (due.naive - actual).abs()));
+            self.scored.push_back(Scored {
+                model_error: (due.forecast - actual).abs(),
+                naive_error: (due.naive - actual).abs(),
+                actual,
+            });
             if self.scored.len() > SCORED_KEPT {
                 self.scored.pop_front();
             }
@@ -117,10 +138,11 @@ impl ForecastTracker {
         if scored < SCORED_BEFORE_VERDICT {
             return ForecastVerdict::Learning { scored };
         }
-        let n = scored as f64;
-        let model_error = self.scored.iter().map(|(m, _)| m).sum::<f64>() / n;
-        let naive_error = self.scored.iter().map(|(_, naive)| naive).sum::<f64>() / n;
-        if model_error > naive_error {
+        let mean = |of: fn(&Scored) -> f64| self.scored.iter().map(of).sum::<f64>() / scored as f64;
+        let model_error = mean(|s| s.model_error);
+        let naive_error = mean(|s| s.naive_error);
+        let load = mean(|s| s.actual.abs());
+        if model_error > naive_error + self.tolerance * load {
             ForecastVerdict::Ignored {
                 model_error,
                 naive_error,
@@ -185,7 +207,7 @@ mod tests {
 
     fn tracker_after(pairs: &[(f64, f64)]) -> ForecastTracker {
         // Each step: forecast made at t for t+60 with the load at t, then the load at t+60.
-        let mut tracker = ForecastTracker::new(std::time::Duration::from_secs(60));
+        let mut tracker = ForecastTracker::new(std::time::Duration::from_secs(60), 0.1);
         for (i, (forecast, actual)) in pairs.iter().enumerate() {
             let t = i as i64 * 60;
             tracker.predicted(at(t), *forecast, 100.0);
@@ -231,8 +253,23 @@ mod tests {
     }
 
     #[test]
+    fn an_error_within_the_tolerance_of_the_load_keeps_the_forecast() {
+        // Steady load at 100 (the naive forecast is exact); the model is off by 8, within 10%.
+        let noisy = tracker_after(&[(108.0, 100.0); 10]);
+        assert_eq!(
+            noisy.verdict(),
+            ForecastVerdict::Trusted {
+                model_error: 8.0,
+                naive_error: 0.0
+            }
+        );
+        // Off by 12: beyond what the tolerance absorbs.
+        assert!(!tracker_after(&[(112.0, 100.0); 10]).verdict().usable());
+    }
+
+    #[test]
     fn only_forecasts_whose_horizon_passed_are_scored() {
-        let mut tracker = ForecastTracker::new(std::time::Duration::from_secs(60));
+        let mut tracker = ForecastTracker::new(std::time::Duration::from_secs(60), 0.1);
         tracker.predicted(at(0), 500.0, 100.0);
         tracker.observed(at(59), 100.0);
         assert_eq!(tracker.verdict(), ForecastVerdict::Learning { scored: 0 });

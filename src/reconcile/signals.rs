@@ -103,7 +103,7 @@ pub struct Signals {
 #[derive(Debug, Default)]
 pub struct SignalMemory {
     series: BTreeMap<String, VecDeque<Sample>>,
-    /// The tracker and the (model, horizon) it scores, reset when the policy changes them.
+    /// The tracker and the (model, horizon, tolerance) it scores, reset when the policy changes them.
     tracker: Option<(String, ForecastTracker)>,
     states: StateTracker,
 }
@@ -140,7 +140,11 @@ impl SignalMemory {
     ) -> Signals {
         let mut signals = Signals::default();
         match &spec.forecast {
-            Some(forecast) => self.forecast(forecast, runner, now, &mut signals).await,
+            Some(forecast) => {
+                let tolerance = spec.behavior.scale_up().tolerance;
+                self.forecast(forecast, tolerance, runner, now, &mut signals)
+                    .await
+            }
             None => self.tracker = None,
         }
         match &spec.anomaly {
@@ -153,6 +157,7 @@ impl SignalMemory {
     async fn forecast(
         &mut self,
         spec: &ForecastSpec,
+        tolerance: f64,
         runner: &ModelRunner,
         now: DateTime<Utc>,
         signals: &mut Signals,
@@ -194,13 +199,13 @@ impl SignalMemory {
         let peak = ahead.iter().copied().fold(f32::MIN, f32::max) as f64;
         let at_horizon = ahead[horizon_steps - 1] as f64;
 
-        let key = format!("{}@{}", spec.model, spec.horizon);
+        let key = format!("{}@{}~{tolerance}", spec.model, spec.horizon);
         if self
             .tracker
             .as_ref()
             .is_none_or(|(tracked, _)| *tracked != key)
         {
-            self.tracker = Some((key, ForecastTracker::new(spec.horizon.as_std())));
+            self.tracker = Some((key, ForecastTracker::new(spec.horizon.as_std(), tolerance)));
         }
         let Some((_, tracker)) = self.tracker.as_mut() else {
             return;
@@ -344,10 +349,15 @@ spec:
 
     #[tokio::test]
     async fn a_forecast_comes_from_the_shipped_model_once_the_window_is_full() {
-        let spec = spec("  forecast: {model: traffic-forecast, metric: rps, horizon: 60s}\n");
+        // No tolerance: any model error counts against it.
+        let strict = spec(
+            "  forecast: {model: traffic-forecast, metric: rps, horizon: 60s}
+  behavior: {scaleUp: {tolerance: 0}}
+",
+        );
         let runner = ModelRunner::default();
         let mut memory = SignalMemory::default();
-        let early = feed(&mut memory, &spec, &runner, 0..30, |_| 100.0).await;
+        let early = feed(&mut memory, &strict, &runner, 0..30, |_| 100.0).await;
         assert_eq!(early.forecast, None);
         assert!(
             early.notes[0].starts_with("forecast skipped: rps: history covers"),
@@ -355,7 +365,7 @@ spec:
             early.notes
         );
 
-        let first = feed(&mut memory, &spec, &runner, 30..61, |_| 100.0).await;
+        let first = feed(&mut memory, &strict, &runner, 30..61, |_| 100.0).await;
         let forecast = first
             .forecast
             .expect("a forecast once 5 minutes of history exist");
@@ -371,11 +381,22 @@ spec:
 
         // On a flat line the naive forecast is perfect: once enough forecasts came due, any
         // model error loses to it, and the forecast stops driving decisions (but is still shown).
-        let later = feed(&mut memory, &spec, &runner, 61..120, |_| 100.0).await;
+        let later = feed(&mut memory, &strict, &runner, 61..120, |_| 100.0).await;
         assert!(later.forecast_seen.is_some());
         assert_eq!(later.forecast, None, "{:?}", later.notes);
         assert!(
             later.notes[0].starts_with("forecast ignored"),
+            "{:?}",
+            later.notes
+        );
+
+        // With HPA's tolerance of 10 %, the same small error on the same line keeps it in use.
+        let tolerant = spec("  forecast: {model: traffic-forecast, metric: rps, horizon: 60s}\n");
+        let mut memory = SignalMemory::default();
+        let later = feed(&mut memory, &tolerant, &runner, 0..120, |_| 100.0).await;
+        assert!(later.forecast.is_some(), "{:?}", later.notes);
+        assert!(
+            later.notes[0].starts_with("forecast used: recent error"),
             "{:?}",
             later.notes
         );

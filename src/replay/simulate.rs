@@ -105,11 +105,12 @@ pub fn simulate(
         .collect();
     let mut history = History::default();
     // The same per-service memory of model signals the live loop keeps.
-    let mut scoring = policy
-        .spec
-        .forecast
-        .as_ref()
-        .map(|f| ForecastTracker::new(f.horizon.as_std()));
+    let mut scoring = policy.spec.forecast.as_ref().map(|f| {
+        ForecastTracker::new(
+            f.horizon.as_std(),
+            policy.spec.behavior.scale_up().tolerance,
+        )
+    });
     let mut traffic = StateTracker::default();
     let mut out = Vec::with_capacity(ticks.len());
 
