@@ -4,8 +4,8 @@
 #   2. the images, built here with no registry (deploy/build-images.sh),
 #   3. API tokens as Docker secrets, and the stack (deploy/stack.yml): the operator, Prometheus,
 #      the demo app `web` (predictive policy) and its HPA-only twin `web-hpa`,
-#   4. the load generator as a Swarm service sending both the same scenario: quiet, ramp,
-#      flash crowd, flood, quiet,
+#   4. the load generator as a Swarm service sending both the same scenario: a warm-up (the
+#      5 minutes of history the models need), ramp, flash crowd, flood, quiet,
 #   5. what swarmpilot decides and why, live, until Ctrl-C or --duration.
 #
 # usage: deploy/demo.sh [up] [--duration 20m] [--time-scale 1.0] [--no-build]
@@ -123,7 +123,7 @@ up() {
   wait_for "the operator answering on $API" 120 curl -fsS --max-time 2 "$API/readyz"
   wait_for "Prometheus answering on :$SP_PROM_PORT" 120 curl -fsS --max-time 2 "http://127.0.0.1:$SP_PROM_PORT/-/ready"
 
-  say "load generator: quiet, ramp, flash crowd, flood, quiet (time scale $time_scale)"
+  say "load generator: warm-up (5m30s of steady traffic: the models need 5 minutes of history), ramp, flash crowd, flood, quiet (time scale $time_scale)"
   docker service rm "$LOADGEN" >/dev/null 2>&1 || true
   docker service create --detach --quiet --no-resolve-image --name "$LOADGEN" \
     --label "com.docker.stack.namespace=$SP_STACK" \

@@ -120,7 +120,7 @@ enum Pattern {
         #[arg(long = "for", default_value = "1m", value_parser = humantime::parse_duration)]
         length: Duration,
     },
-    /// The demo's scenario: quiet, ramp, flash crowd, settle, flood, quiet.
+    /// The demo's scenario: warm-up, ramp, flash crowd, settle, flood, quiet.
     Mixed {
         #[arg(long, default_value_t = 4.0)]
         base: f64,
@@ -128,9 +128,14 @@ enum Pattern {
         peak: f64,
         #[arg(long, default_value_t = 400.0)]
         flood_rps: f64,
-        /// Stretches (above 1) or compresses (below 1) every phase.
+        /// Stretches (above 1) or compresses (below 1) every phase but the warm-up.
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
+        /// Steady traffic at `--base` first: the operator's models need 5 minutes of a
+        /// service's history before they forecast or classify, so a shorter warm-up shows a
+        /// ramp and a flood that only the plain HPA computation sees.
+        #[arg(long, default_value = "5m30s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
     },
 }
 
@@ -244,10 +249,11 @@ fn plan(pattern: &Pattern) -> Vec<Phase> {
             peak,
             flood_rps,
             time_scale,
+            warmup,
         } => {
             let secs = |s: f64| Duration::from_secs_f64(s * time_scale);
             vec![
-                Phase::flat("quiet", secs(30.0), base, Kind::Normal),
+                Phase::flat("warm-up", warmup, base, Kind::Normal),
                 Phase::linear("ramp", secs(90.0), base, peak),
                 Phase::flat("peak", secs(45.0), peak, Kind::Normal),
                 Phase::flat("settle", secs(45.0), base, Kind::Normal),
@@ -688,12 +694,17 @@ mod tests {
         let args = args(&["mixed", "--time-scale", "0.5"]);
         let phases = plan(&args.pattern);
         let names: Vec<&str> = phases.iter().map(|p| p.name).collect();
-        for name in ["quiet", "ramp", "flash-crowd", "flood"] {
+        for name in ["warm-up", "ramp", "flash-crowd", "flood", "quiet"] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
         let flood = phases.iter().find(|p| p.name == "flood").unwrap();
         assert_eq!(flood.kind, Kind::Flood);
         assert_eq!(flood.length, Duration::from_secs(30));
+        assert_eq!(
+            phases[0].length,
+            Duration::from_secs(330),
+            "the warm-up gives the models their 5 minutes whatever the time scale"
+        );
     }
 
     #[test]

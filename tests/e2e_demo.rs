@@ -1,12 +1,14 @@
 //! End to end on the real local Swarm, as a user deploys it: the images built by
 //! `deploy/build-images.sh`, the stack of `deploy/stack.yml` (the operator as a Swarm service with
 //! the Docker socket, the real Prometheus finding tasks through `dockerswarm_sd_configs`, the demo
-//! app), and the load generator as a Swarm service. A ramp scales the demo app up; quiet scales
-//! it down after the stabilization window; an override posted to the webhook holds through a
-//! forced restart of the operator service.
+//! app `web` and its twin `web-hpa`), and the load generator as a Swarm service sending both the
+//! same traffic. After a warm-up that gives the models their history, a ramp scales both up, the
+//! predictive `web` before its HPA-only twin; quiet scales both down after the stabilization
+//! window; a flood puts `web` in the `flood` state and its policy holds while the twin scales;
+//! an override posted to the webhook holds through a forced restart of the operator service.
 //!
-//! Run with `-- --nocapture` to see the timeline (seconds from the load step to each replica
-//! change).
+//! Run with `-- --nocapture` to see the timeline (seconds from each load step to each replica
+//! change, for both services).
 
 mod common;
 #[path = "common/prometheus.rs"]
@@ -23,11 +25,11 @@ use prometheus_server::free_port;
 use serde_json::Value;
 
 const TAG: &str = "e2e";
-/// The test's policy for the demo app: the stack's metric, with short windows so the test
-/// does not wait five minutes for a scale-down.
-const TEST_POLICY: &str = r#"minReplicas: 1
+/// The twins' common policy: the stack's request-rate metric, with a short scale-down window so
+/// the test does not wait five minutes for a scale-down.
+const HPA_POLICY: &str = r#"minReplicas: 1
 maxReplicas: 6
-interval: 3s
+interval: 5s
 metrics:
   - name: rps
     prometheus:
@@ -37,6 +39,33 @@ metrics:
 behavior:
   scaleDown: {stabilizationWindow: 20s}
 "#;
+/// What `web` adds to [`HPA_POLICY`]: the forecast, and the traffic states with a hold on a flood.
+const MODELS: &str = r#"observe:
+  - name: errors
+    prometheus:
+      query: sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[15s]))
+      treatEmptyAs: 0
+  - name: latency
+    prometheus:
+      query: sum(rate(http_request_duration_seconds_sum{service="{{service}}"}[15s])) / clamp_min(sum(rate(http_request_duration_seconds_count{service="{{service}}"}[15s])), 1e-9)
+      treatEmptyAs: 0
+  - name: rx
+    prometheus:
+      query: sum(rate(http_received_bytes_total{service="{{service}}"}[15s]))
+      treatEmptyAs: 0
+  - name: tx
+    prometheus:
+      query: sum(rate(http_sent_bytes_total{service="{{service}}"}[15s]))
+      treatEmptyAs: 0
+forecast: {model: traffic-forecast, metric: rps, horizon: 60s, use: scaleUp}
+anomaly:
+  model: traffic-states
+  inputs: {requests: rps, errors: errors, latency: latency, receiveBytes: rx, transmitBytes: tx}
+  for: 10s
+  onState: {flood: hold, flash_crowd: scale, degraded: noScaleDown, unknown: noScaleDown}
+"#;
+/// The steady rate of the warm-up and of quiet times: half a replica's worth.
+const BASE: &str = "5";
 /// The ramp's final rate: 40 requests per second at 10 per replica asks for 4 replicas.
 const RAMP_TO: u32 = 40;
 
@@ -118,9 +147,13 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// Starts the load generator as a Swarm service on the stack's network.
-    fn start_load(&self, pattern: &[&str]) {
+    /// Sends `pattern` to both twins from a load generator on the stack's network, in place of
+    /// whatever load ran before.
+    fn send_load(&self, pattern: &[&str]) {
         let name = self.service("loadgen");
+        let _ = Command::new("docker")
+            .args(["service", "rm", &name])
+            .output();
         let network = self.service("swarmpilot");
         let stack_label = format!("com.docker.stack.namespace={}", self.name);
         let image = format!("swarmpilot-loadgen:{TAG}");
@@ -140,6 +173,8 @@ impl Stack {
             &image,
             "--target",
             "http://web:8080/",
+            "--target",
+            "http://web-hpa:8080/",
             "--work-ms",
             "1",
         ];
@@ -147,8 +182,9 @@ impl Stack {
         docker(&args);
     }
 
-    fn stop_load(&self) {
-        docker(&["service", "rm", &self.service("loadgen")]);
+    /// Steady traffic at [`BASE`] requests per second.
+    fn send_base_load(&self) {
+        self.send_load(&["steady", "--rps", BASE, "--for", "1h"]);
     }
 
     async fn get(&self, path: &str) -> Option<Value> {
@@ -264,6 +300,23 @@ impl Timeline {
             .unwrap()
     }
 
+    /// Seconds after `start` when the count first reached `replicas` or more.
+    fn reached(&self, start: Instant, replicas: u32) -> Option<f64> {
+        self.since(start)
+            .into_iter()
+            .find(|(_, r)| *r >= replicas)
+            .map(|(s, _)| s)
+    }
+
+    /// The highest count seen since `start`.
+    fn highest(&self, start: Instant) -> u32 {
+        self.since(start)
+            .into_iter()
+            .map(|(_, r)| r)
+            .max()
+            .unwrap_or_else(|| self.current().unwrap_or_default())
+    }
+
     fn render(&self, start: Instant) -> String {
         self.since(start)
             .iter()
@@ -293,15 +346,37 @@ where
     );
 }
 
-/// Waits until the operator's status of the demo app satisfies `check`.
-async fn wait_for_web(stack: &Stack, what: &str, limit: Duration, check: impl Fn(&Value) -> bool) {
+/// Waits until the operator's status of the stack's service `short` satisfies `check`.
+async fn wait_for_status(
+    stack: &Stack,
+    short: &str,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&Value) -> bool,
+) {
     wait_until(stack, what, limit, || async {
         stack
-            .status("web")
+            .status(short)
             .await
             .is_some_and(|status| check(&status))
     })
     .await;
+}
+
+/// The decisions the operator reports for the service made at or after `since`.
+fn decisions_since(status: &Value, since: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
+    status["decisions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            d["at"]
+                .as_str()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                .is_some_and(|at| at >= since)
+        })
+        .cloned()
+        .collect()
 }
 
 /// The ids of the service's tasks that should be running, one a line.
@@ -327,15 +402,17 @@ fn last_decision(status: &Value) -> Option<(u64, u64, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_in_the_swarm_scales_the_demo_app_and_keeps_overrides_across_restarts() {
+async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overrides() {
     ensure_swarm();
     build_images();
     let stack = Stack::deploy();
     let web = stack.service("web");
+    let twin = stack.service("web-hpa");
     let timeline = Timeline::watch(web.clone());
+    let twin_timeline = Timeline::watch(twin.clone());
 
-    // The operator runs as a Swarm service, reads the policy from the stack's labels and the
-    // demo app's request rate from the stack's Prometheus.
+    // The operator runs as a Swarm service, reads the policies from the services' labels and
+    // the request rates from the stack's Prometheus.
     wait_until(
         &stack,
         "the operator's API answering",
@@ -343,100 +420,208 @@ async fn operator_in_the_swarm_scales_the_demo_app_and_keeps_overrides_across_re
         || async { stack.get("/readyz").await.is_some() },
     )
     .await;
-    docker(&[
-        "service",
-        "update",
-        "--detach",
-        "--label-add",
-        &format!("io.swarmpilot.policy={TEST_POLICY}"),
-        &web,
-    ]);
-    wait_for_web(
+    let label = |policy: &str| format!("io.swarmpilot.policy={policy}");
+    let web_policy = format!("{HPA_POLICY}{MODELS}");
+    for (service, policy) in [(&web, web_policy.as_str()), (&twin, HPA_POLICY)] {
+        docker(&[
+            "service",
+            "update",
+            "--detach",
+            "--label-add",
+            &label(policy),
+            service,
+        ]);
+    }
+    stack.send_base_load();
+    wait_for_status(
         &stack,
-        "a decision on the test policy with the request rate read from Prometheus",
+        "web-hpa",
+        "a decision of web-hpa on the test policy with the request rate read from Prometheus",
         Duration::from_secs(180),
         |status| {
-            let interval_is_the_tests = status["policy"]["spec"]["interval"] == "3s";
-            let rate_read = status["metrics"][0]["value"].is_number();
-            interval_is_the_tests && rate_read && last_decision(status).is_some()
+            let spec = &status["policy"]["spec"];
+            let tests_policy = spec["interval"] == "5s" && spec["forecast"].is_null();
+            tests_policy
+                && status["metrics"][0]["value"].is_number()
+                && last_decision(status).is_some()
         },
     )
     .await;
+    // The models need five minutes of a service's history before they forecast or classify.
+    let warm_up = Instant::now();
+    wait_for_status(
+        &stack,
+        "web",
+        "the forecast in use and the traffic state `normal` on web",
+        Duration::from_secs(600),
+        |status| {
+            let forecast_used = status["decisions"]
+                .as_array()
+                .and_then(|d| d.last())
+                .and_then(|d| d["message"].as_str())
+                .is_some_and(|m| m.contains("forecast used"));
+            status["policy"]["spec"]["anomaly"].is_object()
+                && status["forecast"].is_number()
+                && status["trafficState"] == "normal"
+                && forecast_used
+        },
+    )
+    .await;
+    eprintln!(
+        "e2e warm-up: forecast and traffic state ready {:.0}s after the steady load started",
+        warm_up.elapsed().as_secs_f64()
+    );
+    assert_eq!(timeline.current(), Some(1), "web starts at 1 replica");
     assert_eq!(
-        timeline.current(),
+        twin_timeline.current(),
         Some(1),
-        "the demo app starts at 1 replica"
+        "web-hpa starts at 1 replica"
     );
 
-    // A ramp to 40 requests per second scales the app up to about 4 replicas.
-    let load_step = Instant::now();
-    stack.start_load(&[
+    // The same ramp to 40 requests per second for both: about 4 replicas each, the predictive
+    // one first.
+    let ramp = Instant::now();
+    let ramp_at = chrono::Utc::now();
+    stack.send_load(&[
         "ramp",
         "--from",
-        "5",
+        BASE,
         "--to",
         &RAMP_TO.to_string(),
         "--over",
-        "20s",
+        "2m",
         "--hold",
-        "10m",
+        "30m",
     ]);
+    let both_settled = || async {
+        let up = |t: &Timeline| t.current().is_some_and(|r| r >= 3);
+        let still = |t: &Timeline| t.last_change().elapsed() >= Duration::from_secs(30);
+        up(&timeline) && up(&twin_timeline) && still(&timeline) && still(&twin_timeline)
+    };
     wait_until(
         &stack,
-        "a scale-up to 3 replicas or more",
-        Duration::from_secs(240),
-        || async { timeline.current().is_some_and(|r| r >= 3) },
+        "both twins scaled to 3 or more and settled for 30 s",
+        Duration::from_secs(420),
+        both_settled,
     )
     .await;
-    // Converged: no change for 30 s (several reconcile intervals and scrape periods).
-    wait_until(
-        &stack,
-        "the replica count settling",
-        Duration::from_secs(240),
-        || async { timeline.last_change().elapsed() >= Duration::from_secs(30) },
-    )
-    .await;
-    let converged = timeline.current().unwrap();
-    let up = timeline.since(load_step);
+    let converged = (
+        timeline.current().unwrap(),
+        twin_timeline.current().unwrap(),
+    );
+    let converged_at = |t: &Timeline| t.since(ramp).last().map(|(s, _)| *s).unwrap_or_default();
     eprintln!(
-        "e2e ramp: replicas {} (seconds after the load step); converged at {converged} replicas {:.0}s after the load step",
-        timeline.render(load_step),
-        up.last().map(|(s, _)| *s).unwrap_or_default()
+        "e2e ramp: web (predictive) {}; converged at {} replicas {:.0}s after the load step",
+        timeline.render(ramp),
+        converged.0,
+        converged_at(&timeline)
     );
-    assert!(
-        (3..=6).contains(&converged),
-        "40 rps at 10 per replica should settle near 4 replicas, got {converged}: {}",
-        timeline.render(load_step)
+    eprintln!(
+        "e2e ramp: web-hpa (HPA only) {}; converged at {} replicas {:.0}s after the load step",
+        twin_timeline.render(ramp),
+        converged.1,
+        converged_at(&twin_timeline)
     );
+    for (name, replicas) in [("web", converged.0), ("web-hpa", converged.1)] {
+        assert!(
+            (3..=6).contains(&replicas),
+            "40 rps at 10 per replica should settle {name} near 4 replicas, got {replicas}"
+        );
+    }
     let status = stack.status("web").await.expect("status of web");
     let rate = status["metrics"][0]["value"].as_f64().unwrap_or_default();
     assert!(
         rate > 20.0,
         "Prometheus should see the ramp's rate, saw {rate} rps"
     );
-
-    // Quiet: the load stops; the count comes back to minReplicas after the 20 s window.
-    let quiet = Instant::now();
-    stack.stop_load();
-    wait_until(
-        &stack,
-        "a scale-down to 1 replica",
-        Duration::from_secs(240),
-        || async { timeline.current() == Some(1) },
-    )
-    .await;
-    let down_after = timeline.last_change().duration_since(quiet).as_secs_f64();
+    let ramp_decisions = decisions_since(&status, ramp_at);
+    assert!(
+        ramp_decisions
+            .iter()
+            .any(|d| d["desired"].as_u64() > d["current"].as_u64()
+                && d["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("forecast used"))),
+        "web scaled up with the forecast in use: {ramp_decisions:?}"
+    );
+    // Both reach the smaller of the two final counts; the predictive one gets there first.
+    let common = converged.0.min(converged.1);
+    let web_at = timeline.reached(ramp, common).unwrap();
+    let twin_at = twin_timeline.reached(ramp, common).unwrap();
     eprintln!(
-        "e2e quiet: replicas {} (seconds after the load stopped); back at 1 after {down_after:.0}s",
-        timeline.render(quiet)
+        "e2e ramp: {common} replicas reached {web_at:.0}s (web) vs {twin_at:.0}s (web-hpa) after the load step"
     );
     assert!(
-        !timeline.since(quiet).is_empty(),
-        "the count should have come down after the load stopped"
+        web_at < twin_at,
+        "the predictive service reached {common} replicas at {web_at:.0}s, not before its HPA-only twin at {twin_at:.0}s"
     );
 
-    // An override pins 3 replicas; it holds through a forced restart of the operator service,
-    // although with no load the policy alone would keep 1.
+    // Quiet: back to the steady base rate; both come back to 1 replica after the 20 s window.
+    let quiet = Instant::now();
+    stack.send_base_load();
+    wait_until(
+        &stack,
+        "both twins back at 1 replica",
+        Duration::from_secs(300),
+        || async { timeline.current() == Some(1) && twin_timeline.current() == Some(1) },
+    )
+    .await;
+    for (name, t) in [("web", &timeline), ("web-hpa", &twin_timeline)] {
+        eprintln!(
+            "e2e quiet: {name} {} (seconds after the load dropped); back at 1 after {:.0}s",
+            t.render(quiet),
+            t.last_change().duration_since(quiet).as_secs_f64()
+        );
+    }
+
+    // A flood of tiny requests: the classifier calls it `flood` and web's policy holds, while
+    // the twin, seeing only the request rate, scales up for it.
+    let flood = Instant::now();
+    let flood_at = chrono::Utc::now();
+    stack.send_load(&["flood", "--rps", "400", "--for", "30m"]);
+    wait_for_status(
+        &stack,
+        "web",
+        "the traffic state `flood` holding web",
+        Duration::from_secs(240),
+        |status| {
+            status["trafficState"] == "flood"
+                && last_decision(status).is_some_and(|(_, _, reason)| reason == "TrafficState")
+        },
+    )
+    .await;
+    let held = Instant::now();
+    let held_replicas = timeline.current().unwrap();
+    eprintln!(
+        "e2e flood: web in `flood` and held {:.0}s after the flood started, at {held_replicas} replicas",
+        held.duration_since(flood).as_secs_f64()
+    );
+    // Watch the hold for 30 s: the twin has by then answered the same rate.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let status = stack.status("web").await.expect("status of web");
+    let flood_decisions = decisions_since(&status, flood_at);
+    eprintln!(
+        "e2e flood: web {} and web-hpa {} (seconds after the flood started)",
+        timeline.render(flood),
+        twin_timeline.render(flood)
+    );
+    assert!(
+        timeline.since(held).is_empty(),
+        "web's count changed while the flood held it: {}",
+        timeline.render(flood)
+    );
+    assert!(
+        status["trafficState"] == "flood",
+        "web left the flood state during the flood: {flood_decisions:?}"
+    );
+    let twin_highest = twin_timeline.highest(flood);
+    assert!(
+        twin_highest > held_replicas,
+        "the HPA-only twin should have scaled past web's {held_replicas} for the same flood, reached {twin_highest}"
+    );
+    stack.send_base_load();
+
+    // An override pins 3 replicas; it holds through a forced restart of the operator service.
     let response = reqwest::Client::new()
         .post(format!("{}/v1/services/{web}/override", stack.api))
         .bearer_auth(&stack.write_token)
@@ -487,8 +672,9 @@ async fn operator_in_the_swarm_scales_the_demo_app_and_keeps_overrides_across_re
     // The new operator has only what the labels hold: its first decisions must come from the
     // override label.
     let override_decisions = AtomicUsize::new(0);
-    wait_for_web(
+    wait_for_status(
         &stack,
+        "web",
         "three decisions of the restarted operator keeping the override",
         Duration::from_secs(120),
         |status| {
