@@ -3,80 +3,59 @@
 //! lives in the label, not in the operator), and expires on time.
 
 mod common;
+#[path = "common/exporter.rs"]
+mod exporter;
+#[path = "common/operator.rs"]
+mod operator;
+#[path = "common/prometheus.rs"]
+mod prometheus_server;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{docker, swarm, unique_name, TestService};
+use common::{swarm, unique_name};
+use operator::{service_with_policy, Operator};
 use serde_json::Value;
-use swarmpilot::metrics::{Observer, PrometheusClientConfig, ScrapeConfig};
+use swarmpilot::metrics::PrometheusClientConfig;
 use swarmpilot::policy::{labels, Override};
-use swarmpilot::reconcile::{
-    controller, ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker,
-};
 use swarmpilot::swarm::{DockerSwarm, Swarm};
 use swarmpilot::webhook::{self, AppState, AuthConfig, Metrics, Scope, ServerConfig};
-use tokio_util::sync::CancellationToken;
 
-const RUN_LABEL: &str = "sp.test.run";
 const TOKEN: &str = "webhook-test-token-0123456789";
 
-/// One operator process, in-process: the loop and the API on a port of its own.
-struct Operator {
+/// One operator process, in-process: the shared test loop and the API on a port of its own.
+struct Api {
+    operator: Operator,
     url: String,
-    shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    server: tokio::task::JoinHandle<()>,
 }
 
-impl Operator {
-    async fn start(swarm: Arc<DockerSwarm>, run: &str) -> Operator {
-        let status = Arc::new(StatusStore::default());
-        let metrics = Arc::new(Metrics::new());
-        let observer = Observer::new(
-            Arc::clone(&swarm),
-            PrometheusClientConfig::default(),
-            ScrapeConfig::default(),
-        )
-        .unwrap();
-        let options = ReconcileOptions {
-            selector: BTreeMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
-            ..Default::default()
-        };
-        let reconciler = Arc::new(PolicyReconciler::new(
-            Arc::clone(&swarm),
-            observer,
-            Arc::clone(&status),
-            options,
-        ));
-        let (waker, wakes) = Waker::new();
+impl Api {
+    async fn start(swarm: Arc<DockerSwarm>, run: &str) -> Api {
+        let operator =
+            Operator::start_with(Arc::clone(&swarm), PrometheusClientConfig::default(), run);
         let config = ServerConfig {
             auth: AuthConfig::default().with_token("ops", TOKEN, Scope::Write),
             ..ServerConfig::default()
         };
-        let state = AppState::new(Arc::clone(&swarm), status, waker, metrics, &config);
+        let state = AppState::new(
+            swarm,
+            Arc::clone(&operator.status),
+            operator.waker.clone(),
+            Arc::new(Metrics::new()),
+            &config,
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move { webhook::serve_on(listener, state, shutdown).await.unwrap() }
-        });
-        let control = ControllerConfig {
-            resync: Duration::from_secs(2),
-            ..Default::default()
-        };
-        let controller = tokio::spawn(controller::run(
-            swarm,
-            reconciler,
-            control,
-            wakes,
-            shutdown.clone(),
-        ));
-        Operator {
+        let stopping = operator.stopping();
+        let server =
+            tokio::spawn(
+                async move { webhook::serve_on(listener, state, stopping).await.unwrap() },
+            );
+        Api {
+            operator,
             url,
-            shutdown,
-            tasks: vec![server, controller],
+            server,
         }
     }
 
@@ -93,10 +72,8 @@ impl Operator {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        for task in self.tasks {
-            task.await.unwrap();
-        }
+        self.operator.stop().await;
+        self.server.await.unwrap();
     }
 }
 
@@ -143,19 +120,9 @@ where
 async fn override_acts_at_once_survives_a_restart_and_expires() {
     let swarm = Arc::new(swarm().await);
     let run = unique_name("webhook-run");
-    let service = TestService::sleeping("webhook", 1, &["--label", &format!("{RUN_LABEL}={run}")]);
-    let label = format!("io.swarmpilot.policy={}", policy(&service.name));
-    docker(&[
-        "service",
-        "update",
-        "--detach",
-        "--quiet",
-        "--label-add",
-        &label,
-        &service.id,
-    ]);
+    let service = service_with_policy("webhook", &run, policy);
 
-    let first = Operator::start(Arc::clone(&swarm), &run).await;
+    let first = Api::start(Arc::clone(&swarm), &run).await;
     let response = reqwest::Client::new()
         .post(format!(
             "{}/v1/services/{}/override",
@@ -199,7 +166,7 @@ async fn override_acts_at_once_survives_a_restart_and_expires() {
     first.stop().await;
 
     // A new operator knows nothing but the labels, and keeps the pin while it lasts.
-    let second = Operator::start(Arc::clone(&swarm), &run).await;
+    let second = Api::start(Arc::clone(&swarm), &run).await;
     let path = format!("/v1/services/{}", service.name);
     wait_until("the restarted operator reports the override", || {
         let second = &second;

@@ -23,6 +23,8 @@ pub const RUN_LABEL: &str = "sp.test.run";
 
 pub struct Operator {
     pub status: Arc<StatusStore>,
+    /// Wakes the loop for a service at once, as the API does after writing an override.
+    pub waker: Waker,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -31,11 +33,21 @@ impl Operator {
     /// Starts the loop over the services labelled `RUN_LABEL=run`, reading Prometheus at
     /// `prometheus_url`, retrying a lost engine within two seconds.
     pub fn start<S: Swarm>(swarm: Arc<S>, prometheus_url: &str, run: &str) -> Operator {
-        let status = Arc::new(StatusStore::default());
         let prometheus = PrometheusClientConfig {
             default_url: Some(prometheus_url.to_owned()),
             ..Default::default()
         };
+        Operator::start_with(swarm, prometheus, run)
+    }
+
+    /// Starts the loop over the services labelled `RUN_LABEL=run` with `prometheus` as the
+    /// Prometheus settings (the default ones when the policies use no Prometheus metric).
+    pub fn start_with<S: Swarm>(
+        swarm: Arc<S>,
+        prometheus: PrometheusClientConfig,
+        run: &str,
+    ) -> Operator {
+        let status = Arc::new(StatusStore::default());
         let observer =
             Observer::new(Arc::clone(&swarm), prometheus, ScrapeConfig::default()).unwrap();
         let options = ReconcileOptions {
@@ -55,7 +67,7 @@ impl Operator {
             ..Default::default()
         };
         let shutdown = CancellationToken::new();
-        let (_waker, wakes) = Waker::new();
+        let (waker, wakes) = Waker::new();
         let handle = tokio::spawn(controller::run(
             swarm,
             reconciler,
@@ -65,9 +77,15 @@ impl Operator {
         ));
         Operator {
             status,
+            waker,
             shutdown,
             handle,
         }
+    }
+
+    /// Cancelled when the operator is stopped: what servers started beside the loop stop on.
+    pub fn stopping(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     /// Whether the loop is still running (it only ends when stopped).
