@@ -1,6 +1,7 @@
 //! The demo app: an HTTP service with a configurable amount of CPU work per request, exposing
-//! Prometheus metrics (requests by status code, a request-duration histogram, bytes in and out)
-//! and a readiness endpoint — the thing swarmpilot scales in the demo and the end-to-end test.
+//! Prometheus metrics (requests by status code, a request-duration histogram, bytes in and out
+//! as on the wire) and a readiness endpoint — the thing swarmpilot scales in the demo and the
+//! end-to-end test.
 //!
 //! ```text
 //! cargo run --example demo-app -- --listen 127.0.0.1:8080 --work-ms 5
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -52,8 +53,8 @@ struct Args {
     /// CPU milliseconds each request burns unless it asks otherwise (`?work_ms=`).
     #[arg(long, default_value_t = 2.0, env = "DEMO_WORK_MS")]
     work_ms: f64,
-    /// Response body size unless the request asks otherwise (`?bytes=`).
-    #[arg(long, default_value_t = 64, env = "DEMO_BYTES")]
+    /// Response body size unless the request asks otherwise (`?bytes=`): a small web page.
+    #[arg(long, default_value_t = 4096, env = "DEMO_BYTES")]
     bytes: usize,
     /// Requests in progress beyond which the app answers 503 at once.
     #[arg(long, default_value_t = 64, env = "DEMO_MAX_INFLIGHT")]
@@ -95,14 +96,14 @@ impl Metrics {
         let received = Counter::default();
         registry.register_with_unit(
             "http_received",
-            "Request body bytes received",
+            "Request bytes received: request line, headers and body, as HTTP/1.1 frames them",
             Unit::Bytes,
             received.clone(),
         );
         let sent = Counter::default();
         registry.register_with_unit(
             "http_sent",
-            "Response body bytes sent",
+            "Response bytes sent: status line, headers and body, as HTTP/1.1 frames them",
             Unit::Bytes,
             sent.clone(),
         );
@@ -191,6 +192,9 @@ fn burn(work: Duration) -> u64 {
 
 async fn serve_work(
     State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     query: Result<Query<WorkQuery>, QueryRejection>,
     body: Bytes,
 ) -> Response {
@@ -217,8 +221,49 @@ async fn serve_work(
             }
         },
     };
-    app.metrics.record(code, started, body.len(), reply.len());
-    (code, reply).into_response()
+    let body_sent = reply.len();
+    let response = (code, reply).into_response();
+    app.metrics.record(
+        code,
+        started,
+        request_wire_len(&method, &uri, &headers, body.len()),
+        response_wire_len(&response, body_sent),
+    );
+    response
+}
+
+/// `name: value\r\n` for each header.
+fn headers_wire_len(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum()
+}
+
+/// The request as HTTP/1.1 carries it: `METHOD TARGET HTTP/1.1\r\n`, headers, `\r\n`, body.
+/// Counting the head, not only the body, is what lets a flood of small requests show as what it
+/// is on the network: many requests, few bytes each.
+fn request_wire_len(method: &Method, uri: &Uri, headers: &HeaderMap, body: usize) -> usize {
+    let target = uri
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len());
+    method.as_str().len()
+        + 1
+        + target
+        + " HTTP/1.1\r\n".len()
+        + headers_wire_len(headers)
+        + 2
+        + body
+}
+
+/// The response as HTTP/1.1 carries it: the status line, the handler's headers, the
+/// `content-length` and `date` headers the server adds, `\r\n`, body.
+fn response_wire_len(response: &Response, body: usize) -> usize {
+    let status = response.status();
+    let status_line = "HTTP/1.1 200 \r\n".len() + status.canonical_reason().unwrap_or("").len();
+    let content_length = "content-length: \r\n".len() + body.to_string().len();
+    let date = "date: Sun, 22 Nov 2026 03:50:00 GMT\r\n".len();
+    status_line + headers_wire_len(response.headers()) + content_length + date + 2 + body
 }
 
 async fn ready() -> &'static str {
@@ -279,6 +324,22 @@ async fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_are_counted_as_http_1_1_frames_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "web:8080".parse().unwrap());
+        let uri: Uri = "/?work_ms=0&bytes=0".parse().unwrap();
+        let request = "GET /?work_ms=0&bytes=0 HTTP/1.1\r\nhost: web:8080\r\n\r\n";
+        assert_eq!(
+            request_wire_len(&Method::GET, &uri, &headers, 0),
+            request.len()
+        );
+        let response = (StatusCode::OK, vec![b'.'; 12]).into_response();
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n\
+                    content-length: 12\r\ndate: Sun, 22 Nov 2026 03:50:00 GMT\r\n\r\n";
+        assert_eq!(response_wire_len(&response, 12), head.len() + 12);
+    }
 
     #[test]
     fn query_overrides_defaults_within_bounds() {

@@ -419,14 +419,37 @@ impl Target {
     }
 }
 
-async fn send_one(client: reqwest::Client, target: Arc<Target>, url: Url) {
+/// What a browser sends with an ordinary request (about 400 bytes of headers); a flood's
+/// requests carry none of it, which is what makes them small on the wire.
+const BROWSER_HEADERS: [(&str, &str); 5] = [
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+    ),
+    (
+        "accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+    ),
+    ("accept-language", "en-GB,en;q=0.9,fr;q=0.8"),
+    ("accept-encoding", "gzip, deflate"),
+    (
+        "cookie",
+        "session=5f2b9c0e7d1a4e3b8c6f0a9d2e4b7c1f; theme=light; consent=analytics,functional",
+    ),
+];
+
+async fn send_one(client: reqwest::Client, target: Arc<Target>, kind: Kind, url: Url) {
     let started = Instant::now();
     let counters = &target.counters;
-    let result = client
+    let mut request = client
         .get(url)
-        .header(reqwest::header::HOST, target.host.as_str())
-        .send()
-        .await;
+        .header(reqwest::header::HOST, target.host.as_str());
+    if kind == Kind::Normal {
+        for (name, value) in BROWSER_HEADERS {
+            request = request.header(name, value);
+        }
+    }
+    let result = request.send().await;
     match result {
         Ok(response) => {
             let success = response.status().is_success();
@@ -617,9 +640,9 @@ async fn run(args: Args) -> Result<(), String> {
                 };
                 total_sent += 1;
                 target.counters.sent.fetch_add(1, Ordering::Relaxed);
-                let (client, target) = (client.clone(), Arc::clone(target));
+                let (client, target, kind) = (client.clone(), Arc::clone(target), phase.kind);
                 tokio::spawn(async move {
-                    send_one(client, target, url).await;
+                    send_one(client, target, kind, url).await;
                     drop(permit);
                 });
             }

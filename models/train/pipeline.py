@@ -12,18 +12,17 @@ import os
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cards  # noqa: E402
 import classifier  # noqa: E402
 import features  # noqa: E402
-import forecaster  # noqa: E402
 import synth  # noqa: E402
 import traces  # noqa: E402
 
@@ -42,6 +41,18 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+@dataclass
+class Data:
+    """What both models train and are evaluated on."""
+
+    train_synth: list
+    eval_synth: list
+    real_train: list
+    eval_context: dict
+    first_eval: int
+    extra: list
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="the recorded NTMA Swarm metrics CSV")
@@ -49,11 +60,11 @@ def main() -> None:
     parser.add_argument("--column", default="requests", help="the load column of --trace files (forecaster)")
     parser.add_argument("--quick", action="store_true", help="fewer traces and epochs, to test the pipeline")
     parser.add_argument("--out", default=MODELS, help="where the .onnx files, golden/ and cards go")
+    parser.add_argument("--only", choices=["forecaster", "classifier"], help="train one model; the other's files stay as they are")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # the machine is shared: one thread avoids OpenMP spin-waiting
     started = time.time()
 
-    n_train, n_eval, epochs = (4, 2, 2) if args.quick else (16, 6, 12)
+    n_train, n_eval = (4, 2) if args.quick else (16, 6)
     log(f"synthetic traffic: {n_train} training and {n_eval} held-out traces of 2 days at 5 s")
     train_synth = [synth.generate(np.random.default_rng(1 + i)) for i in range(n_train)]
     eval_synth = [synth.generate(np.random.default_rng(1001 + i)) for i in range(n_eval)]
@@ -62,7 +73,6 @@ def main() -> None:
     real = traces.read_csv(args.data)
     real_segments = traces.segments(traces.with_roles(real, traces.NTMA_ROLES))
     real_train = [traces.split_by_days(s, TRAIN_DAYS) for s in real_segments]
-    real_train = [s for s in real_train if len(s["time"]) > forecaster.WINDOW + forecaster.HORIZON]
     # The held-out day with the day before it as context (window and seasonal naive).
     eval_context = next(s for s in real_segments if EVAL_DAY in set(traces.day_of(s)))
     eval_context = traces.split_by_days(eval_context, ["2023-06-16", EVAL_DAY])
@@ -74,17 +84,36 @@ def main() -> None:
             extra.append(seg)
         log(f"extra trace: {path}")
 
-    # ---- forecaster ----
+    data = Data(train_synth, eval_synth, real_train, eval_context, first_eval, extra)
+    golden = os.path.join(args.out, "golden")
+    os.makedirs(golden, exist_ok=True)
+    if args.only != "classifier":
+        train_forecaster(args, data, golden)
+    if args.only != "forecaster":
+        train_classifier(args, data, golden)
+    log(f"done in {time.time() - started:.0f}s: {args.out}/*.onnx, {golden}/")
+
+
+def train_forecaster(args, data: Data, golden: str) -> None:
+    # PyTorch only here: `--only classifier` runs without it.
+    import torch
+
+    import forecaster
+
+    torch.set_num_threads(1)  # the machine is shared: one thread avoids OpenMP spin-waiting
+    epochs = 2 if args.quick else 12
+    eval_context, first_eval = data.eval_context, data.first_eval
+    real_train = [s for s in data.real_train if len(s["time"]) > forecaster.WINDOW + forecaster.HORIZON]
     parts = [forecaster.windows(s["requests"], stride=1) for s in real_train]
-    parts += [forecaster.windows(s["requests"], stride=4) for s in train_synth]
-    parts += [forecaster.windows(s[args.column], stride=1) for s in extra if args.column in s]
+    parts += [forecaster.windows(s["requests"], stride=4) for s in data.train_synth]
+    parts += [forecaster.windows(s[args.column], stride=1) for s in data.extra if args.column in s]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     log(f"forecaster: {len(x)} training windows, {epochs} epochs")
     model = forecaster.train(x, y, epochs, log=log)
     predict = lambda inputs: forecaster.predict(model, inputs)  # noqa: E731
     real_mase = forecaster.mase(eval_context["requests"], first_eval, predict)
-    synth_mase = [forecaster.mase(s["requests"], synth.DAY, predict, stride=4) for s in eval_synth]
+    synth_mase = [forecaster.mase(s["requests"], synth.DAY, predict, stride=4) for s in data.eval_synth]
     synth_summary = {k: float(np.mean([m[k] for m in synth_mase])) for k in ("model", "naive", "seasonal_naive")}
     synth_summary["origins"] = int(sum(m["origins"] for m in synth_mase))
     synth_summary["per_step_model"] = list(np.mean([m["per_step_model"] for m in synth_mase], axis=0))
@@ -107,30 +136,42 @@ def main() -> None:
     forecast_path = os.path.join(args.out, "traffic-forecast.onnx")
     onnx.save(forecast_proto, forecast_path)
 
-    # ---- classifier ----
+    # Golden file: small inputs and onnxruntime's outputs.
+    rng = np.random.default_rng(7)
+    real_windows = np.stack([eval_context["requests"][o - 59 : o + 1] for o in (first_eval + 100, first_eval + 5000, first_eval + 12000)])
+    synth_windows = np.stack([s["requests"][o - 59 : o + 1] for s in data.eval_synth[:2] for o in (20000, 30000)])
+    special = np.stack([np.full(60, 10.0), np.zeros(60), np.linspace(1, 10000, 60), 50 + 5 * rng.standard_normal(60)])
+    forecast_inputs = np.concatenate([real_windows, synth_windows, special]).astype(np.float32)
+    write_golden(forecast_path, forecast_inputs, os.path.join(golden, "traffic-forecast.json"))
+    cards.forecaster_card(os.path.join(args.out, "traffic-forecast.md"), forecast_meta, real_mase, synth_summary,
+                          n_windows=len(x), epochs=epochs, n_eval=len(data.eval_synth), eval_day=EVAL_DAY,
+                          quick=args.quick, torch=torch)
+
+
+def train_classifier(args, data: Data, golden: str) -> None:
     log("classifier: computing features")
     feats, labels = [], []
-    for s in train_synth:
+    for s in data.train_synth:
         f, idx = features.compute(s, step=2)
         feats.append(f)
         labels.append(s["label"][idx])
     feats, labels = np.concatenate(feats), np.concatenate(labels)
-    unlabeled = [features.compute(s, step=2)[0] for s in real_train if len(s["time"]) >= features.BASELINE]
-    unlabeled += [features.compute(s, step=2)[0] for s in extra if len(s["time"]) >= features.BASELINE]
+    unlabeled = [features.compute(s, step=2)[0] for s in data.real_train if len(s["time"]) >= features.BASELINE]
+    unlabeled += [features.compute(s, step=2)[0] for s in data.extra if len(s["time"]) >= features.BASELINE]
     unlabeled = np.concatenate(unlabeled)
     log(f"  {len(feats)} labeled synthetic samples {dict(Counter(labels))}, {len(unlabeled)} unlabeled recorded")
     km, states, threshold = classifier.fit(feats, labels, unlabeled)
     log(f"  cluster states {states}, unknown beyond distance {threshold:.3f}")
     eval_feats, eval_labels = [], []
-    for s in eval_synth:
+    for s in data.eval_synth:
         f, idx = features.compute(s, step=1)
         eval_feats.append(f)
         eval_labels.append(s["label"][idx])
     eval_feats, eval_labels = np.concatenate(eval_feats), np.concatenate(eval_labels)
     predicted = classifier.classify(km, states, threshold, eval_feats)
     conf = classifier.confusion(eval_labels, predicted)
-    real_eval_feats, _ = features.compute(eval_context, step=1)
-    real_eval_feats = real_eval_feats[first_eval - features.BASELINE + 1 :]
+    real_eval_feats, _ = features.compute(data.eval_context, step=1)
+    real_eval_feats = real_eval_feats[data.first_eval - features.BASELINE + 1 :]
     real_states = Counter(classifier.classify(km, states, threshold, real_eval_feats))
     states_meta = {
         "kind": "classifier",
@@ -152,15 +193,8 @@ def main() -> None:
     states_path = os.path.join(args.out, "traffic-states.onnx")
     onnx.save(states_proto, states_path)
 
-    # ---- golden files: small inputs and onnxruntime's outputs ----
-    golden = os.path.join(args.out, "golden")
-    os.makedirs(golden, exist_ok=True)
+    # Golden files: small inputs and onnxruntime's outputs, and features from histories.
     rng = np.random.default_rng(7)
-    real_windows = np.stack([eval_context["requests"][o - 59 : o + 1] for o in (first_eval + 100, first_eval + 5000, first_eval + 12000)])
-    synth_windows = np.stack([s["requests"][o - 59 : o + 1] for s in eval_synth[:2] for o in (20000, 30000)])
-    special = np.stack([np.full(60, 10.0), np.zeros(60), np.linspace(1, 10000, 60), 50 + 5 * rng.standard_normal(60)])
-    forecast_inputs = np.concatenate([real_windows, synth_windows, special]).astype(np.float32)
-    write_golden(forecast_path, forecast_inputs, os.path.join(golden, "traffic-forecast.json"))
     class_inputs = np.concatenate([
         np.zeros((1, 5)),
         eval_feats[rng.choice(len(eval_feats), 6, replace=False)],
@@ -168,13 +202,10 @@ def main() -> None:
         np.array([[4, -4, 1, 4, 4], [-4, 4, 0, -4, -4]]),
     ]).astype(np.float32)
     write_golden(states_path, class_inputs, os.path.join(golden, "traffic-states.json"))
-    write_feature_golden(eval_synth[0], os.path.join(golden, "traffic-states-features.json"))
-
-    cards.forecaster_card(os.path.join(args.out, "traffic-forecast.md"), forecast_meta, real_mase, synth_summary,
-                          n_windows=len(x), epochs=epochs, n_eval=n_eval, eval_day=EVAL_DAY, quick=args.quick)
+    write_feature_golden(data.eval_synth[0], os.path.join(golden, "traffic-states-features.json"))
     cards.classifier_card(os.path.join(args.out, "traffic-states.md"), states_meta, conf, real_states,
-                          n_train=len(feats), n_unlabeled=len(unlabeled), n_eval=n_eval, eval_day=EVAL_DAY, quick=args.quick)
-    log(f"done in {time.time() - started:.0f}s: {forecast_path}, {states_path}, {golden}/")
+                          n_train=len(feats), n_unlabeled=len(unlabeled), n_eval=len(data.eval_synth),
+                          eval_day=EVAL_DAY, quick=args.quick)
 
 
 def write_golden(model_path: str, inputs: np.ndarray, path: str) -> None:

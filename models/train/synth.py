@@ -65,13 +65,19 @@ def generate(rng: np.random.Generator, days: float = 2.0, events_per_day: float 
             seg = slice(start, min(n, start + length))
             k = seg.stop - seg.start
             onset = np.minimum(1, np.arange(k) / rng.integers(2, 12))
-            peak = rng.uniform(5, 50)
+            peak = rng.uniform(5, 100)
             progress = np.arange(k) / max(k - 1, 1)
             mult[seg] *= 1 + (peak - 1) * onset
             rx_mult[seg] *= rng.uniform(0.15, 0.5)
             tx_mult[seg] *= rng.uniform(0.03, 0.3)
-            err_extra[seg] += onset * (0.02 + rng.uniform(0.1, 0.5) * progress)
-            lat_mult[seg] *= 1 + onset * rng.uniform(0.5, 5) * (0.3 + 0.7 * progress)
+            if rng.random() < 0.5:
+                # The service saturates: errors and latency climb as the flood goes on.
+                err_extra[seg] += onset * (0.02 + rng.uniform(0.1, 0.5) * progress)
+                lat_mult[seg] *= 1 + onset * rng.uniform(0.5, 5) * (0.3 + 0.7 * progress)
+            else:
+                # The service absorbs it: no more errors, and the cheap requests pull the mean
+                # latency down, or leave it where it was.
+                lat_mult[seg] *= 1 + onset * (np.exp(rng.uniform(np.log(0.05), np.log(1.1))) - 1)
             label[seg] = 2
         elif kind == "ramp":
             length = int(rng.integers(1440, 5760))  # 2 to 8 hours
