@@ -25,8 +25,8 @@ use prometheus_server::free_port;
 use serde_json::Value;
 
 const TAG: &str = "e2e";
-/// The twins' common policy: the stack's request-rate metric, with a short scale-down window so
-/// the test does not wait five minutes for a scale-down.
+/// The twins' common policy: the stack's request-rate metric and behavior, with a short
+/// scale-down window so the test does not wait five minutes for a scale-down.
 const HPA_POLICY: &str = r#"minReplicas: 1
 maxReplicas: 6
 interval: 5s
@@ -36,7 +36,11 @@ metrics:
       query: sum(rate(http_requests_total{service="{{service}}"}[15s]))
       treatEmptyAs: 0
     target: {averageValue: 10}
+# A scale-up must be recommended for 30 s, longer than the classifier takes to call a flood
+# and the 10 s it must last: a flood is held before it scales anything. The twin has the same
+# behavior, so the two differ only by the models.
 behavior:
+  scaleUp: {stabilizationWindow: 30s}
   scaleDown: {stabilizationWindow: 20s}
 "#;
 /// What `web` adds to [`HPA_POLICY`]: the forecast, and the traffic states with a hold on a flood.
@@ -599,8 +603,8 @@ async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overr
         "e2e flood: web in `flood` and held {:.0}s after the flood started, at {held_replicas} replicas",
         held.duration_since(flood).as_secs_f64()
     );
-    // Watch the hold for 30 s: the twin has by then answered the same rate.
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    // Watch the hold for 45 s: the twin, with the same 30 s scale-up window, answers the rate.
+    tokio::time::sleep(Duration::from_secs(45)).await;
     let status = stack.status("web").await.expect("status of web");
     let flood_decisions = decisions_since(&status, flood_at);
     eprintln!(
