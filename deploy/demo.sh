@@ -119,7 +119,11 @@ up() {
   done
 
   say "deploying stack $SP_STACK"
-  docker stack deploy --prune --resolve-image never -c deploy/stack.yml "$SP_STACK" >/dev/null
+  # Newer CLIs print a note about --detach, a flag older ones do not have: keep it off screen.
+  local errors="$SP_SECRETS/deploy.log"
+  docker stack deploy --prune --resolve-image never -c deploy/stack.yml "$SP_STACK" >/dev/null 2>"$errors" ||
+    { cat "$errors" >&2; die "docker stack deploy failed"; }
+  grep -v -e '--detach=false' -e 'in the background' "$errors" >&2 || true
   wait_for "the operator answering on $API" 120 curl -fsS --max-time 2 "$API/readyz"
   wait_for "Prometheus answering on :$SP_PROM_PORT" 120 curl -fsS --max-time 2 "http://127.0.0.1:$SP_PROM_PORT/-/ready"
 

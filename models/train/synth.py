@@ -77,7 +77,7 @@ def generate(rng: np.random.Generator, days: float = 2.0, events_per_day: float 
             else:
                 # The service absorbs it: no more errors, and the cheap requests pull the mean
                 # latency down, or leave it where it was.
-                lat_mult[seg] *= 1 + onset * (np.exp(rng.uniform(np.log(0.05), np.log(1.1))) - 1)
+                lat_mult[seg] *= 1 + onset * (np.exp(rng.uniform(np.log(0.015), np.log(1.1))) - 1)
             label[seg] = 2
         elif kind == "ramp":
             length = int(rng.integers(1440, 5760))  # 2 to 8 hours

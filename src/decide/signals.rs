@@ -70,10 +70,11 @@ pub struct ForecastTracker {
     horizon: Duration,
     tolerance: f64,
     pending: VecDeque<Pending>,
-    /// (model error, naive error, actual value) of the latest scored forecasts.
+    /// The latest scored forecasts, oldest first.
     scored: VecDeque<Scored>,
 }
 
+/// One forecast that came due: its error, the naive forecast's, and the value it forecast.
 #[derive(Clone, Copy, Debug)]
 struct Scored {
     model_error: f64,
