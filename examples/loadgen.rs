@@ -258,7 +258,9 @@ fn plan(pattern: &Pattern) -> Vec<Phase> {
                 Phase::flat("peak", secs(45.0), peak, Kind::Normal),
                 Phase::flat("settle", secs(45.0), base, Kind::Normal),
                 Phase::flat("flash-crowd", secs(60.0), peak * 2.0, Kind::Normal),
-                Phase::flat("settle", secs(45.0), base, Kind::Normal),
+                // Long enough for the demo's 60 s scale-down window: the flood then starts from
+                // the base count, where the twin's scale-up and the held service stand apart.
+                Phase::flat("settle", secs(90.0), base, Kind::Normal),
                 Phase::flat("flood", secs(60.0), flood_rps, Kind::Flood),
                 Phase::flat("quiet", secs(120.0), base, Kind::Normal),
             ]
