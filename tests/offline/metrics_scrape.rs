@@ -1,8 +1,7 @@
 //! The scrape source against real exposition endpoints on 127.0.0.1: rates, resets, histogram
 //! quantiles, label matchers, and tasks that refuse, stall, flood or talk nonsense.
 
-#[path = "common/exporter.rs"]
-mod exporter;
+use crate::exporter;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

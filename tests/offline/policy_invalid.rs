@@ -777,7 +777,7 @@ fn the_number_of_diagnostics_is_capped() {
 
 #[test]
 fn design_example_is_valid() {
-    let text = include_str!("../examples/policies/web.yaml");
+    let text = include_str!("../../examples/policies/web.yaml");
     let policy = parse(text).unwrap();
     assert_eq!(policy.service(), "shop_web");
     assert_eq!(policy.spec.min_replicas, 2);
@@ -787,7 +787,7 @@ fn design_example_is_valid() {
 
 #[test]
 fn scrape_example_with_current_if_higher_is_valid() {
-    let policy = parse(include_str!("../examples/policies/api-scrape.yaml")).unwrap();
+    let policy = parse(include_str!("../../examples/policies/api-scrape.yaml")).unwrap();
     assert_eq!(policy.spec.fallback, Fallback::CurrentIfHigher(6));
     assert_eq!(policy.spec.min_replicas, 1);
 }

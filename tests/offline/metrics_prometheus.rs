@@ -1,10 +1,8 @@
 //! The Prometheus source against a real Prometheus server scraping an exporter this test drives,
 //! and its failure paths against servers that are down, slow, or not Prometheus.
 
-#[path = "common/exporter.rs"]
-mod exporter;
-#[path = "common/prometheus.rs"]
-mod prometheus_server;
+use crate::exporter;
+use crate::prometheus_server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
