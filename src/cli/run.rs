@@ -29,6 +29,10 @@ pub struct Args {
     /// Watch only services with this label (`key=value`); repeat to require several.
     #[arg(long = "selector", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub selector: Vec<(String, String)>,
+    /// The directory policies may load model files from (`forecast.model`, `anomaly.model`
+    /// naming a file under it); without it, only the shipped models.
+    #[arg(long, value_name = "DIR", env = "SWARMPILOT_MODEL_DIR")]
+    pub model_dir: Option<std::path::PathBuf>,
     /// How many services are reconciled at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
@@ -98,6 +102,7 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
     let options = ReconcileOptions {
         dry_run: args.dry_run,
         selector: args.selector.iter().cloned().collect::<BTreeMap<_, _>>(),
+        model_dir: args.model_dir.clone(),
         ..Default::default()
     };
     let reconciler =

@@ -11,6 +11,25 @@ pub enum ModelError {
     },
     #[error("model {model:?} is neither a shipped model ({known}) nor a path to an .onnx file")]
     UnknownName { model: String, known: String },
+    /// The file may not be loaded at all: outside the model directory, not a regular file,
+    /// too large.
+    #[error("model {model}: {reason}")]
+    Refused { model: String, reason: String },
+    /// Another reconcile is loading it; the model is used once it is ready.
+    #[error("model {model}: still loading")]
+    Loading { model: String },
+    #[error("model {model}: loading took longer than {}s", .limit.as_secs())]
+    Timeout {
+        model: String,
+        limit: std::time::Duration,
+    },
+    /// A load that failed, remembered rather than tried again on every reconcile.
+    #[error("{error} (failed {failures} time(s); tried again in {}s, or sooner if the file changes)", .retry_in.as_secs())]
+    Remembered {
+        error: String,
+        failures: u32,
+        retry_in: std::time::Duration,
+    },
     #[error("model {model}: not a valid ONNX model: {message}")]
     Decode { model: String, message: String },
     #[error("model {model}: metadata_props {key:?}: {problem}")]

@@ -1,6 +1,7 @@
 //! Loading a model once: shipped bytes or a file, metadata, shape checks, tract optimization.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +24,9 @@ pub const SHIPPED: [(&str, &[u8]); 2] = [
     ),
 ];
 
+/// The largest model file read, in bytes (16 MiB; the shipped models are under 32 KiB).
+pub const MAX_MODEL_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A loaded, checked and optimized model; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Model {
@@ -38,28 +42,22 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads a shipped model by bare name (`traffic-forecast`), or an `.onnx` file by path.
+    /// Loads a shipped model by bare name (`traffic-forecast`), or an `.onnx` file by path:
+    /// what the commands a user runs on their own files take. The operator loads files only
+    /// from its model directory ([`super::ModelCache`]).
     pub fn load(spec: &str) -> Result<Model, ModelError> {
-        if let Some((name, bytes)) = SHIPPED.iter().find(|(name, _)| *name == spec) {
-            return Model::from_bytes(name, bytes);
+        if let Some(bytes) = shipped(spec) {
+            return Model::from_bytes(spec, bytes);
         }
         let path = Path::new(spec);
         let looks_like_path = spec.contains('/') || spec.ends_with(".onnx") || path.exists();
         if !looks_like_path {
             return Err(ModelError::UnknownName {
                 model: spec.to_owned(),
-                known: SHIPPED
-                    .iter()
-                    .map(|(name, _)| *name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: shipped_names(),
             });
         }
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
-            path: spec.to_owned(),
-            source,
-        })?;
-        Model::from_bytes(spec, &bytes)
+        Model::from_bytes(spec, &read_model_file(spec, path)?)
     }
 
     /// Decodes, checks and optimizes a model; `name` is used in errors and reports.
@@ -122,6 +120,63 @@ impl Model {
         }
         Ok(view.iter().copied().collect())
     }
+}
+
+/// The bytes of the shipped model called `name`, if there is one.
+pub(crate) fn shipped(name: &str) -> Option<&'static [u8]> {
+    SHIPPED
+        .iter()
+        .find(|(shipped, _)| *shipped == name)
+        .map(|(_, bytes)| *bytes)
+}
+
+/// The shipped models' names, for diagnostics.
+pub(crate) fn shipped_names() -> String {
+    SHIPPED
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A model file's bytes: a regular file (not a device, pipe or directory) of at most
+/// [`MAX_MODEL_BYTES`], checked before opening (opening a pipe would wait for a writer), on
+/// the open file, and while reading, since a file can grow.
+pub(crate) fn read_model_file(model: &str, path: &Path) -> Result<Vec<u8>, ModelError> {
+    let read_error = |source| ModelError::Read {
+        path: model.to_owned(),
+        source,
+    };
+    let refused = |reason: String| ModelError::Refused {
+        model: model.to_owned(),
+        reason,
+    };
+    let check = |metadata: std::fs::Metadata| {
+        if !metadata.is_file() {
+            return Err(refused(
+                "is not a regular file (devices, pipes and directories are not models)".into(),
+            ));
+        }
+        if metadata.len() > MAX_MODEL_BYTES {
+            return Err(refused(too_large(metadata.len())));
+        }
+        Ok(())
+    };
+    check(std::fs::metadata(path).map_err(read_error)?)?;
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    check(file.metadata().map_err(read_error)?)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MODEL_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(refused(too_large(bytes.len() as u64)));
+    }
+    Ok(bytes)
+}
+
+fn too_large(len: u64) -> String {
+    format!("is {len} bytes, larger than the {MAX_MODEL_BYTES}-byte limit for a model file")
 }
 
 /// The fixed second dimension of a [batch, n] graph input or output named by the metadata.
@@ -239,6 +294,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("/nonexistent/mine.onnx"), "{error}");
+    }
+
+    #[test]
+    fn a_device_is_refused_before_it_is_read() {
+        let error = Model::load("/dev/zero").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "model /dev/zero: is not a regular file (devices, pipes and directories are not models)"
+        );
     }
 
     #[test]

@@ -17,12 +17,12 @@ mod metadata;
 mod policy_check;
 mod window;
 
-pub use cache::ModelCache;
+pub use cache::{ModelCache, LOAD_TIMEOUT, MAX_RETRY};
 pub use classify::{Classification, Classifier};
 pub use error::ModelError;
 pub use features::{classifier_features, RoleHistories, FEATURE_NAMES};
 pub use forecast::Forecaster;
-pub use load::{Model, SHIPPED};
+pub use load::{Model, MAX_MODEL_BYTES, SHIPPED};
 pub use metadata::{ModelKind, ModelMetadata};
 pub use policy_check::{check_anomaly, check_forecast};
 pub use window::{forecast_window, Sample, WindowError, MAX_FILL_SECS};

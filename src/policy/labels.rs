@@ -34,9 +34,13 @@ pub const OVERRIDE: &str = "io.swarmpilot.override";
 /// JSON [`ScaleState`] written by the operator when it scales.
 pub const STATE: &str = "io.swarmpilot.state";
 
+/// The longest policy label accepted, in bytes (32 KiB, over ten times the longest example
+/// policy). A longer label is refused before the YAML parser sees it.
+pub const MAX_LABEL_BYTES: usize = 32 * 1024;
+
 /// Every label swarmpilot reads; any other `io.swarmpilot.` label is reported as a typo.
 pub const KNOWN: [&str; 8] = [POLICY, MIN, MAX, CPU, MEMORY, RPS, OVERRIDE, STATE];
-const PREFIX: &str = "io.swarmpilot.";
+pub(crate) const PREFIX: &str = "io.swarmpilot.";
 /// The shorthand labels, each standing for part of a policy without YAML.
 pub const SHORTHAND: [&str; 5] = [MIN, MAX, CPU, MEMORY, RPS];
 
@@ -163,6 +167,15 @@ fn unknown_labels(labels: &BTreeMap<String, String>) -> Vec<Diagnostic> {
 /// `io.swarmpilot.policy`: a whole document, or only a `spec` (then named after the service).
 fn from_policy_label(service_name: &str, text: &str) -> Result<ScalingPolicy, Diagnostics> {
     let where_ = format!("label {POLICY}");
+    if text.len() > MAX_LABEL_BYTES {
+        return Err(Diagnostics::one(
+            where_,
+            format!(
+                "is {} bytes, larger than the {MAX_LABEL_BYTES}-byte limit for a policy label",
+                text.len()
+            ),
+        ));
+    }
     let mut documents = load(text).map_err(|found| found.within(&where_))?;
     if documents.len() != 1 {
         return Err(Diagnostics::one(

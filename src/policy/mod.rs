@@ -1,5 +1,7 @@
 //! The `ScalingPolicy` contract: document types, defaults, validation and the label codec.
 
+mod bounded;
+mod cache;
 pub mod diagnostic;
 pub mod duration;
 pub mod labels;
@@ -10,6 +12,8 @@ mod structure;
 pub mod types;
 pub mod validate;
 
+pub use bounded::MAX_NODES;
+pub use cache::{Decoded, PolicyCache};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::HumanDuration;
 pub use parse::{

@@ -4,15 +4,17 @@
 //! Hostile input is bounded before it reaches the YAML parser: text over [`MAX_INPUT_BYTES`]
 //! is refused outright, and so is flow nesting (`[`, `{`) deeper than [`MAX_FLOW_DEPTH`], because
 //! the YAML scanner's time grows with the square of the flow depth. The parser itself refuses
-//! values nested deeper than 128 levels and alias expansion beyond its repetition limit (a
-//! "billion laughs" document). Every input ends in a diagnostic, never a panic, a stack
-//! overflow, unbounded memory or unbounded time.
+//! values nested deeper than 128 levels. Each document is built within a budget of values and
+//! text ([`super::bounded`]), so anchors and aliases cannot multiply a small text into a huge
+//! value. Every input ends in a diagnostic, never a panic, a stack overflow, unbounded memory
+//! or unbounded time.
 
 use std::sync::OnceLock;
 
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_yaml::Value as Yaml;
 
+use super::bounded::{exhausted, Bounded, Budget};
 use super::diagnostic::{serde_path, Diagnostic, Diagnostics};
 use super::schema::json_schema;
 use super::structure;
@@ -142,7 +144,9 @@ pub(crate) fn load(text: &str) -> Result<Vec<(usize, Yaml)>, Diagnostics> {
     check_flow_depth(text)?;
     let mut documents = Vec::new();
     for (position, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        match Yaml::deserialize(document) {
+        // One budget per document: a stream's documents are each a policy.
+        let budget = Budget::for_input(text.len());
+        match Bounded(&budget).deserialize(document) {
             Ok(Yaml::Null) => {}
             Ok(value) => documents.push((position, value)),
             Err(error) => {
@@ -151,7 +155,11 @@ pub(crate) fn load(text: &str) -> Result<Vec<(usize, Yaml)>, Diagnostics> {
                 } else {
                     String::new()
                 };
-                return Err(Diagnostics::one(prefix, format!("invalid YAML: {error}")));
+                let message = match exhausted(&error) {
+                    Some(which) => which.message(Budget::text_limit(text.len())),
+                    None => format!("invalid YAML: {error}"),
+                };
+                return Err(Diagnostics::one(prefix, message));
             }
         }
     }

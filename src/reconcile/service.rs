@@ -18,7 +18,8 @@ use crate::decide::{
     self, Decision, History, MetricOutcome, MetricSample, Observation, TaskObservation, TaskPhase,
 };
 use crate::metrics::{MetricReading, Observer, Targets};
-use crate::policy::{labels, Diagnostics, Override, ScalingPolicy};
+use crate::models::ModelCache;
+use crate::policy::{labels, Diagnostics, Override, PolicyCache, ScalingPolicy};
 use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo, TaskState};
 
 /// How the reconciler behaves, beyond what each policy says.
@@ -37,6 +38,9 @@ pub struct ReconcileOptions {
     /// Only services carrying all these labels are watched (`--selector k=v`), so several
     /// operators, or an operator and a test, can share one Swarm.
     pub selector: BTreeMap<String, String>,
+    /// The directory model files may be loaded from (`--model-dir`); `None`: only the shipped
+    /// models.
+    pub model_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ReconcileOptions {
@@ -48,6 +52,7 @@ impl Default for ReconcileOptions {
             conflict_retry: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             selector: BTreeMap::new(),
+            model_dir: None,
         }
     }
 }
@@ -75,6 +80,8 @@ pub struct ServiceMemory {
     reported: Vec<String>,
     /// Metric history and model state for forecasts and traffic states.
     signals: SignalMemory,
+    /// The policy last decoded from the labels, decoded again only when they change.
+    policy: PolicyCache,
 }
 
 /// Observes, decides and actuates one service at a time.
@@ -100,7 +107,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             observer,
             status,
             telemetry: Arc::new(NoTelemetry),
-            models: ModelRunner::default(),
+            models: ModelRunner::new(ModelCache::new(options.model_dir.clone())),
             notify: reqwest::Client::new(),
             options,
         }
@@ -133,11 +140,15 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
     }
 
     /// The policy to apply, or the problems that stop it from applying.
-    fn policy_of(service: &ServiceInfo) -> Result<Option<(ScalingPolicy, u32)>, Vec<String>> {
-        let lines = |diagnostics: Diagnostics| -> Vec<String> {
+    fn policy_of(
+        service: &ServiceInfo,
+        cache: &mut PolicyCache,
+    ) -> Result<Option<(ScalingPolicy, u32)>, Vec<String>> {
+        let lines = |diagnostics: &Diagnostics| -> Vec<String> {
             diagnostics.0.iter().map(ToString::to_string).collect()
         };
-        let Some(policy) = labels::decode(&service.name, &service.labels).map_err(lines)? else {
+        let decoded = cache.decode(&service.name, &service.labels);
+        let Some(policy) = decoded.as_ref().map_err(lines)?.clone() else {
             return Ok(None);
         };
         if policy.service() != service.name {
@@ -174,7 +185,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             }
             Err(error) => return Err(self.engine_failed("inspect_service", error)),
         };
-        let (policy, current) = match Self::policy_of(&info) {
+        let (policy, current) = match Self::policy_of(&info, &mut memory.policy) {
             Ok(Some(found)) => found,
             Ok(None) => {
                 self.status.remove(&info.name);

@@ -36,11 +36,24 @@ pub struct ModelRunner {
 }
 
 impl ModelRunner {
-    fn forecaster(
+    /// A runner loading its models through `cache`.
+    pub fn new(cache: ModelCache) -> Self {
+        Self {
+            cache,
+            forecasters: Mutex::default(),
+            classifiers: Mutex::default(),
+        }
+    }
+
+    async fn forecaster(
         &self,
         spec: &ForecastSpec,
     ) -> Result<(Arc<ForecastBatcher>, crate::models::ModelMetadata), String> {
-        let model = self.cache.get(&spec.model).map_err(|e| e.to_string())?;
+        let model = self
+            .cache
+            .get(&spec.model)
+            .await
+            .map_err(|e| e.to_string())?;
         check_forecast(spec, &model).map_err(|e| e.to_string())?;
         let metadata = model.metadata.clone();
         let mut batchers = self.forecasters.lock().unwrap_or_else(|p| p.into_inner());
@@ -60,11 +73,15 @@ impl ModelRunner {
         Ok((batcher, metadata))
     }
 
-    fn classifier(
+    async fn classifier(
         &self,
         spec: &AnomalySpec,
     ) -> Result<(Arc<ClassifyBatcher>, crate::models::ModelMetadata), String> {
-        let model = self.cache.get(&spec.model).map_err(|e| e.to_string())?;
+        let model = self
+            .cache
+            .get(&spec.model)
+            .await
+            .map_err(|e| e.to_string())?;
         check_anomaly(spec, &model).map_err(|e| e.to_string())?;
         let metadata = model.metadata.clone();
         let mut batchers = self.classifiers.lock().unwrap_or_else(|p| p.into_inner());
@@ -162,7 +179,7 @@ impl SignalMemory {
         now: DateTime<Utc>,
         signals: &mut Signals,
     ) {
-        let (batcher, metadata) = match runner.forecaster(spec) {
+        let (batcher, metadata) = match runner.forecaster(spec).await {
             Ok(found) => found,
             Err(error) => return signals.notes.push(format!("forecast skipped: {error}")),
         };
@@ -227,7 +244,7 @@ impl SignalMemory {
         now: DateTime<Utc>,
         signals: &mut Signals,
     ) {
-        let (batcher, metadata) = match runner.classifier(spec) {
+        let (batcher, metadata) = match runner.classifier(spec).await {
             Ok(found) => found,
             Err(error) => {
                 self.states.lost();

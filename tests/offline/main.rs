@@ -16,6 +16,7 @@ mod metrics_prometheus;
 mod metrics_scrape;
 mod models_eval;
 mod models_golden;
+mod policy_hostile;
 mod policy_invalid;
 mod policy_labels;
 mod policy_roundtrip;

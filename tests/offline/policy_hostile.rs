@@ -1,0 +1,104 @@
+//! Hostile policies: the alias expansion the security review reproduced, refused quickly with
+//! a diagnostic that names the cause, as a file and as a label.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use swarmpilot::policy::labels::{self, MAX_LABEL_BYTES, POLICY};
+use swarmpilot::policy::{parse_documents, MAX_NODES};
+
+const SPEC: &str = "maxReplicas: 10\n  metrics:\n  - name: cpu\n    docker: {resource: cpu}\n    target: {utilization: 70}\n";
+
+/// A policy whose extra key holds one anchor of `scalars` scalars, aliased `uses` times.
+fn alias_policy(scalars: usize, uses: usize) -> String {
+    let anchor = vec!["x"; scalars].join(", ");
+    let aliases = vec!["*a"; uses].join(", ");
+    format!(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  {SPEC}extra:\n  anchor: &a [{anchor}]\n  uses: [{aliases}]\n"
+    )
+}
+
+#[test]
+fn the_reviewed_alias_case_is_refused_as_a_file() {
+    // The review's case: 93 KB, one anchor of 16,500 scalars aliased 10,840 times.
+    let text = alias_policy(16_500, 10_840);
+    assert!((90_000..100_000).contains(&text.len()), "{}", text.len());
+    let started = Instant::now();
+    let found = parse_documents(&text).expect_err("the alias case must be refused");
+    println!(
+        "{} bytes refused in {:?}: {found}",
+        text.len(),
+        started.elapsed()
+    );
+    let message = found.to_string();
+    assert!(
+        message.contains(&format!("more than {MAX_NODES} YAML values"))
+            && message.contains("aliases"),
+        "{message}"
+    );
+
+    // The command a user runs, as a separate process.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swarmpilot"))
+        .args(["validate", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("anchors and aliases"), "{said}");
+}
+
+#[test]
+fn the_reviewed_alias_case_is_refused_as_a_label_before_parsing() {
+    let text = alias_policy(16_500, 10_840);
+    let found = labels::decode("web", &BTreeMap::from([(POLICY.to_owned(), text.clone())]))
+        .expect_err("refused");
+    assert_eq!(
+        found.to_string(),
+        format!(
+            "label {POLICY}: is {} bytes, larger than the {MAX_LABEL_BYTES}-byte limit for a policy label",
+            text.len()
+        )
+    );
+}
+
+#[test]
+fn an_alias_expansion_under_the_label_cap_is_refused_by_the_value_budget() {
+    let text = alias_policy(5_000, 3_000);
+    assert!(text.len() < MAX_LABEL_BYTES, "{}", text.len());
+    let started = Instant::now();
+    let found =
+        labels::decode("web", &BTreeMap::from([(POLICY.to_owned(), text)])).expect_err("refused");
+    println!("refused in {:?}: {found}", started.elapsed());
+    assert!(
+        found.to_string().starts_with(&format!(
+            "label {POLICY}: holds more than {MAX_NODES} YAML values once anchors and aliases"
+        )),
+        "{found}"
+    );
+}
+
+#[test]
+fn a_long_scalar_aliased_a_few_times_is_refused_by_the_text_budget() {
+    let long = "y".repeat(200_000);
+    let text = format!(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  {SPEC}extra: [&s {long}, {}]\n",
+        vec!["*s"; 50].join(", ")
+    );
+    let found = parse_documents(&text).expect_err("refused");
+    assert!(
+        found
+            .to_string()
+            .contains("bytes of text once anchors and aliases"),
+        "{found}"
+    );
+}
