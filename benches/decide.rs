@@ -89,6 +89,7 @@ fn history() -> History {
             from: 6,
             to: 8,
         }],
+        ..History::default()
     }
 }
 

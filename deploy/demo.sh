@@ -57,8 +57,8 @@ wait_for() { # description seconds command...
 api() { curl -fsS --max-time 5 -H "Authorization: Bearer $(cat "$SP_SECRETS/read_token")" "$API$1"; }
 
 # One line per decision that scales a service, or whose reason or traffic state differs from
-# the last one shown: time, service, replicas current→desired, reason, state, metric values and
-# the decision's own sentence. Only decisions newer than the last poll's are looked at.
+# the last one shown: time, service, replicas current→desired, reason, state, metric values, and
+# below them the decision's own sentence. Only decisions newer than the last poll's are looked at.
 seen='{}'
 show_decisions() {
   local body=$1
@@ -66,8 +66,10 @@ show_decisions() {
     key="$reason $state"
     if [ "${change%→*}" != "${change#*→}" ] || [ "${last_key[$service]:-}" != "$key" ]; then
       last_key[$service]=$key
-      printf '%s  %-8s %-6s %-19s %-22s %s\n' "$at" "$service" "$change" "$reason" \
-        "$(printf '%s %s' "$state" "$forecast" | xargs)" "$metrics — $message"
+      # The decision's sentence (at most 120 characters) on a line of its own, so no line
+      # passes 160 columns and none is cut mid-reason.
+      printf '%s  %-8s %-6s %-19s %-22s %s\n          %s\n' "$at" "$service" "$change" "$reason" \
+        "$(printf '%s %s' "$state" "$forecast" | xargs)" "$metrics" "$message"
     fi
   done < <(jq -r --arg stack "${SP_STACK}_" --argjson seen "$seen" '
     def short: . * 1000 | round / 1000;
@@ -145,7 +147,7 @@ up() {
   stop         Ctrl-C, then deploy/demo.sh down
 
 EOF
-  printf '\033[1m%-8s  %-8s %-6s %-19s %-22s %s\033[0m\n' time service scale reason "state forecast" "metrics — why" >&2
+  printf '\033[1m%-8s  %-8s %-6s %-19s %-22s %s\033[0m\n' time service scale reason "state forecast" "metrics, then why" >&2
 
   local started=$SECONDS limit=0 last_load=$SECONDS
   if [ -n "$duration" ]; then

@@ -463,8 +463,7 @@ async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overr
             let forecast_used = status["decisions"]
                 .as_array()
                 .and_then(|d| d.last())
-                .and_then(|d| d["message"].as_str())
-                .is_some_and(|m| m.contains("forecast used"));
+                .is_some_and(forecast_used);
             let spec = &status["policy"]["spec"];
             spec["maxReplicas"] == 6
                 && spec["anomaly"].is_object()
@@ -545,10 +544,7 @@ async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overr
     assert!(
         ramp_decisions
             .iter()
-            .any(|d| d["desired"].as_u64() > d["current"].as_u64()
-                && d["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("forecast used"))),
+            .any(|d| d["desired"].as_u64() > d["current"].as_u64() && forecast_used(d)),
         "web scaled up with the forecast in use: {ramp_decisions:?}"
     );
     // Both reach the smaller of the two final counts; the predictive one gets there first.
@@ -721,4 +717,14 @@ async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overr
         timeline.render(pinned)
     );
     assert_eq!(timeline.current(), Some(3));
+}
+
+/// Whether a decision's detail says the forecast was used (the headline names only the cause).
+fn forecast_used(decision: &serde_json::Value) -> bool {
+    decision["detail"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|line| line.as_str())
+        .any(|line| line.contains("forecast used"))
 }

@@ -19,6 +19,7 @@ use common::{docker, swarm, unique_name};
 use operator::{load_source, service_with_policy, Operator};
 use prometheus_server::PrometheusServer;
 use raced::RacedSwarm;
+use swarmpilot::decide::Reason;
 use swarmpilot::swarm::Swarm;
 
 fn policy(name: &str, extra_spec: &str) -> String {
@@ -105,7 +106,7 @@ async fn scales_to_the_hpa_count_within_the_rate_limit_and_down_only_after_the_w
     assert_eq!(seen, [1, 3, 5], "scale-up limited to 2 replicas per 10 s");
     let status = operator.status.get(&service.name).unwrap();
     let first_up = status.decisions.iter().find(|d| d.desired == 3).unwrap();
-    assert_eq!(first_up.reason, "ScaleUpLimit", "{first_up:?}");
+    assert_eq!(first_up.reason, Reason::ScaleUpLimit, "{first_up:?}");
     assert!(first_up.applied);
 
     // Back to 10: one replica, but only once the 8 s window has no higher recommendation.
@@ -126,7 +127,10 @@ async fn scales_to_the_hpa_count_within_the_rate_limit_and_down_only_after_the_w
         "decisions after the drop hold at 5: {:?}",
         status.decisions
     );
-    assert!(held.iter().all(|d| d.reason == "Stabilized"), "{held:?}");
+    assert!(
+        held.iter().all(|d| d.reason == Reason::Stabilized),
+        "{held:?}"
+    );
     let down = status
         .decisions
         .iter()

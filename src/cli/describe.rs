@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::overrides::TOKEN_ENV;
+use super::table::write_table;
 use super::{block_on, write_structured, Output};
+use crate::decide::Condition;
 use crate::policy::labels;
 use crate::policy::{Override, ScaleState, ScalingPolicy};
 use crate::swarm::{DockerSwarm, ServiceInfo, Swarm};
@@ -127,6 +129,7 @@ fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Re
     if let Some(state) = status["trafficState"].as_str() {
         writeln!(out, "  traffic state: {state}")?;
     }
+    write_conditions(out, &status["conditions"])?;
     let decisions = status["decisions"].as_array().cloned().unwrap_or_default();
     writeln!(out, "Recent decisions:")?;
     for decision in decisions.iter().rev().take(10) {
@@ -147,6 +150,46 @@ fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Re
     }
     if decisions.is_empty() {
         writeln!(out, "  none yet")?;
+    }
+    // The headline names the cause; the latest decision's detail says the rest (whole errors
+    // with URL and query, the override's reason, the models' notes).
+    if let Some(latest) = decisions.last() {
+        let detail = latest["detail"].as_array().cloned().unwrap_or_default();
+        if !detail.is_empty() {
+            writeln!(out, "Detail of the latest decision:")?;
+            for line in detail {
+                writeln!(out, "  {}", line.as_str().unwrap_or("?"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The conditions as `kubectl describe hpa` shows them: a table with a dashed rule.
+fn write_conditions(out: &mut dyn Write, conditions: &serde_json::Value) -> anyhow::Result<()> {
+    let conditions: Vec<Condition> = serde_json::from_value(conditions.clone()).unwrap_or_default();
+    if conditions.is_empty() {
+        writeln!(out, "Conditions: none yet")?;
+        return Ok(());
+    }
+    writeln!(out, "Conditions:")?;
+    let header = ["Type", "Status", "Reason", "Since", "Message"];
+    let mut rows = vec![header.iter().map(|h| "-".repeat(h.len())).collect()];
+    rows.extend(conditions.iter().map(|c| {
+        vec![
+            c.type_.as_str().to_owned(),
+            c.status.as_str().to_owned(),
+            c.reason.as_str().to_owned(),
+            c.last_transition_time
+                .format("%Y-%m-%d %H:%M:%SZ")
+                .to_string(),
+            c.message.clone(),
+        ]
+    }));
+    let mut table = Vec::new();
+    write_table(&mut table, &header, &rows)?;
+    for line in String::from_utf8_lossy(&table).lines() {
+        writeln!(out, "  {line}")?;
     }
     Ok(())
 }

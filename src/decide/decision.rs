@@ -40,8 +40,26 @@ pub struct Decision {
     pub recommend_only: bool,
     /// The override passed in had expired and was ignored; the caller should remove its label.
     pub override_expired: bool,
-    /// One human sentence for `describe` and logs.
+    /// One short human sentence naming the cause, at most [`HEADLINE_MAX`] characters: what
+    /// `get`, the demo and dashboards show.
     pub message: String,
+    /// What the headline leaves out: full errors (URL, query, server message), the override's
+    /// reason, the models' notes. For `describe` and the log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detail: Vec<String>,
+}
+
+/// The longest decision message, in characters.
+pub const HEADLINE_MAX: usize = 120;
+
+/// `text` cut to at most `max` characters, with `…` where it was cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 impl Decision {

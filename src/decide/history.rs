@@ -35,17 +35,20 @@ impl ScaleState {
             recommendations.push((now, recommendation));
         }
         let mut events = self.events.clone();
+        let mut last_scale = self.last_scale;
         if applied && decision.desired != decision.current {
             events.push(ScaleEvent {
                 at: now,
                 from: decision.current,
                 to: decision.desired,
             });
+            last_scale = Some(now);
         }
         prune(
             ScaleState {
                 events,
                 recommendations,
+                last_scale,
             },
             spec,
             now,
@@ -135,6 +138,7 @@ mod tests {
             recommend_only: false,
             override_expired: false,
             message: String::new(),
+            detail: Vec::new(),
         }
     }
 
@@ -168,6 +172,7 @@ mod tests {
                 from: 1,
                 to: 2,
             }],
+            ..History::default()
         };
         // No recommendation this time: the newest old one survives, the rest go.
         let pruned = history.record(&spec(), &decision(3, 3, None), true, now());

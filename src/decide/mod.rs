@@ -17,6 +17,7 @@
 
 mod anomaly;
 mod behavior;
+pub mod conditions;
 mod decision;
 mod fallback;
 mod forecast;
@@ -31,7 +32,11 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 
-pub use decision::{Decision, Limit, MetricOutcome, MetricResult, Reason};
+pub use conditions::{
+    conditions, Actuation, Condition, ConditionInputs, ConditionReason, ConditionStatus,
+    ConditionType,
+};
+pub use decision::{clip, Decision, Limit, MetricOutcome, MetricResult, Reason, HEADLINE_MAX};
 pub use history::History;
 pub use observation::{
     MetricReading, MetricSample, Observation, ObservedState, TaskObservation, TaskPhase,
@@ -98,6 +103,16 @@ pub fn decide(
         );
     }
 
+    let mut detail = Vec::new();
+    if let Some(active) = active_override.filter(|o| !o.reason.is_empty()) {
+        detail.push(format!("override reason: {}", active.reason));
+    }
+    // The headline is bounded whatever the inputs (metric names, override authors); the whole
+    // sentence is kept in the detail when it had to be cut.
+    let message = clip(&outcome.message, HEADLINE_MAX);
+    if message != outcome.message {
+        detail.push(outcome.message);
+    }
     Decision {
         desired: outcome.desired,
         current,
@@ -110,7 +125,8 @@ pub fn decide(
         traffic_state: outcome.traffic_state,
         recommend_only: spec.mode == Mode::Recommend,
         override_expired: override_.is_some() && active_override.is_none(),
-        message: outcome.message,
+        message,
+        detail,
     }
 }
 
@@ -181,7 +197,7 @@ fn policy_outcome(
                     current,
                     Reason::Fallback,
                     format!(
-                        "every metric failed ({}); fallback hold keeps {current} replicas",
+                        "{}; every metric failed, fallback hold keeps {current}",
                         first_failure(per_metric)
                     ),
                 )
@@ -193,10 +209,9 @@ fn policy_outcome(
                 current,
                 Reason::MetricsIncomplete,
                 format!(
-                    "{failed} of {} metrics failed ({}) and the rest ask for {replicas} replicas: \
-                     no scale-down on incomplete metrics",
+                    "{}; no scale-down to {replicas} with {failed} of {} metrics failed",
+                    first_failure(per_metric),
                     per_metric.len(),
-                    first_failure(per_metric)
                 ),
             )
         }
@@ -280,12 +295,12 @@ fn message(
     let desired = normalized.desired;
     match reason {
         Reason::ScaleUpLimit => format!(
-            "the desired replica count is increasing faster than the maximum scale rate: \
-             {recommendation} recommended, {desired} allowed now"
+            "scaling up faster than the rate policies allow: {recommendation} recommended, \
+             {desired} allowed now"
         ),
         Reason::ScaleDownLimit => format!(
-            "the desired replica count is decreasing faster than the maximum scale rate: \
-             {recommendation} recommended, {desired} allowed now"
+            "scaling down faster than the rate policies allow: {recommendation} recommended, \
+             {desired} allowed now"
         ),
         Reason::TooManyReplicas => format!(
             "the desired replica count {recommendation} is more than maxReplicas {}",

@@ -71,13 +71,15 @@ pub(crate) fn apply(
     }
 }
 
+/// Who set it and until when; the reason goes to the decision's detail, not the headline.
 fn describe(active: &Override) -> String {
-    let mut text = format!("until {}", active.expires_at.to_rfc3339());
+    let mut text = String::new();
     if !active.by.is_empty() {
-        text.push_str(&format!(" by {}", active.by));
+        text.push_str(&format!("by {} ", super::clip(&active.by, 32)));
     }
-    if !active.reason.is_empty() {
-        text.push_str(&format!(" ({})", active.reason));
-    }
+    text.push_str(&format!(
+        "until {}",
+        active.expires_at.format("%Y-%m-%d %H:%M:%SZ")
+    ));
     text
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::decide::clip;
 use crate::swarm::SwarmError;
 
 /// Why a metric of a service could not be read. Each variant says what the operator should look at.
@@ -60,6 +61,70 @@ pub enum MetricError {
     Swarm(#[from] SwarmError),
 }
 
+impl MetricError {
+    /// One short phrase naming the cause, for a decision's headline: no URL, no query, no server
+    /// message (those stay in the [`Display`](std::fmt::Display) text, which goes to the
+    /// decision's detail and the log). `source` names who was asked: `Prometheus`, `scrape
+    /// target`, `Docker`. At most [`SUMMARY_MAX`] characters for a `source` of up to 16.
+    pub fn summary(&self, source: &str) -> String {
+        let text = match self {
+            MetricError::InvalidSource(_) => "invalid metric source".to_owned(),
+            MetricError::NoData { .. } => "no data: the query matched nothing".to_owned(),
+            MetricError::TooManySeries { series, .. } => {
+                format!("the query returned {series} series, not one")
+            }
+            MetricError::NotFinite { value } => format!("value {value} is not a finite number"),
+            MetricError::Query { kind, .. } => {
+                format!("{source} rejected the query ({})", clip(kind, 24))
+            }
+            MetricError::Unreachable { reason, .. } => {
+                format!("{source} unreachable ({})", clip(&root_cause(reason), 40))
+            }
+            MetricError::Timeout { timeout, .. } => {
+                format!("{source} did not answer within {}s", timeout.as_secs_f64())
+            }
+            MetricError::TooLarge { limit, .. } => {
+                format!("{source} answer larger than {limit} bytes")
+            }
+            MetricError::BadResponse { .. } => format!("unexpected answer from {source}"),
+            MetricError::NoRunningTasks { .. } => "the service has no running tasks".to_owned(),
+            MetricError::TooFewAnswered {
+                answered,
+                running,
+                required,
+                ..
+            } => format!("only {answered} of {running} tasks answered ({required} needed)"),
+            MetricError::Empty(_) => "no data to compute a value from".to_owned(),
+            MetricError::WarmingUp(_) => "warming up: a value comes with the next read".to_owned(),
+            MetricError::Swarm(SwarmError::Engine(_)) => "Docker engine error".to_owned(),
+            MetricError::Swarm(_) => "the service changed while it was read".to_owned(),
+        };
+        clip(&text, SUMMARY_MAX)
+    }
+}
+
+/// The longest [`MetricError::summary`], in characters.
+pub const SUMMARY_MAX: usize = 64;
+
+/// The innermost cause of an error chain joined by `: ` ("tcp connect error: Connection refused
+/// (os error 111)" gives "connection refused").
+fn root_cause(chain: &str) -> String {
+    let last = chain.rsplit(": ").next().unwrap_or(chain).trim();
+    if last.contains("://") {
+        // Nothing below reqwest's "error sending request for url (...)": no cause to name.
+        return "connection failed".to_owned();
+    }
+    let last = match last.find(" (os error") {
+        Some(at) => &last[..at],
+        None => last,
+    };
+    let mut chars = last.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "no cause given".to_owned(),
+    }
+}
+
 /// Why one task did not contribute to a reading.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("task {task_id}: {reason}")]
@@ -91,5 +156,113 @@ pub(crate) fn finite(value: f64) -> Result<f64, MetricError> {
         Ok(value)
     } else {
         Err(MetricError::NotFinite { value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant, with the longest inputs the sources can put in it.
+    fn every_error() -> Vec<MetricError> {
+        // URLs and queries never reach the summary; server messages and causes may, clipped.
+        let url = format!("http://{}/api/v1/query", "u".repeat(2000));
+        let query = "q".repeat(2000);
+        let long = "x".repeat(2000);
+        let chain = format!(
+            "error sending request for url ({url}): client error (Connect): tcp connect error: \
+             Connection refused (os error 111)"
+        );
+        vec![
+            MetricError::InvalidSource(query.clone()),
+            MetricError::NoData {
+                query: query.clone(),
+            },
+            MetricError::TooManySeries {
+                query: query.clone(),
+                series: usize::MAX,
+            },
+            MetricError::NotFinite {
+                value: f64::NEG_INFINITY,
+            },
+            MetricError::NotFinite { value: -f64::MAX },
+            MetricError::Query {
+                kind: long.clone(),
+                message: query.clone(),
+            },
+            MetricError::Unreachable {
+                url: url.clone(),
+                reason: chain,
+            },
+            MetricError::Unreachable {
+                url: url.clone(),
+                reason: long.clone(),
+            },
+            MetricError::Unreachable {
+                url: url.clone(),
+                reason: format!("error sending request for url ({url})"),
+            },
+            MetricError::Unreachable {
+                url: url.clone(),
+                reason: String::new(),
+            },
+            MetricError::Timeout {
+                url: url.clone(),
+                timeout: Duration::from_millis(u64::MAX),
+            },
+            MetricError::TooLarge {
+                url: url.clone(),
+                limit: usize::MAX,
+            },
+            MetricError::BadResponse {
+                url: url.clone(),
+                reason: query.clone(),
+            },
+            MetricError::NoRunningTasks {
+                service: long.clone(),
+            },
+            MetricError::TooFewAnswered {
+                answered: usize::MAX,
+                running: usize::MAX,
+                required: usize::MAX,
+                failures: vec![TaskError::new(long.clone(), url.clone())],
+            },
+            MetricError::Empty(query.clone()),
+            MetricError::WarmingUp(query.clone()),
+            MetricError::Swarm(SwarmError::Engine(url.clone())),
+            MetricError::Swarm(SwarmError::Conflict {
+                service: long.clone(),
+                version: u64::MAX,
+            }),
+            MetricError::Swarm(SwarmError::NotFound(long.clone())),
+        ]
+    }
+
+    #[test]
+    fn every_summary_is_short_and_names_no_url_or_query() {
+        for error in every_error() {
+            for source in ["Prometheus", "scrape target", "Docker", "sixteen-chars-xx"] {
+                let summary = error.summary(source);
+                assert!(summary.chars().count() <= SUMMARY_MAX, "{summary}");
+                assert!(!summary.contains("uuuuu"), "{summary}");
+                assert!(!summary.contains("qqqqq"), "{summary}");
+                assert!(!summary.contains("http"), "{summary}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreachable_server_is_named_with_the_innermost_cause() {
+        let error = MetricError::Unreachable {
+            url: "http://prometheus:9090/api/v1/query?query=sum(rate(x[1m]))".into(),
+            reason: "error sending request for url (http://prometheus:9090/api/v1/query): client \
+                     error (Connect): tcp connect error: Connection refused (os error 111)"
+                .into(),
+        };
+        assert_eq!(
+            error.summary("Prometheus"),
+            "Prometheus unreachable (connection refused)"
+        );
+        assert!(error.to_string().contains("http://prometheus:9090"));
     }
 }

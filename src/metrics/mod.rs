@@ -23,7 +23,7 @@ use crate::swarm::{TaskInfo, TaskState};
 
 pub use docker::DockerReader;
 pub use error::{MetricError, TaskError};
-pub use observer::{MetricReading, Observer};
+pub use observer::{policy_sources, MetricReading, Observer};
 pub use prometheus::{PrometheusAuth, PrometheusClient, PrometheusClientConfig};
 pub use scrape::{ScrapeConfig, ScrapeReader, ScrapeTarget, StaticTargets, SwarmTargets, Targets};
 

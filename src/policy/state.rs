@@ -59,4 +59,7 @@ pub struct ScaleState {
     /// Recent recommendations within the longest stabilization window: (time, replicas).
     #[serde(default)]
     pub recommendations: Vec<(DateTime<Utc>, u32)>,
+    /// When the operator last changed the replica count (the AGE column of `get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale: Option<DateTime<Utc>>,
 }

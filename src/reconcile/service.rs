@@ -11,15 +11,18 @@ use tracing::Instrument;
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
 use super::notify::{spawn_notifications, StateChangeEvent};
 use super::signals::{ModelRunner, SignalMemory, Signals};
-use super::status::{DecisionRecord, MetricStatus, Sample, StatusStore};
+use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
 use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
 use crate::decide::{
-    self, Decision, History, MetricOutcome, MetricSample, Observation, TaskObservation, TaskPhase,
+    self, clip, Actuation, Condition, ConditionInputs, Decision, History, MetricOutcome,
+    MetricSample, Observation, TaskObservation, TaskPhase,
 };
-use crate::metrics::{MetricReading, Observer, Targets};
+use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
-use crate::policy::{labels, Diagnostics, Override, PolicyCache, ScalingPolicy};
+use crate::policy::{
+    labels, Diagnostics, Override, PolicyCache, PolicySpec, ScalingPolicy, Source,
+};
 use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo, TaskState};
 
 /// How the reconciler behaves, beyond what each policy says.
@@ -212,7 +215,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             .observer
             .read_policy(&info, &policy.spec, self.options.metric_deadline)
             .await;
-        let mut observation = observe(current, &tasks, &readings);
+        let mut observation = observe(&policy.spec, current, &tasks, &readings);
         let now = Utc::now();
         memory.signals.record(&readings);
         let signals = memory
@@ -229,10 +232,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             None => restored_history(&info, current, now),
         };
         let mut decision = decide::decide(&policy, &observation, &history, override_.as_ref(), now);
-        for note in &signals.notes {
-            decision.message.push_str("; ");
-            decision.message.push_str(note);
-        }
+        // The headline names the cause; the whole errors and the models' notes are detail.
+        decision.detail.extend(
+            readings
+                .iter()
+                .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.name))),
+        );
+        decision.detail.extend(signals.notes.iter().cloned());
 
         let write = decision.should_scale() && !self.options.dry_run;
         let next_history = history.record(&policy.spec, &decision, write, now);
@@ -254,6 +260,12 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 }
                 Err(error) => {
                     memory.history = Some(history);
+                    let failed = Actuation::Failed(clip(&error.to_string(), 80));
+                    self.status.update(&info.name, |status| {
+                        status.conditions =
+                            conditions_now(&policy, &decision, &signals, &failed, status, now);
+                        self.telemetry.conditions(&info.name, &status.conditions);
+                    });
                     return Err(self.engine_failed("scale", error));
                 }
             }
@@ -269,7 +281,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         span.record("desired", decision.desired);
         span.record("reason", reason.as_str());
         span.record("duration_ms", started.elapsed().as_millis() as u64);
-        tracing::info!(applied = write, "{}", decision.message);
+        tracing::info!(applied = write, detail = %decision.detail.join("; "), "{}", decision.message);
         for failed in readings.iter().filter(|reading| reading.result.is_err()) {
             self.telemetry.metric_failed(&info.name, &failed.name);
         }
@@ -287,9 +299,24 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             signals.forecast_seen,
             signals.traffic.map(|t| t.state),
         );
+        let actuation = if write {
+            Actuation::Scaled
+        } else if decision.desired != decision.current {
+            Actuation::NotWritten
+        } else {
+            Actuation::Unchanged
+        };
         self.record_status(
-            &info, &policy, &readings, &decision, &signals, override_, write, now,
+            &info, &policy, &readings, &decision, &signals, override_, &actuation, now,
         );
+        self.telemetry.bounds(
+            &info.name,
+            policy.spec.min_replicas,
+            policy.spec.max_replicas,
+        );
+        if let Some(status) = self.status.get(&info.name) {
+            self.telemetry.conditions(&info.name, &status.conditions);
+        }
         Ok(Action::Requeue(policy.spec.interval.as_std()))
     }
 
@@ -349,9 +376,10 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         decision: &Decision,
         signals: &Signals,
         override_: Option<Override>,
-        applied: bool,
+        actuation: &Actuation,
         now: DateTime<Utc>,
     ) {
+        let applied = *actuation == Actuation::Scaled;
         let metrics: Vec<MetricStatus> = readings
             .iter()
             .map(|reading| MetricStatus {
@@ -393,12 +421,14 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             status.override_ = override_.filter(|o| o.is_active(now));
             status.last_reconcile = Some(now);
             status.last_error = None;
+            status.conditions = conditions_now(policy, decision, signals, actuation, status, now);
             status.push_decision(DecisionRecord {
                 at: now,
                 current: decision.current,
                 desired: decision.desired,
-                reason: format!("{:?}", decision.reason),
+                reason: decision.reason,
                 message: decision.message.clone(),
+                detail: decision.detail.clone(),
                 applied,
             });
             status.push_sample(Sample {
@@ -411,6 +441,25 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             });
         });
     }
+}
+
+/// The service's conditions after `decision`, keeping the transition times in `status`.
+fn conditions_now(
+    policy: &ScalingPolicy,
+    decision: &Decision,
+    signals: &Signals,
+    actuation: &Actuation,
+    status: &ServiceStatus,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let inputs = ConditionInputs {
+        spec: &policy.spec,
+        decision,
+        actuation,
+        forecast: signals.verdict.as_ref(),
+        traffic: signals.traffic.map(|t| t.state),
+    };
+    decide::conditions(&inputs, &status.conditions, now)
 }
 
 /// The history kept in the state label, plus the current count as a recommendation made now, so
@@ -429,8 +478,28 @@ fn restored_history(info: &ServiceInfo, current: u32, now: DateTime<Utc>) -> His
     history
 }
 
-/// The decision engine's view of the service: its tasks and one sample per metric.
-pub fn observe(current: u32, tasks: &[TaskInfo], readings: &[MetricReading]) -> Observation {
+/// Who a metric's source asks, for a failure's headline ("Prometheus unreachable (...)").
+fn source_noun(spec: &PolicySpec, metric: &str) -> &'static str {
+    match policy_sources(spec)
+        .into_iter()
+        .find(|(name, _)| *name == metric)
+        .and_then(|(_, source)| source)
+    {
+        Some(Source::Prometheus(_)) => "Prometheus",
+        Some(Source::Scrape(_)) => "scrape target",
+        Some(Source::Docker(_)) => "Docker",
+        None => "metric source",
+    }
+}
+
+/// The decision engine's view of the service: its tasks and one sample per metric. A failed
+/// read is given to the engine as its short summary; the whole error is the decision's detail.
+pub fn observe(
+    spec: &PolicySpec,
+    current: u32,
+    tasks: &[TaskInfo],
+    readings: &[MetricReading],
+) -> Observation {
     let mut observation = Observation::new(current);
     observation.tasks = tasks
         .iter()
@@ -466,7 +535,7 @@ pub fn observe(current: u32, tasks: &[TaskInfo], readings: &[MetricReading]) -> 
                             .collect(),
                     ),
                 }),
-                Err(error) => MetricSample::failed(error.to_string()),
+                Err(error) => MetricSample::failed(error.summary(source_noun(spec, &reading.name))),
             };
             (reading.name.clone(), sample)
         })

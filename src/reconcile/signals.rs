@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::batcher::Batcher;
-use crate::decide::signals::{ForecastTracker, StateChange, StateTracker};
+use crate::decide::signals::{ForecastTracker, ForecastVerdict, StateChange, StateTracker};
 use crate::decide::ObservedState;
 use crate::metrics::MetricReading;
 use crate::models::{
@@ -112,6 +112,8 @@ pub struct Signals {
     pub traffic: Option<ObservedState>,
     /// A change of traffic state this reconcile.
     pub change: Option<StateChange>,
+    /// The forecaster's standing, when it ran (the `ForecastTrusted` condition).
+    pub verdict: Option<ForecastVerdict>,
     /// Sentences for the decision message: the forecast's verdict, or why a model was skipped.
     pub notes: Vec<String>,
 }
@@ -235,6 +237,7 @@ impl SignalMemory {
         signals.forecast_seen = Some(peak);
         signals.forecast = verdict.usable().then_some(peak);
         signals.notes.push(verdict.describe());
+        signals.verdict = Some(verdict);
     }
 
     async fn classify(

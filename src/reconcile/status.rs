@@ -10,6 +10,7 @@ use std::sync::RwLock;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::decide::{Condition, Reason};
 use crate::policy::{Override, ScalingPolicy, TrafficState};
 
 /// How many decisions are kept per service.
@@ -25,8 +26,12 @@ pub struct DecisionRecord {
     pub current: u32,
     pub desired: u32,
     /// The condition reason, e.g. `ScaleUpLimit`, `Stabilized`, `Fallback`.
-    pub reason: String,
+    pub reason: Reason,
+    /// One short sentence naming the cause.
     pub message: String,
+    /// What the sentence leaves out: full errors, the override's reason, the models' notes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub detail: Vec<String>,
     /// Whether the decision was written to the Swarm (false in recommend mode or dry run).
     pub applied: bool,
 }
@@ -81,6 +86,9 @@ pub struct ServiceStatus {
     pub traffic_state: Option<TrafficState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub override_: Option<Override>,
+    /// HPA-style conditions of the last reconcile (`AbleToScale`, `ScalingLimited`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
     pub decisions: VecDeque<DecisionRecord>,
     pub samples: VecDeque<Sample>,
     pub last_reconcile: Option<DateTime<Utc>>,
@@ -167,8 +175,9 @@ mod tests {
                     at: DateTime::<Utc>::UNIX_EPOCH,
                     current: i,
                     desired: i,
-                    reason: "DesiredWithinRange".into(),
+                    reason: Reason::DesiredWithinRange,
                     message: String::new(),
+                    detail: Vec::new(),
                     applied: true,
                 })
             });

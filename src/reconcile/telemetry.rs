@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::decide::Condition;
 use crate::policy::{Override, TrafficState};
 
 /// Receives the loop's events. Every method defaults to doing nothing.
@@ -27,6 +28,10 @@ pub trait Telemetry: Send + Sync + 'static {
     fn metric_failed(&self, _service: &str, _metric: &str) {}
     /// One failed Docker engine call, by operation.
     fn docker_failed(&self, _operation: &str) {}
+    /// The policy's minReplicas and maxReplicas.
+    fn bounds(&self, _service: &str, _min: u32, _max: u32) {}
+    /// The service's conditions after a reconcile.
+    fn conditions(&self, _service: &str, _conditions: &[Condition]) {}
     /// The service is no longer watched.
     fn forgotten(&self, _service: &str) {}
 }

@@ -12,6 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::decide::{Condition, ConditionStatus, ConditionType};
 use crate::policy::{Override, TrafficState};
 
 /// The content type of [`Metrics::encode`]'s output.
@@ -47,6 +48,13 @@ struct MetricErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    service: String,
+    condition: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabel {
     operation: String,
 }
@@ -74,6 +82,9 @@ pub struct Metrics {
     overrides: Family<OverrideLabels, Gauge>,
     metric_errors: Family<MetricErrorLabels, Counter>,
     docker_errors: Family<OperationLabel, Counter>,
+    conditions: Family<ConditionLabels, Gauge>,
+    min_replicas: Family<ServiceLabel, Gauge>,
+    max_replicas: Family<ServiceLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -149,6 +160,25 @@ impl Metrics {
             "Failed Docker engine API calls, by operation",
             docker_errors.clone(),
         );
+        let conditions = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "condition",
+            "1 for each condition's current status (True, False, Unknown), 0 for the others, \
+             as kube-state-metrics exports HPA conditions",
+            conditions.clone(),
+        );
+        let min_replicas = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "min_replicas",
+            "The policy's minReplicas",
+            min_replicas.clone(),
+        );
+        let max_replicas = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "max_replicas",
+            "The policy's maxReplicas",
+            max_replicas.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
@@ -161,6 +191,9 @@ impl Metrics {
             overrides,
             metric_errors,
             docker_errors,
+            conditions,
+            min_replicas,
+            max_replicas,
         }
     }
 
@@ -280,6 +313,38 @@ impl Metrics {
             .inc();
     }
 
+    /// The policy's bounds, for alerts such as "held at maxReplicas".
+    pub fn set_bounds(&self, service: &str, min: u32, max: u32) {
+        let label = service_label(service);
+        self.min_replicas.get_or_create(&label).set(i64::from(min));
+        self.max_replicas.get_or_create(&label).set(i64::from(max));
+    }
+
+    /// The service's conditions: three series per condition it has, one at 1; the series of
+    /// conditions it no longer has are removed.
+    pub fn set_conditions(&self, service: &str, conditions: &[Condition]) {
+        for type_ in ConditionType::ALL {
+            let current = conditions.iter().find(|c| c.type_ == type_);
+            for status in ConditionStatus::ALL {
+                let labels = ConditionLabels {
+                    service: service.to_owned(),
+                    condition: type_.as_str().to_owned(),
+                    status: status.as_str().to_owned(),
+                };
+                match current {
+                    Some(condition) => {
+                        self.conditions
+                            .get_or_create(&labels)
+                            .set(i64::from(condition.status == status));
+                    }
+                    None => {
+                        self.conditions.remove(&labels);
+                    }
+                }
+            }
+        }
+    }
+
     /// Drops the gauges of a service that is gone or no longer has a policy. Counters and the
     /// histogram stay, as Prometheus expects of cumulative series.
     pub fn forget_service(&self, service: &str) {
@@ -289,6 +354,9 @@ impl Metrics {
         self.set_forecast(service, None);
         self.set_traffic_state(service, None);
         self.set_override(service, None);
+        self.set_conditions(service, &[]);
+        self.min_replicas.remove(&label);
+        self.max_replicas.remove(&label);
     }
 
     /// The registry in OpenMetrics text.

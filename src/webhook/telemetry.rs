@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Metrics;
+use crate::decide::Condition;
 use crate::policy::{Override, TrafficState};
 use crate::reconcile::Telemetry;
 
@@ -37,6 +38,14 @@ impl Telemetry for Metrics {
 
     fn docker_failed(&self, operation: &str) {
         self.count_docker_error(operation);
+    }
+
+    fn bounds(&self, service: &str, min: u32, max: u32) {
+        self.set_bounds(service, min, max);
+    }
+
+    fn conditions(&self, service: &str, conditions: &[Condition]) {
+        self.set_conditions(service, conditions);
     }
 
     fn forgotten(&self, service: &str) {

@@ -165,3 +165,125 @@ fn the_prometheus_config_passes_promtool_once_filled() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The exposition of a service with every condition and bound, as the operator writes it.
+fn exposition_with_conditions() -> String {
+    use swarmpilot::decide::{Condition, ConditionReason, ConditionStatus, ConditionType};
+    let metrics = Metrics::new();
+    metrics.observe_reconcile("web", Duration::from_millis(5), "TooManyReplicas", 4, 4);
+    metrics.set_bounds("web", 1, 4);
+    let condition = |type_, status, reason| Condition {
+        type_,
+        status,
+        reason,
+        message: String::new(),
+        last_transition_time: chrono::Utc::now(),
+    };
+    metrics.set_conditions(
+        "web",
+        &[
+            condition(
+                ConditionType::ScalingLimited,
+                ConditionStatus::True,
+                ConditionReason::TooManyReplicas,
+            ),
+            condition(
+                ConditionType::MetricsAvailable,
+                ConditionStatus::False,
+                ConditionReason::SomeMetricsFailed,
+            ),
+        ],
+    );
+    metrics.encode().unwrap()
+}
+
+fn promtool(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run promtool (Debian's prometheus package; deploy/local-swarm.sh installs it): {e}")
+        })
+}
+
+/// deploy/alerts.yml passes `promtool check rules`, names only series the operator exports,
+/// and its two main alerts fire (and only then) on the series `promtool test rules` feeds it.
+#[test]
+fn the_alert_rules_pass_promtool_and_fire_on_the_conditions() {
+    let rules = deploy_file("alerts.yml");
+    let exported = exposition_with_conditions();
+    for name in operator_metrics(&rules) {
+        assert!(
+            exported.contains(&format!("# TYPE {name} ")),
+            "deploy/alerts.yml uses {name}, which the operator does not export:\n{exported}"
+        );
+    }
+    for line in [
+        "swarmpilot_condition{service=\"web\",condition=\"ScalingLimited\",status=\"True\"} 1",
+        "swarmpilot_condition{service=\"web\",condition=\"MetricsAvailable\",status=\"False\"} 1",
+        "swarmpilot_condition{service=\"web\",condition=\"MetricsAvailable\",status=\"True\"} 0",
+        "swarmpilot_max_replicas{service=\"web\"} 4",
+    ] {
+        assert!(exported.contains(line), "missing {line} in\n{exported}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alerts.yml"), &rules).unwrap();
+    let output = promtool(&["check", "rules", "alerts.yml"], dir.path());
+    assert!(
+        output.status.success(),
+        "promtool check rules failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Held at max 4 for 15 minutes, then metrics failing from minute 5 for 3 minutes.
+    let unit = r#"
+rule_files: [alerts.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'swarmpilot_condition{service="web",condition="ScalingLimited",status="True"}'
+        values: '1x15'
+      - series: 'swarmpilot_desired_replicas{service="web"}'
+        values: '4x15'
+      - series: 'swarmpilot_max_replicas{service="web"}'
+        values: '4x15'
+      - series: 'swarmpilot_condition{service="web",condition="MetricsAvailable",status="False"}'
+        values: '0x4 1x3 0x7'
+    alert_rule_test:
+      - eval_time: 9m
+        alertname: SwarmpilotScalingLimitedAtMax
+        exp_alerts: []
+      - eval_time: 11m
+        alertname: SwarmpilotScalingLimitedAtMax
+        exp_alerts:
+          - exp_labels: {service: web, condition: ScalingLimited, status: "True", severity: warning}
+            exp_annotations:
+              summary: web has been held at maxReplicas for 10 minutes
+              description: "The policy of web asks for more replicas than its maxReplicas allows. Raise maxReplicas or look at the load: `swarmpilot describe web`."
+      - eval_time: 6m
+        alertname: SwarmpilotMetricsUnavailable
+        exp_alerts: []
+      - eval_time: 7m
+        alertname: SwarmpilotMetricsUnavailable
+        exp_alerts:
+          - exp_labels: {service: web, condition: MetricsAvailable, status: "False", severity: warning}
+            exp_annotations:
+              summary: "web: some of its metrics cannot be read"
+              description: "swarmpilot has not read every metric of web for 2 minutes; it does not scale down on incomplete metrics and uses the fallback when all fail. The decision's detail says why: `swarmpilot describe web`."
+      - eval_time: 12m
+        alertname: SwarmpilotMetricsUnavailable
+        exp_alerts: []
+"#;
+    std::fs::write(dir.path().join("alerts.test.yml"), unit).unwrap();
+    let output = promtool(&["test", "rules", "alerts.test.yml"], dir.path());
+    assert!(
+        output.status.success(),
+        "promtool test rules failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -205,6 +205,7 @@ fn override_and_state_round_trip_and_malformed_ones_name_the_label() {
     let state = ScaleState {
         events: vec![ScaleEvent { at, from: 2, to: 4 }],
         recommendations: vec![(at, 4)],
+        ..ScaleState::default()
     };
     assert_eq!(
         decode_state(&labels(&[(STATE, &encode_state(&state))])),

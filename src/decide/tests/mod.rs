@@ -1,6 +1,7 @@
 //! Tests of `decide` as a whole: HPA documentation examples and properties over sequences.
 
 mod examples;
+mod headlines;
 mod properties;
 mod signals;
 
