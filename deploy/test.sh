@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite, as README.md and .ci/run run it: a local Swarm (and Prometheus) first,
-# then every test, benchmark smoke run and doctest against it.
+# The whole test suite, as README.md and .ci/run run it: a local Swarm (and Prometheus) and a
+# three-node local cluster first, then every test, benchmark smoke run and doctest against them.
+#
+# The cluster (deploy/local-cluster.sh) is taken down at the end unless it was already up before
+# the run or SWARMPILOT_KEEP_CLUSTER=1 asks to keep it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/local-swarm.sh
+if [ "${SWARMPILOT_KEEP_CLUSTER:-0}" != 1 ] && ! bash deploy/local-cluster.sh status >/dev/null 2>&1; then
+  trap 'bash deploy/local-cluster.sh down' EXIT
+fi
+bash deploy/local-cluster.sh up >/dev/null
 cargo test --locked --no-fail-fast --all-targets
 cargo test --locked --doc

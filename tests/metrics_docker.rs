@@ -10,9 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{
-    docker, ensure_test_image, running_tasks, unique_name, TestService, TEST_IMAGE, TEST_NETWORK,
-};
+use common::{ensure_test_image, running_tasks, Engine, TestService, TEST_IMAGE, TEST_NETWORK};
 use swarmpilot::metrics::inspect::{inspect, InspectError};
 use swarmpilot::metrics::{
     DockerReader, MetricError, PrometheusClientConfig, ScrapeTarget, SwarmTargets, Targets,
@@ -24,22 +22,12 @@ use swarmpilot::swarm::Swarm;
 /// with `labels` (`key=value`).
 fn burning_service(prefix: &str, labels: &[&str]) -> TestService {
     ensure_test_image();
-    let name = unique_name(prefix);
-    let mut args = vec!["service", "create", "--detach", "--quiet", "--name", &name];
-    args.extend([
-        "--replicas",
-        "1",
-        "--limit-cpu",
-        "0.5",
-        "--limit-memory",
-        "64m",
-    ]);
+    let mut extra = vec!["--limit-cpu", "0.5", "--limit-memory", "64m"];
     for label in labels {
-        args.extend(["--label", label]);
+        extra.extend(["--label", label]);
     }
-    args.extend([TEST_IMAGE, "sh", "-c", "while :; do :; done"]);
-    let id = docker(&args);
-    TestService { name, id }
+    let burn = [TEST_IMAGE, "sh", "-c", "while :; do :; done"];
+    TestService::create(&Engine::Host, prefix, &["--replicas", "1"], &extra, &burn)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

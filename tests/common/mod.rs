@@ -4,7 +4,7 @@
 //! Tests never skip: when no Swarm can be had they panic with what to do about it.
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -72,15 +72,43 @@ pub async fn swarm() -> DockerSwarm {
     }
 }
 
-/// Runs the docker CLI, panicking with its stderr on failure; returns trimmed stdout.
+/// The engine a docker CLI command goes to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// The host's own engine (`DOCKER_HOST`, else the default socket): the local Swarm.
+    #[default]
+    Host,
+    /// The engine listening on this unix socket: a node of the local cluster (see `cluster.rs`).
+    Socket(PathBuf),
+}
+
+impl Engine {
+    /// A `docker` command aimed at this engine.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new("docker");
+        if let Engine::Socket(socket) = self {
+            command.env("DOCKER_HOST", format!("unix://{}", socket.display()));
+        }
+        command
+    }
+}
+
+/// Runs the docker CLI on the host's engine, panicking with its stderr on failure; returns
+/// trimmed stdout.
 pub fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
+    docker_on(&Engine::Host, args)
+}
+
+/// Runs the docker CLI on `engine`, panicking with its stderr on failure; returns trimmed stdout.
+pub fn docker_on(engine: &Engine, args: &[&str]) -> String {
+    let output = engine
+        .command()
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run docker {args:?} on {engine:?}: {e}"));
     assert!(
         output.status.success(),
-        "docker {args:?} failed: {}",
+        "docker {args:?} on {engine:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
@@ -100,26 +128,32 @@ pub fn ensure_test_image() {
         .expect("write Dockerfile");
         let context = dir.path().to_str().expect("utf-8 temp path");
         docker(&["build", "-q", "-t", TEST_IMAGE, context]);
-        // Other test processes may create it at the same time: only its existence matters.
-        let exists = Command::new("docker")
-            .args(["network", "inspect", TEST_NETWORK])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !exists {
-            let _ = Command::new("docker")
-                .args([
-                    "network",
-                    "create",
-                    "-d",
-                    "overlay",
-                    "--attachable",
-                    TEST_NETWORK,
-                ])
-                .output();
-            docker(&["network", "inspect", TEST_NETWORK]);
-        }
+        ensure_test_network(&Engine::Host);
     });
+}
+
+/// Creates [`TEST_NETWORK`] on the swarm `engine` manages, unless it exists.
+pub fn ensure_test_network(engine: &Engine) {
+    // Other test processes may create it at the same time: only its existence matters.
+    let exists = engine
+        .command()
+        .args(["network", "inspect", TEST_NETWORK])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        let _ = engine
+            .command()
+            .args([
+                "network",
+                "create",
+                "-d",
+                "overlay",
+                "--attachable",
+                TEST_NETWORK,
+            ])
+            .output();
+        docker_on(engine, &["network", "inspect", TEST_NETWORK]);
+    }
 }
 
 /// A name no other test (in this or a concurrent process) uses: `sp-test-{prefix}-{pid}-{n}`.
@@ -136,18 +170,37 @@ pub fn unique_name(prefix: &str) -> String {
 pub struct TestService {
     pub name: String,
     pub id: String,
+    /// The manager it was created on.
+    pub engine: Engine,
 }
 
 impl TestService {
     /// A replicated service with no task: any image name does, nothing is pulled or run.
     pub fn idle(prefix: &str, extra: &[&str]) -> TestService {
         ensure_swarm();
-        Self::create(prefix, &["--replicas", "0"], extra, &["sp-test-none:0"])
+        Self::create(
+            &Engine::Host,
+            prefix,
+            &["--replicas", "0"],
+            extra,
+            &["sp-test-none:0"],
+        )
     }
 
     /// A replicated service of `replicas` busybox tasks sleeping on [`TEST_NETWORK`].
     pub fn sleeping(prefix: &str, replicas: u32, extra: &[&str]) -> TestService {
         ensure_test_image();
+        Self::sleeping_on(&Engine::Host, prefix, replicas, extra)
+    }
+
+    /// [`TestService::sleeping`] on the swarm `engine` manages, which must have the test image
+    /// and network (the cluster harness loads them).
+    pub fn sleeping_on(
+        engine: &Engine,
+        prefix: &str,
+        replicas: u32,
+        extra: &[&str],
+    ) -> TestService {
         let replicas = replicas.to_string();
         let mode = [
             "--replicas",
@@ -157,7 +210,13 @@ impl TestService {
             "--endpoint-mode",
             "dnsrr",
         ];
-        Self::create(prefix, &mode, extra, &[TEST_IMAGE, "sleep", "86400"])
+        Self::create(
+            engine,
+            prefix,
+            &mode,
+            extra,
+            &[TEST_IMAGE, "sleep", "86400"],
+        )
     }
 
     /// A global-mode service with no task (no node matches its constraint).
@@ -169,23 +228,36 @@ impl TestService {
             "--constraint",
             "node.labels.sp-test-none==1",
         ];
-        Self::create(prefix, &mode, &[], &["sp-test-none:0"])
+        Self::create(&Engine::Host, prefix, &mode, &[], &["sp-test-none:0"])
     }
 
-    fn create(prefix: &str, mode: &[&str], extra: &[&str], image: &[&str]) -> TestService {
+    /// A service of `image` (with its command) on `engine`'s swarm.
+    pub fn create(
+        engine: &Engine,
+        prefix: &str,
+        mode: &[&str],
+        extra: &[&str],
+        image: &[&str],
+    ) -> TestService {
         let name = unique_name(prefix);
         let mut args = vec!["service", "create", "--detach", "--quiet", "--name", &name];
         args.extend_from_slice(mode);
         args.extend_from_slice(extra);
         args.extend_from_slice(image);
-        let id = docker(&args);
-        TestService { name, id }
+        let id = docker_on(engine, &args);
+        TestService {
+            name,
+            id,
+            engine: engine.clone(),
+        }
     }
 }
 
 impl Drop for TestService {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
+        let _ = self
+            .engine
+            .command()
             .args(["service", "rm", &self.id])
             .output();
     }

@@ -14,7 +14,7 @@ use swarmpilot::reconcile::{
 use swarmpilot::swarm::Swarm;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{docker, TestService};
+use crate::common::{docker_on, ensure_test_image, Engine, TestService};
 use crate::exporter::{Behavior, Exporter};
 use crate::prometheus_server::PrometheusServer;
 
@@ -124,17 +124,36 @@ pub fn service_with_policy(
     run: &str,
     policy_of: impl Fn(&str) -> String,
 ) -> TestService {
+    ensure_test_image();
+    service_with_policy_on(&Engine::Host, prefix, run, &[], policy_of)
+}
+
+/// [`service_with_policy`] on the swarm `engine` manages (which has the test image), with
+/// `extra` options for `docker service create`.
+pub fn service_with_policy_on(
+    engine: &Engine,
+    prefix: &str,
+    run: &str,
+    extra: &[&str],
+    policy_of: impl Fn(&str) -> String,
+) -> TestService {
+    let run_label = format!("{RUN_LABEL}={run}");
+    let mut options = vec!["--label", run_label.as_str()];
+    options.extend_from_slice(extra);
     // The name is only known once created, so the policy label is added right after.
-    let service = TestService::sleeping(prefix, 1, &["--label", &format!("{RUN_LABEL}={run}")]);
+    let service = TestService::sleeping_on(engine, prefix, 1, &options);
     let label = format!("io.swarmpilot.policy={}", policy_of(&service.name));
-    docker(&[
-        "service",
-        "update",
-        "--detach",
-        "--quiet",
-        "--label-add",
-        &label,
-        &service.id,
-    ]);
+    docker_on(
+        engine,
+        &[
+            "service",
+            "update",
+            "--detach",
+            "--quiet",
+            "--label-add",
+            &label,
+            &service.id,
+        ],
+    );
     service
 }

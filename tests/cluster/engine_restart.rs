@@ -1,0 +1,65 @@
+//! The operator through a real restart of its manager's Docker daemon: the loop keeps running
+//! while the engine is gone and resumes scaling once it is back. The manager's dockerd is
+//! stopped by the PID in its own pidfile, so no other engine on the machine is touched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarmpilot::swarm::Swarm;
+
+use crate::cluster::Cluster;
+use crate::common::unique_name;
+use crate::operator::{load_source, service_with_policy_on, wait_until, Operator};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_managers_dockerd_mid_run_does_not_stop_the_operator() {
+    let (cluster, _alone) = Cluster::exclusive().await;
+    let manager = cluster.manager();
+    let swarm = Arc::new(manager.swarm().await);
+    let (exporter, prometheus) = load_source(10.0).await;
+    let run = unique_name("run");
+    let policy = "{minReplicas: 1, maxReplicas: 5, interval: 1s, metrics: [{name: load, prometheus: {query: 'sp_load{job=\"test\"}'}, target: {averageValue: 10}}]}";
+    let service = service_with_policy_on(&manager.engine(), "dockerd-restart", &run, &[], |_| {
+        policy.to_owned()
+    });
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
+    let status = Arc::clone(&operator.status);
+    wait_until("the first decision", || {
+        status
+            .get(&service.name)
+            .is_some_and(|s| !s.decisions.is_empty())
+    })
+    .await;
+
+    // Blocks this worker until dockerd has exited; the loop runs on the other one.
+    let stopped = tokio::task::block_in_place(|| cluster.stop(manager));
+    exporter.text("sp_load 40\n");
+    wait_until("a reconcile failing while the engine is gone", || {
+        status
+            .get(&service.name)
+            .is_some_and(|s| s.last_error.is_some())
+    })
+    .await;
+    assert!(operator.is_running());
+
+    tokio::task::block_in_place(|| stopped.start());
+    let mut replicas = None;
+    for _ in 0..1200 {
+        replicas = swarm
+            .inspect_service(&service.id)
+            .await
+            .ok()
+            .and_then(|s| s.replicas);
+        if replicas == Some(4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        replicas,
+        Some(4),
+        "the operator resumed and scaled after the restart"
+    );
+    assert!(operator.is_running());
+    operator.stop().await;
+}

@@ -1,0 +1,16 @@
+//! The tests that need a multi-node Swarm, in one binary, on the local cluster of
+//! `deploy/local-cluster.sh` (a manager and two workers, each its own dockerd; the harness
+//! brings it up when it is not). Tests that stop a node take the cluster exclusively.
+
+#[path = "../common/cluster.rs"]
+mod cluster;
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../common/exporter.rs"]
+mod exporter;
+#[path = "../common/operator.rs"]
+mod operator;
+#[path = "../common/prometheus.rs"]
+mod prometheus_server;
+
+mod engine_restart;
