@@ -12,7 +12,8 @@
 //!   states, overrides, fallback), and the per-service memory of model signals.
 //! - [`swarm`]: the Swarm port, a small trait and its bollard adapter.
 //! - [`metrics`]: observing services through Prometheus, the tasks' exposition endpoints and
-//!   Docker stats.
+//!   Docker stats, each source behind one trait.
+//! - [`agent`]: `swarmpilot agent`, which serves its node's engine stats to the operator.
 //! - [`models`]: the ONNX traffic models (forecaster, traffic-state classifier) run with tract.
 //! - [`reconcile`]: the control loop (per-service workers, events, backoff) and the policy
 //!   reconciler that observes, asks the models, decides and writes; its in-memory status.
@@ -25,6 +26,7 @@
 //! the observation, the history, any override and the time, so it can be tested exhaustively and
 //! replayed offline over recorded traffic.
 
+pub mod agent;
 pub mod cli;
 pub mod decide;
 pub mod metrics;

@@ -32,6 +32,8 @@ enum Command {
     Delete(cli::delete::Args),
     /// Run the operator: the reconcile loop and its HTTP API, until SIGTERM or SIGINT.
     Run(Box<cli::run::Args>),
+    /// Serve this node's engine stats of Swarm tasks to the operator; run it as a global service.
+    Agent(cli::agent::Args),
     /// Pin, pause or clear a service's override through the operator's API.
     Override(cli::overrides::Args),
     /// What each metric of a service's policy reads right now, with errors spelled out; exit 1
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Describe(command) => cli::describe::run(command, args.output),
         Command::Delete(command) => cli::delete::run(command),
         Command::Run(command) => cli::run::run(command),
+        Command::Agent(command) => cli::agent::run(command),
         Command::Override(command) => cli::overrides::run(command, args.output),
         Command::Metrics(command) => cli::metrics::run(command, args.output),
         Command::Record(command) => cli::record::run(command),

@@ -13,10 +13,11 @@ use std::time::Duration;
 use common::{ensure_test_image, running_tasks, Engine, TestService, TEST_IMAGE, TEST_NETWORK};
 use swarmpilot::metrics::inspect::{inspect, InspectError};
 use swarmpilot::metrics::{
-    DockerReader, MetricError, PrometheusClientConfig, ScrapeTarget, SwarmTargets, Targets,
+    DockerReader, MetricError, MetricSource, PrometheusClientConfig, Reading, ScrapeTarget,
+    SwarmTargets, Targets,
 };
-use swarmpilot::policy::{Resource, ScrapeSource};
-use swarmpilot::swarm::Swarm;
+use swarmpilot::policy::{DockerSource, Resource, ScrapeSource};
+use swarmpilot::swarm::{ServiceInfo, Swarm};
 
 /// A service of one busybox task spinning a shell loop, limited to half a core and 64 MiB,
 /// with `labels` (`key=value`).
@@ -30,6 +31,17 @@ fn burning_service(prefix: &str, labels: &[&str]) -> TestService {
     TestService::create(&Engine::Host, prefix, &["--replicas", "1"], &extra, &burn)
 }
 
+/// One read of `resource` through `reader`, as the operator reads a `docker` metric.
+async fn read<S: Swarm>(
+    reader: &DockerReader<S>,
+    info: &ServiceInfo,
+    resource: Resource,
+) -> Result<Reading, MetricError> {
+    reader
+        .read(info, resource.name(), &DockerSource { resource })
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_burning_cpu_reads_cpu_and_memory_utilization() {
     let service = burning_service("metrics-burn", &[]);
@@ -40,16 +52,16 @@ async fn a_task_burning_cpu_reads_cpu_and_memory_utilization() {
     let reader = DockerReader::new(swarm.clone(), Duration::from_secs(20), 4);
 
     // The first sample of a container has nothing to compute a rate from.
-    let first = reader.read(&info, Resource::Cpu).await.unwrap_err();
+    let first = read(&reader, &info, Resource::Cpu).await.unwrap_err();
     assert!(matches!(first, MetricError::WarmingUp(_)), "{first:?}");
-    let first_rx = reader.read(&info, Resource::NetworkRx).await.unwrap_err();
+    let first_rx = read(&reader, &info, Resource::NetworkRx).await.unwrap_err();
     assert!(
         matches!(first_rx, MetricError::WarmingUp(_)),
         "{first_rx:?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let cpu = reader.read(&info, Resource::Cpu).await.unwrap();
+    let cpu = read(&reader, &info, Resource::Cpu).await.unwrap();
     println!(
         "cpu utilization of a busy loop limited to 0.5 CPU: {:.1}%",
         cpu.value
@@ -58,14 +70,14 @@ async fn a_task_burning_cpu_reads_cpu_and_memory_utilization() {
     assert_eq!(cpu.tasks.len(), 1, "{cpu:?}");
     assert_eq!(cpu.tasks[0].task_id, tasks[0].id);
 
-    let memory = reader.read(&info, Resource::Memory).await.unwrap();
+    let memory = read(&reader, &info, Resource::Memory).await.unwrap();
     println!(
         "memory working set in percent of 64 MiB: {:.3}%",
         memory.value
     );
     assert!(memory.value > 0.0 && memory.value < 100.0, "{memory:?}");
 
-    let rx = reader.read(&info, Resource::NetworkRx).await.unwrap();
+    let rx = read(&reader, &info, Resource::NetworkRx).await.unwrap();
     assert!(rx.value >= 0.0 && rx.value.is_finite(), "{rx:?}");
 }
 
@@ -75,7 +87,7 @@ async fn a_service_without_running_tasks_says_so() {
     let swarm = Arc::new(common::swarm().await);
     let info = swarm.inspect_service(&service.id).await.unwrap();
     let reader = DockerReader::new(swarm, Duration::from_secs(20), 4);
-    let error = reader.read(&info, Resource::Memory).await.unwrap_err();
+    let error = read(&reader, &info, Resource::Memory).await.unwrap_err();
     assert!(
         matches!(error, MetricError::NoRunningTasks { ref service } if *service == info.name),
         "{error:?}"
@@ -146,7 +158,7 @@ async fn inspect_reads_every_metric_of_the_labelled_policy_and_spells_out_errors
         default_url: Some(format!("http://{}", exporter::refused_address())),
         ..Default::default()
     };
-    let report = inspect(swarm, &service.name, nowhere, Duration::from_secs(1))
+    let report = inspect(swarm, &service.name, nowhere, None, Duration::from_secs(1))
         .await
         .unwrap();
     let text = report.to_string();
@@ -170,6 +182,7 @@ async fn inspect_reads_every_metric_of_the_labelled_policy_and_spells_out_errors
         swarm,
         &unlabelled.name,
         PrometheusClientConfig::default(),
+        None,
         Duration::ZERO,
     )
     .await

@@ -122,6 +122,18 @@ fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Re
             "  metric {}: {reading}",
             metric["name"].as_str().unwrap_or("?")
         )?;
+        for skipped in metric["skipped"].as_array().into_iter().flatten() {
+            let on_node = skipped["node"]
+                .as_str()
+                .map(|node| format!(" on node {node}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "    left out: task {}{on_node}: {}",
+                skipped["taskId"].as_str().unwrap_or("?"),
+                skipped["reason"].as_str().unwrap_or("?")
+            )?;
+        }
     }
     if let Some(forecast) = status["forecast"].as_f64() {
         writeln!(out, "  forecast: {forecast:.2}")?;
@@ -307,6 +319,7 @@ mod tests {
             stack: None,
             cpu_limit_nanos: None,
             memory_limit_bytes: None,
+            ports: Vec::new(),
         }
     }
 

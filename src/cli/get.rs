@@ -138,6 +138,7 @@ mod tests {
             stack: None,
             cpu_limit_nanos: None,
             memory_limit_bytes: None,
+            ports: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
+use super::agents::AgentArgs;
 use super::prometheus::PrometheusArgs;
 use super::{block_on, print_structured, Output};
 use crate::metrics::inspect::{inspect, ServiceReport};
@@ -22,6 +23,8 @@ pub struct Args {
     pub warmup: Duration,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
+    #[command(flatten)]
+    pub agents: AgentArgs,
 }
 
 pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
@@ -31,7 +34,15 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
                 .await
                 .context("connecting to Docker")?,
         );
-        anyhow::Ok(inspect(swarm, &args.service, args.prometheus.config(), args.warmup).await?)
+        let report = inspect(
+            swarm,
+            &args.service,
+            args.prometheus.config(),
+            args.agents.config(),
+            args.warmup,
+        )
+        .await?;
+        anyhow::Ok(report)
     })??;
     match output {
         Output::Table => print!("{report}"),
@@ -55,7 +66,7 @@ fn as_json(report: &ServiceReport) -> serde_json::Value {
                 "value": reading.value,
                 "at": reading.at,
                 "tasks": reading.tasks.iter().map(|t| json!({"task": t.task_id, "value": t.value})).collect::<Vec<_>>(),
-                "skipped": reading.skipped.iter().map(|s| json!({"task": s.task_id, "reason": s.reason})).collect::<Vec<_>>(),
+                "skipped": reading.skipped.iter().map(|s| json!({"task": s.task_id, "node": s.node, "reason": s.reason})).collect::<Vec<_>>(),
             }),
             Err(error) => json!({"name": metric.name, "source": metric.source, "error": error.to_string()}),
         })

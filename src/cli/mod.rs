@@ -6,6 +6,8 @@ use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 
+pub mod agent;
+pub mod agents;
 pub mod apply;
 pub mod delete;
 pub mod describe;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::agents::AgentArgs;
 use super::prometheus::PrometheusArgs;
 use crate::metrics::{Observer, ScrapeConfig};
 use crate::reconcile::controller::{self, Backoff};
@@ -23,6 +24,8 @@ pub struct Args {
     pub server: ServeArgs,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
+    #[command(flatten)]
+    pub agents: AgentArgs,
     /// Decide and report, but never change a service.
     #[arg(long)]
     pub dry_run: bool,
@@ -62,7 +65,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -93,12 +96,18 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
     let status = Arc::new(StatusStore::default());
     let metrics = Arc::new(Metrics::new());
     let (waker, wakes) = Waker::new();
-    let observer = Observer::new(
+    let mut observer = Observer::new(
         Arc::clone(&swarm),
         args.prometheus.config(),
         ScrapeConfig::default(),
     )
     .context("cannot set up the metric sources")?;
+    if let Some(agents) = args.agents.config() {
+        tracing::info!(service = %agents.service, route = ?agents.route, "reading engine stats through the node agents");
+        observer = observer
+            .with_agents(agents)
+            .context("cannot set up the agent client")?;
+    }
     let options = ReconcileOptions {
         dry_run: args.dry_run,
         selector: args.selector.iter().cloned().collect::<BTreeMap<_, _>>(),
@@ -151,7 +160,7 @@ async fn connect(shutdown: &CancellationToken) -> Option<DockerSwarm> {
 }
 
 /// Cancels `shutdown` on SIGTERM (what `docker service rm` and rolling updates send) or SIGINT.
-async fn cancel_on_signal(shutdown: CancellationToken) {
+pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -7,27 +7,37 @@
 //!   engine reports it, the host's memory, when the service sets none). Average over tasks.
 //! - `network_rx`, `network_tx`: bytes per second between two samples. Sum over tasks.
 //!
+//! Engine stats are node-local: each node's containers are sampled by the agent on that node,
+//! or in process when the node is the operator's own engine's (see [`super::agents`]). A task
+//! whose node has neither is listed in [`Reading::skipped`] with that reason, never left out.
+//!
 //! Rates need a previous sample of the same container, kept here per resource. A container
 //! seen for the first time has none: it is listed in [`Reading::skipped`] as warming up, and
 //! when every container is, the read fails with [`MetricError::WarmingUp`].
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 
+use super::agents::{AgentConfig, Agents, NodeReader};
 use super::rates::{elapsed_secs, increase};
-use super::{aggregate, running, MetricError, Reading, TaskError, TaskValue};
-use crate::policy::{Aggregate, Resource};
+use super::{aggregate, running, MetricError, MetricSource, Reading, TaskError, TaskValue};
+use crate::agent::protocol::TaskContainer;
+use crate::policy::{Aggregate, DockerSource, Resource};
 use crate::swarm::{ContainerStats, ServiceInfo, Swarm, TaskInfo};
 
 /// Reads engine stats; remembers each container's previous sample per resource.
 pub struct DockerReader<S> {
     swarm: Arc<S>,
+    agents: Agents<S>,
     timeout: Duration,
     concurrency: usize,
+    /// Keyed by container and resource name (`Resource` is not `Hash`).
     previous: Mutex<HashMap<(String, &'static str), ContainerStats>>,
 }
 
@@ -39,9 +49,12 @@ struct Sampled {
 }
 
 impl<S: Swarm> DockerReader<S> {
-    /// `timeout` bounds each stats call; `concurrency` how many containers are sampled at once.
+    /// Reads the containers of the engine `swarm` talks to only; tasks on other nodes are
+    /// reported as having no agent. `timeout` bounds each stats call; `concurrency` how many
+    /// containers are sampled at once.
     pub fn new(swarm: Arc<S>, timeout: Duration, concurrency: usize) -> Self {
         DockerReader {
+            agents: Agents::none(Arc::clone(&swarm)),
             swarm,
             timeout,
             concurrency: concurrency.max(1),
@@ -49,12 +62,95 @@ impl<S: Swarm> DockerReader<S> {
         }
     }
 
-    /// Sample the service's running task containers now and compute `resource`.
-    pub async fn read(
+    /// Reads each node's containers through the agent on that node (see [`super::agents`]).
+    pub fn with_agents(mut self, config: AgentConfig) -> Result<Self, MetricError> {
+        self.agents = Agents::new(Arc::clone(&self.swarm), config)?;
+        Ok(self)
+    }
+
+    /// One stats sample of each running task's container, from wherever its node's are read.
+    async fn sample(
+        &self,
+        running: Vec<TaskInfo>,
+    ) -> Result<Vec<Result<Sampled, TaskError>>, MetricError> {
+        let directory = self.agents.directory().await?;
+        let mut samples = Vec::new();
+        let mut containers = HashMap::new();
+        let mut local = Vec::new();
+        let mut by_agent: HashMap<SocketAddr, (String, Vec<TaskContainer>)> = HashMap::new();
+        for task in running {
+            let Some(container) = task.container_id.clone() else {
+                samples.push(Err(TaskError::new(
+                    &task.id,
+                    "running but has no container yet",
+                )));
+                continue;
+            };
+            containers.insert(task.id.clone(), container.clone());
+            let (node, reader) = directory.node(task.node_id.as_deref());
+            match reader {
+                NodeReader::Local => local.push((task.id, container)),
+                NodeReader::Agent(address) => by_agent
+                    .entry(address)
+                    .or_insert_with(|| (node, Vec::new()))
+                    .1
+                    .push(TaskContainer {
+                        task: task.id,
+                        container,
+                    }),
+                NodeReader::Missing(reason) => {
+                    samples.push(Err(TaskError::on_node(&task.id, &node, reason)))
+                }
+            }
+        }
+        let in_process = stream::iter(local)
+            .map(|(task, container)| async move {
+                let stats =
+                    tokio::time::timeout(self.timeout, self.swarm.container_stats(&container))
+                        .await
+                        .map_err(|_| {
+                            TaskError::new(&task, format!("no stats within {:?}", self.timeout))
+                        })?
+                        .map_err(|error| TaskError::new(&task, error))?;
+                Ok((task, stats))
+            })
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<Result<(String, ContainerStats), TaskError>>>();
+        let directory = &directory;
+        let from_agents = join_all(by_agent.into_iter().map(
+            |(address, (node, tasks))| async move {
+                self.agents.sample(directory, address, &node, tasks).await
+            },
+        ));
+        let (in_process, from_agents) = tokio::join!(in_process, from_agents);
+        let answers = in_process.into_iter().chain(
+            from_agents
+                .into_iter()
+                .flatten()
+                .map(|(task, result)| result.map(|stats| (task, stats))),
+        );
+        for answer in answers {
+            samples.push(answer.map(|(task_id, stats)| Sampled {
+                container_id: containers.remove(&task_id).unwrap_or_default(),
+                task_id,
+                stats,
+            }));
+        }
+        Ok(samples)
+    }
+}
+
+impl<S: Swarm> MetricSource for DockerReader<S> {
+    type Spec = DockerSource;
+
+    /// Sample the service's running task containers now and compute the spec's resource.
+    async fn read(
         &self,
         service: &ServiceInfo,
-        resource: Resource,
+        _metric: &str,
+        spec: &DockerSource,
     ) -> Result<Reading, MetricError> {
+        let resource = spec.resource;
         let tasks = self.swarm.list_tasks(&service.id).await?;
         // Owned tasks: a closure over borrowed ones is not `Send` for every lifetime, which the
         // reconcile loop's spawned futures need.
@@ -64,28 +160,7 @@ impl<S: Swarm> DockerReader<S> {
                 service: service.name.clone(),
             });
         }
-        let samples: Vec<Result<Sampled, TaskError>> = stream::iter(running)
-            .map(|task| async move {
-                let container_id = task
-                    .container_id
-                    .clone()
-                    .ok_or_else(|| TaskError::new(&task.id, "running but has no container yet"))?;
-                let stats =
-                    tokio::time::timeout(self.timeout, self.swarm.container_stats(&container_id))
-                        .await
-                        .map_err(|_| {
-                            TaskError::new(&task.id, format!("no stats within {:?}", self.timeout))
-                        })?
-                        .map_err(|error| TaskError::new(&task.id, error))?;
-                Ok(Sampled {
-                    task_id: task.id.clone(),
-                    container_id,
-                    stats,
-                })
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+        let samples = self.sample(running).await?;
 
         let mut tasks = Vec::new();
         let mut skipped = Vec::new();
@@ -99,7 +174,7 @@ impl<S: Swarm> DockerReader<S> {
                 .collect();
             // Forget containers that are gone, so the map does not grow with every restart.
             previous.retain(|(container, kept), _| {
-                *kept != resource_key(resource) || containers.contains(container)
+                *kept != resource.name() || containers.contains(container)
             });
             for sample in samples {
                 let sample = match sample {
@@ -110,7 +185,7 @@ impl<S: Swarm> DockerReader<S> {
                     }
                 };
                 latest = latest.max(Some(sample.stats.read_at));
-                let key = (sample.container_id.clone(), resource_key(resource));
+                let key = (sample.container_id.clone(), resource.name());
                 let value = task_value(service, resource, previous.get(&key), &sample.stats);
                 previous.insert(key, sample.stats);
                 match value {
@@ -152,16 +227,6 @@ impl<S: Swarm> DockerReader<S> {
                 failures: skipped,
             }),
         }
-    }
-}
-
-/// `Resource` is not `Hash`; the previous samples are keyed by this name instead.
-pub(crate) fn resource_key(resource: Resource) -> &'static str {
-    match resource {
-        Resource::Cpu => "cpu",
-        Resource::Memory => "memory",
-        Resource::NetworkRx => "network_rx",
-        Resource::NetworkTx => "network_tx",
     }
 }
 
@@ -223,6 +288,7 @@ mod tests {
             stack: None,
             cpu_limit_nanos,
             memory_limit_bytes,
+            ports: Vec::new(),
         }
     }
 

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::decide::clip;
 use crate::swarm::SwarmError;
 
@@ -126,10 +128,14 @@ fn root_cause(chain: &str) -> String {
 }
 
 /// Why one task did not contribute to a reading.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("task {task_id}: {reason}")]
+#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("task {task_id}{}: {reason}", on_node(node))]
 pub struct TaskError {
     pub task_id: String,
+    /// The task's node, when where the task runs is part of the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub reason: String,
 }
 
@@ -137,9 +143,24 @@ impl TaskError {
     pub fn new(task_id: impl Into<String>, reason: impl ToString) -> Self {
         TaskError {
             task_id: task_id.into(),
+            node: None,
             reason: reason.to_string(),
         }
     }
+
+    /// A failure tied to the task's node: `task X on node Y: reason`.
+    pub fn on_node(task_id: impl Into<String>, node: &str, reason: impl ToString) -> Self {
+        TaskError {
+            node: Some(node.to_owned()),
+            ..TaskError::new(task_id, reason)
+        }
+    }
+}
+
+fn on_node(node: &Option<String>) -> String {
+    node.as_ref()
+        .map(|node| format!(" on node {node}"))
+        .unwrap_or_default()
 }
 
 fn join_task_errors(failures: &[TaskError]) -> String {

@@ -5,9 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::docker::resource_key;
 use super::observer::policy_sources;
-use super::{MetricError, Observer, PrometheusClientConfig, Reading, ScrapeConfig};
+use super::{AgentConfig, MetricError, Observer, PrometheusClientConfig, Reading, ScrapeConfig};
 use crate::policy::{labels, Diagnostics, Source};
 use crate::swarm::{ServiceInfo, Swarm, SwarmError};
 
@@ -57,6 +56,7 @@ pub async fn inspect<S: Swarm>(
     swarm: Arc<S>,
     service: &str,
     prometheus: PrometheusClientConfig,
+    agents: Option<AgentConfig>,
     warmup: Duration,
 ) -> Result<ServiceReport, InspectError> {
     let info = swarm.inspect_service(service).await?;
@@ -68,7 +68,10 @@ pub async fn inspect<S: Swarm>(
         .ok_or_else(|| InspectError::NoPolicy(info.name.clone()))?;
     let scrape = ScrapeConfig::default();
     let deadline = prometheus.timeout.max(scrape.timeout) * 2;
-    let observer = Observer::new(swarm, prometheus, scrape)?;
+    let mut observer = Observer::new(swarm, prometheus, scrape)?;
+    if let Some(agents) = agents {
+        observer = observer.with_agents(agents)?;
+    }
     let mut metrics = Vec::new();
     for (name, source) in policy_sources(&policy.spec) {
         metrics.push(MetricReport {
@@ -114,26 +117,10 @@ async fn read<S: Swarm>(
 }
 
 fn describe(source: Option<Source<'_>>) -> String {
-    match source {
-        Some(Source::Prometheus(p)) => match &p.server {
-            Some(server) => format!("prometheus {server}: {}", p.query),
-            None => format!("prometheus: {}", p.query),
-        },
-        Some(Source::Scrape(s)) => {
-            let quantile = s.quantile.map(|q| format!(" q{q}")).unwrap_or_default();
-            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-            format!(
-                "scrape :{}{}: {}{{{}}}{quantile} ({})",
-                s.port,
-                s.path,
-                s.metric,
-                labels.join(","),
-                format!("{:?}", s.aggregate).to_lowercase()
-            )
-        }
-        Some(Source::Docker(d)) => format!("docker: {}", resource_key(d.resource)),
-        None => "no single source".to_owned(),
-    }
+    source.map_or_else(
+        || "no single source".to_owned(),
+        |source| source.to_string(),
+    )
 }
 
 impl fmt::Display for ServiceReport {

@@ -3,8 +3,10 @@
 //!
 //! Every source answers the same question: what is this metric of this service right now, when
 //! was it read, and which tasks contributed? A source that cannot answer says why, with a typed
-//! error, and never a silent zero. [`Observer`] routes a policy metric to its source.
+//! error, and never a silent zero. Each source is a [`MetricSource`]; [`Observer`] routes a policy
+//! metric to its source's reader.
 
+pub mod agents;
 pub mod docker;
 pub mod error;
 pub mod exposition;
@@ -15,17 +17,22 @@ pub mod prometheus;
 mod rates;
 pub mod record;
 pub mod scrape;
+mod source;
+
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
 use crate::policy::Aggregate;
 use crate::swarm::{TaskInfo, TaskState};
 
+pub use agents::{AgentConfig, AgentRoute};
 pub use docker::DockerReader;
 pub use error::{MetricError, TaskError};
 pub use observer::{policy_sources, MetricReading, Observer};
 pub use prometheus::{PrometheusAuth, PrometheusClient, PrometheusClientConfig};
 pub use scrape::{ScrapeConfig, ScrapeReader, ScrapeTarget, StaticTargets, SwarmTargets, Targets};
+pub use source::MetricSource;
 
 /// One metric of one service, as read now.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +73,24 @@ pub fn aggregate(how: Aggregate, values: &[f64]) -> Option<f64> {
         Aggregate::Avg => sum / values.len() as f64,
         Aggregate::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     })
+}
+
+/// A task's address on `network`, or without one on its first network other than `ingress`
+/// (the routing mesh, not the task); the reason when it has none.
+pub(crate) fn task_address(task: &TaskInfo, network: Option<&str>) -> Result<IpAddr, String> {
+    match network {
+        Some(network) => task
+            .addresses
+            .get(network)
+            .copied()
+            .ok_or_else(|| format!("no address on network {network}")),
+        None => task
+            .addresses
+            .iter()
+            .find(|(network, _)| network.as_str() != "ingress")
+            .map(|(_, address)| *address)
+            .ok_or_else(|| "not attached to any network but ingress".to_owned()),
+    }
 }
 
 /// The tasks that are running and meant to keep running: the ones a metric is read from.

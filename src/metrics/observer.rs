@@ -1,4 +1,5 @@
-//! The one entry point the reconcile loop uses: read a policy metric from whichever source it names.
+//! The one entry point the reconcile loop uses: read a policy metric from whichever source it
+//! names, through that source's [`MetricSource`] reader.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,8 +7,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{
-    DockerReader, MetricError, PrometheusClient, PrometheusClientConfig, Reading, ScrapeConfig,
-    ScrapeReader, SwarmTargets, Targets,
+    AgentConfig, DockerReader, MetricError, MetricSource, PrometheusClient, PrometheusClientConfig,
+    Reading, ScrapeConfig, ScrapeReader, SwarmTargets, Targets,
 };
 use crate::policy::{PolicySpec, Source};
 use crate::swarm::{ServiceInfo, Swarm};
@@ -44,6 +45,12 @@ impl<S: Swarm> Observer<S, SwarmTargets<S>> {
 }
 
 impl<S: Swarm, T: Targets> Observer<S, T> {
+    /// Reads Docker engine stats through the node agents (see [`super::agents`]).
+    pub fn with_agents(mut self, agents: AgentConfig) -> Result<Self, MetricError> {
+        self.docker = self.docker.with_agents(agents)?;
+        Ok(self)
+    }
+
     /// Assemble from parts, e.g. with [`super::StaticTargets`] for scrape targets on the host.
     pub fn from_parts(
         prometheus: PrometheusClient,
@@ -64,10 +71,12 @@ impl<S: Swarm, T: Targets> Observer<S, T> {
         name: &str,
         source: Option<Source<'_>>,
     ) -> Result<Reading, MetricError> {
+        // The one place a policy source meets its reader: a new `Source` variant fails to
+        // compile here until it has a reader.
         match source {
-            Some(Source::Prometheus(source)) => self.prometheus.read(source, service).await,
-            Some(Source::Scrape(source)) => self.scrape.read(service, name, source).await,
-            Some(Source::Docker(source)) => self.docker.read(service, source.resource).await,
+            Some(Source::Prometheus(spec)) => self.prometheus.read(service, name, spec).await,
+            Some(Source::Scrape(spec)) => self.scrape.read(service, name, spec).await,
+            Some(Source::Docker(spec)) => self.docker.read(service, name, spec).await,
             None => Err(MetricError::InvalidSource(format!(
                 "metric {name} must set exactly one of prometheus, scrape, docker"
             ))),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::error::finite;
 use super::http::fetch;
-use super::{MetricError, Reading};
+use super::{MetricError, MetricSource, Reading};
 use crate::policy::PrometheusSource;
 use crate::swarm::ServiceInfo;
 
@@ -71,6 +71,29 @@ pub struct PrometheusClient {
 /// Prometheus refuses range queries of more than 11,000 points per series; stay below.
 const MAX_POINTS_PER_RANGE_QUERY: i64 = 10_000;
 
+impl MetricSource for PrometheusClient {
+    type Spec = PrometheusSource;
+
+    /// A policy's Prometheus metric for a service: placeholders filled, one number back.
+    async fn read(
+        &self,
+        service: &ServiceInfo,
+        _metric: &str,
+        source: &PrometheusSource,
+    ) -> Result<Reading, MetricError> {
+        let query = fill_placeholders(&source.query, &service.name, service.stack.as_deref())?;
+        let sample = self
+            .instant(source.server.as_deref(), &query, source.treat_empty_as)
+            .await?;
+        Ok(Reading {
+            value: sample.value,
+            at: sample.at,
+            tasks: Vec::new(),
+            skipped: Vec::new(),
+        })
+    }
+}
+
 impl PrometheusClient {
     pub fn new(config: PrometheusClientConfig) -> Result<Self, MetricError> {
         let http = reqwest::Client::builder()
@@ -83,24 +106,6 @@ impl PrometheusClient {
 
     pub fn config(&self) -> &PrometheusClientConfig {
         &self.config
-    }
-
-    /// Read a policy's Prometheus metric for a service: placeholders filled, one number back.
-    pub async fn read(
-        &self,
-        source: &PrometheusSource,
-        service: &ServiceInfo,
-    ) -> Result<Reading, MetricError> {
-        let query = fill_placeholders(&source.query, &service.name, service.stack.as_deref())?;
-        let sample = self
-            .instant(source.server.as_deref(), &query, source.treat_empty_as)
-            .await?;
-        Ok(Reading {
-            value: sample.value,
-            at: sample.at,
-            tasks: Vec::new(),
-            skipped: Vec::new(),
-        })
     }
 
     /// Evaluate an instant query that must yield a single finite number.

@@ -28,7 +28,9 @@ use futures_util::stream::{self, StreamExt};
 use super::exposition::{self, histogram_quantile, merge_buckets, Selected};
 use super::http::fetch;
 use super::rates::{bucket_increases, elapsed_secs, increase};
-use super::{aggregate, running, MetricError, Reading, TaskError, TaskValue};
+use super::{
+    aggregate, running, task_address, MetricError, MetricSource, Reading, TaskError, TaskValue,
+};
 use crate::policy::{Aggregate, ScrapeSource};
 use crate::swarm::{ServiceInfo, Swarm};
 
@@ -91,22 +93,11 @@ impl<S: Swarm> Targets for SwarmTargets<S> {
         let tasks = self.swarm.list_tasks(&service.id).await?;
         Ok(running(&tasks)
             .map(|task| {
-                let address = match &source.network {
-                    Some(network) => task.addresses.get(network).ok_or_else(|| {
-                        TaskError::new(&task.id, format!("no address on network {network}"))
-                    }),
-                    None => task
-                        .addresses
-                        .iter()
-                        .find(|(network, _)| network.as_str() != "ingress")
-                        .map(|(_, address)| address)
-                        .ok_or_else(|| {
-                            TaskError::new(&task.id, "not attached to any network but ingress")
-                        }),
-                }?;
+                let address = task_address(task, source.network.as_deref())
+                    .map_err(|reason| TaskError::new(&task.id, reason))?;
                 Ok(ScrapeTarget {
                     task_id: task.id.clone(),
-                    address: SocketAddr::new(*address, source.port),
+                    address: SocketAddr::new(address, source.port),
                 })
             })
             .collect())
@@ -161,22 +152,11 @@ pub struct ScrapeReader<T> {
     history: Mutex<HashMap<String, HashMap<String, Previous>>>,
 }
 
-impl<T: Targets> ScrapeReader<T> {
-    pub fn new(targets: T, config: ScrapeConfig) -> Result<Self, MetricError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|error| MetricError::InvalidSource(format!("HTTP client: {error}")))?;
-        Ok(ScrapeReader {
-            targets,
-            http,
-            config,
-            history: Mutex::new(HashMap::new()),
-        })
-    }
+impl<T: Targets> MetricSource for ScrapeReader<T> {
+    type Spec = ScrapeSource;
 
     /// Scrape the service's running tasks now and combine them into the metric's value.
-    pub async fn read(
+    async fn read(
         &self,
         service: &ServiceInfo,
         metric: &str,
@@ -265,6 +245,21 @@ impl<T: Targets> ScrapeReader<T> {
             source,
             latest.unwrap_or_else(Utc::now),
         )
+    }
+}
+
+impl<T: Targets> ScrapeReader<T> {
+    pub fn new(targets: T, config: ScrapeConfig) -> Result<Self, MetricError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.timeout)
+            .build()
+            .map_err(|error| MetricError::InvalidSource(format!("HTTP client: {error}")))?;
+        Ok(ScrapeReader {
+            targets,
+            http,
+            config,
+            history: Mutex::new(HashMap::new()),
+        })
     }
 
     async fn scrape_one(

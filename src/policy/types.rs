@@ -5,6 +5,7 @@
 //! These types only describe the document; [`super::validate`] checks what serde cannot.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -135,11 +136,50 @@ pub struct ObservedMetric {
 }
 
 /// Where a metric's value comes from, borrowed from a validated [`MetricSpec`] or [`ObservedMetric`].
+/// Each variant has its reader in `crate::metrics`, matched in one place (`Observer::read`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Source<'a> {
     Prometheus(&'a PrometheusSource),
     Scrape(&'a ScrapeSource),
     Docker(&'a DockerSource),
+}
+
+impl Source<'_> {
+    /// Who the source asks, for a failure's headline: `Prometheus`, `scrape target`, `Docker`.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Source::Prometheus(_) => "Prometheus",
+            Source::Scrape(_) => "scrape target",
+            Source::Docker(_) => "Docker",
+        }
+    }
+}
+
+/// The source in a few words, for people: `prometheus: sum(rate(...))`, `docker: cpu`.
+impl fmt::Display for Source<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Prometheus(p) => match &p.server {
+                Some(server) => write!(f, "prometheus {server}: {}", p.query),
+                None => write!(f, "prometheus: {}", p.query),
+            },
+            Source::Scrape(s) => {
+                let quantile = s.quantile.map(|q| format!(" q{q}")).unwrap_or_default();
+                let labels: Vec<String> =
+                    s.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                write!(
+                    f,
+                    "scrape :{}{}: {}{{{}}}{quantile} ({})",
+                    s.port,
+                    s.path,
+                    s.metric,
+                    labels.join(","),
+                    s.aggregate.name()
+                )
+            }
+            Source::Docker(d) => write!(f, "docker: {}", d.resource.name()),
+        }
+    }
 }
 
 impl MetricSpec {
@@ -235,6 +275,17 @@ pub enum Aggregate {
     Max,
 }
 
+impl Aggregate {
+    /// The name as written in a policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Sum => "sum",
+            Aggregate::Avg => "avg",
+            Aggregate::Max => "max",
+        }
+    }
+}
+
 /// Docker engine stats of the service's task containers; needs no Prometheus.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -255,6 +306,18 @@ pub enum Resource {
     NetworkRx,
     /// Transmitted bytes per second.
     NetworkTx,
+}
+
+impl Resource {
+    /// The name as written in a policy (`cpu`, `network_rx`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => "cpu",
+            Resource::Memory => "memory",
+            Resource::NetworkRx => "network_rx",
+            Resource::NetworkTx => "network_tx",
+        }
+    }
 }
 
 /// The target value of a metric, as in HPA's `MetricTarget`.

@@ -302,7 +302,7 @@ impl Check {
                     target_path,
                     format!(
                         "utilization is defined only for docker cpu and memory, not {}; use averageValue or value",
-                        resource_name(*resource)
+                        resource.name()
                     ),
                 ),
                 (None, _, _) => self.report(
@@ -473,15 +473,6 @@ fn check_placeholders(query: &str) -> Result<(), String> {
             unknown.join(", "),
             PLACEHOLDERS.join(", ")
         ))
-    }
-}
-
-fn resource_name(resource: Resource) -> &'static str {
-    match resource {
-        Resource::Cpu => "cpu",
-        Resource::Memory => "memory",
-        Resource::NetworkRx => "network_rx",
-        Resource::NetworkTx => "network_tx",
     }
 }
 

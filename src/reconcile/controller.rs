@@ -332,7 +332,7 @@ mod tests {
     use tokio_stream_shim::ReceiverStream;
 
     use super::*;
-    use crate::swarm::{ContainerStats, EventStream, SwarmError, SwarmResult, TaskInfo};
+    use crate::swarm::{ContainerStats, EventStream, NodeInfo, SwarmError, SwarmResult, TaskInfo};
 
     /// A tiny stand-in for tokio-stream's ReceiverStream, to keep the dependency list short.
     mod tokio_stream_shim {
@@ -369,6 +369,7 @@ mod tests {
             stack: None,
             cpu_limit_nanos: None,
             memory_limit_bytes: None,
+            ports: Vec::new(),
         }
     }
 
@@ -425,6 +426,9 @@ mod tests {
             unused()
         }
         async fn container_stats(&self, _: &str) -> SwarmResult<ContainerStats> {
+            unused()
+        }
+        async fn nodes(&self) -> SwarmResult<Vec<NodeInfo>> {
             unused()
         }
         async fn ping(&self) -> SwarmResult<()> {

@@ -16,13 +16,11 @@ use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
 use crate::decide::{
     self, clip, Actuation, Condition, ConditionInputs, Decision, History, MetricOutcome,
-    MetricSample, Observation, TaskObservation, TaskPhase,
+    MetricSample, Observation, TaskObservation, TaskPhase, HEADLINE_MAX,
 };
 use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
-use crate::policy::{
-    labels, Diagnostics, Override, PolicyCache, PolicySpec, ScalingPolicy, Source,
-};
+use crate::policy::{labels, Diagnostics, Override, PolicyCache, PolicySpec, ScalingPolicy};
 use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo, TaskState};
 
 /// How the reconciler behaves, beyond what each policy says.
@@ -238,6 +236,16 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 .iter()
                 .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.name))),
         );
+        let unread = skipped_notes(&readings);
+        if !unread.is_empty() {
+            // Tasks left out of a value count as missing (HPA's rule), which damps a scale-up:
+            // the headline says so when it has room, the detail always names each task.
+            let suffix = "; some tasks not read, see detail";
+            if decision.message.chars().count() + suffix.len() <= HEADLINE_MAX {
+                decision.message.push_str(suffix);
+            }
+            decision.detail.extend(unread);
+        }
         decision.detail.extend(signals.notes.iter().cloned());
 
         let write = decision.should_scale() && !self.options.dry_run;
@@ -391,6 +399,11 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                     .iter()
                     .find(|outcome| outcome.name == reading.name)
                     .and_then(MetricOutcome::replicas),
+                skipped: reading
+                    .result
+                    .as_ref()
+                    .map(|r| r.skipped.clone())
+                    .unwrap_or_default(),
             })
             .collect();
         let load_metric = policy
@@ -478,18 +491,33 @@ fn restored_history(info: &ServiceInfo, current: u32, now: DateTime<Utc>) -> His
     history
 }
 
+/// One sentence per metric whose value leaves running tasks out, naming each and why: a task
+/// on a node without an agent must show in the decision, not vanish from it.
+fn skipped_notes(readings: &[MetricReading]) -> Vec<String> {
+    readings
+        .iter()
+        .filter_map(|reading| {
+            let skipped = &reading.result.as_ref().ok()?.skipped;
+            (!skipped.is_empty()).then(|| {
+                let tasks: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+                format!(
+                    "{} leaves out {} task(s): {}",
+                    reading.name,
+                    skipped.len(),
+                    tasks.join("; ")
+                )
+            })
+        })
+        .collect()
+}
+
 /// Who a metric's source asks, for a failure's headline ("Prometheus unreachable (...)").
 fn source_noun(spec: &PolicySpec, metric: &str) -> &'static str {
-    match policy_sources(spec)
+    policy_sources(spec)
         .into_iter()
         .find(|(name, _)| *name == metric)
         .and_then(|(_, source)| source)
-    {
-        Some(Source::Prometheus(_)) => "Prometheus",
-        Some(Source::Scrape(_)) => "scrape target",
-        Some(Source::Docker(_)) => "Docker",
-        None => "metric source",
-    }
+        .map_or("metric source", |source| source.noun())
 }
 
 /// The decision engine's view of the service: its tasks and one sample per metric. A failed

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::decide::{Condition, Reason};
+use crate::metrics::TaskError;
 use crate::policy::{Override, ScalingPolicy, TrafficState};
 
 /// How many decisions are kept per service.
@@ -48,6 +49,9 @@ pub struct MetricStatus {
     /// The replica count this metric alone recommends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<u32>,
+    /// Running tasks the value leaves out, and why (no agent on their node, warming up...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<TaskError>,
 }
 
 /// One point of a service's time series, for charts.

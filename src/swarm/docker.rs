@@ -7,10 +7,16 @@
 //! between.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{EventMessage, EventMessageTypeEnum, Service};
-use bollard::query_parameters::{EventsOptions, ListServicesOptions, StatsOptions};
+use bollard::models::{
+    EndpointPortConfigPublishModeEnum, EventMessage, EventMessageTypeEnum, Node, Service,
+    ServiceSpec,
+};
+use bollard::query_parameters::{
+    EventsOptions, ListNodesOptions, ListServicesOptions, StatsOptions,
+};
 use bollard::Docker;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
@@ -21,8 +27,8 @@ use super::engine_http::{query_escape, EngineAddress, EngineFailure, EngineHttp}
 use super::stats::stats_from_engine;
 use super::tasks::{task_from_engine, EngineTask};
 use super::{
-    ContainerStats, EventStream, ServiceEvent, ServiceInfo, Swarm, SwarmError, SwarmResult,
-    TaskInfo,
+    ContainerStats, EventStream, NodeInfo, PublishedPort, ServiceEvent, ServiceInfo, Swarm,
+    SwarmError, SwarmResult, TaskInfo,
 };
 
 /// Where the engine listens when `DOCKER_HOST` is not set.
@@ -42,23 +48,13 @@ impl DockerSwarm {
     /// Connects to the engine named by `DOCKER_HOST` (`unix://` or `tcp://`), or the default
     /// socket, and settles on the highest API version both sides speak.
     pub async fn connect() -> SwarmResult<Self> {
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned());
-        Self::connect_to(&host).await
+        Self::connect_to(&docker_host()).await
     }
 
     /// Connects to the engine at `docker_host` (`unix:///path` or `tcp://host:port`).
     pub async fn connect_to(docker_host: &str) -> SwarmResult<Self> {
         let address = EngineAddress::parse(docker_host)?;
-        let unreachable =
-            |e: BollardError| SwarmError::Engine(format!("cannot reach {docker_host}: {e}"));
-        let docker = Docker::connect_with_host(docker_host)
-            .map_err(unreachable)?
-            .negotiate_version()
-            .await
-            .map_err(unreachable)?;
+        let docker = connect_docker(docker_host).await?;
         let version = docker.client_version();
         let api_version = format!("{}.{}", version.major_version, version.minor_version);
         Ok(DockerSwarm {
@@ -180,21 +176,25 @@ impl Swarm for DockerSwarm {
     }
 
     async fn container_stats(&self, container_id: &str) -> SwarmResult<ContainerStats> {
-        // One sample, at once: without one-shot the engine waits a second for a second sample.
-        let options = StatsOptions {
-            stream: false,
-            one_shot: true,
-        };
-        let sample = self
-            .docker
-            .stats(container_id, Some(options))
-            .next()
+        one_stats_sample(&self.docker, container_id).await
+    }
+
+    async fn nodes(&self) -> SwarmResult<Vec<NodeInfo>> {
+        let local: Value = self
+            .http
+            .get_json("/info")
             .await
-            .ok_or_else(|| {
-                SwarmError::Engine(format!("container {container_id}: no stats sample"))
-            })?
             .map_err(|e| classify(e, "", 0))?;
-        Ok(stats_from_engine(&sample, Utc::now()))
+        let local = local.pointer("/Swarm/NodeID").and_then(Value::as_str);
+        let nodes = self
+            .docker
+            .list_nodes(None::<ListNodesOptions>)
+            .await
+            .map_err(|e| classify(e, "", 0))?;
+        Ok(nodes
+            .iter()
+            .filter_map(|node| node_info(node, local))
+            .collect())
     }
 
     async fn ping(&self) -> SwarmResult<()> {
@@ -218,6 +218,93 @@ impl Swarm for DockerSwarm {
             .try_filter_map(|event| async move { Ok(service_event(event)) });
         Box::pin(stream)
     }
+}
+
+/// The engine named by `DOCKER_HOST`, or the default socket.
+pub(crate) fn docker_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned())
+}
+
+/// A bollard client of the engine at `docker_host`, at the highest API version both sides speak.
+pub(crate) async fn connect_docker(docker_host: &str) -> SwarmResult<Docker> {
+    let unreachable =
+        |e: BollardError| SwarmError::Engine(format!("cannot reach {docker_host}: {e}"));
+    Docker::connect_with_host(docker_host)
+        .map_err(unreachable)?
+        .negotiate_version()
+        .await
+        .map_err(unreachable)
+}
+
+/// One stats sample of a container of `docker`'s engine, at once: without one-shot the engine
+/// waits a second for a second sample.
+pub(crate) async fn one_stats_sample(
+    docker: &Docker,
+    container_id: &str,
+) -> SwarmResult<ContainerStats> {
+    let options = StatsOptions {
+        stream: false,
+        one_shot: true,
+    };
+    let sample = docker
+        .stats(container_id, Some(options))
+        .next()
+        .await
+        .ok_or_else(|| SwarmError::Engine(format!("container {container_id}: no stats sample")))?
+        .map_err(|e| classify(e, "", 0))?;
+    Ok(stats_from_engine(&sample, Utc::now()))
+}
+
+/// A node as the operator needs it; `None` for an entry without an ID.
+fn node_info(node: &Node, local: Option<&str>) -> Option<NodeInfo> {
+    let id = node.id.clone()?;
+    let hostname = node
+        .description
+        .as_ref()
+        .and_then(|d| d.hostname.clone())
+        .unwrap_or_else(|| id.clone());
+    // A manager may report 0.0.0.0 as its status address; its manager address then says where
+    // it is (`10.0.0.1:2377`).
+    let usable = |ip: &IpAddr| !ip.is_unspecified();
+    let status = node
+        .status
+        .as_ref()
+        .and_then(|s| s.addr.as_deref())
+        .and_then(|addr| addr.parse::<IpAddr>().ok())
+        .filter(usable);
+    let manager = || {
+        node.manager_status
+            .as_ref()
+            .and_then(|m| m.addr.as_deref())
+            .and_then(|addr| addr.parse::<SocketAddr>().ok())
+            .map(|addr| addr.ip())
+            .filter(usable)
+    };
+    Some(NodeInfo {
+        local: local == Some(id.as_str()),
+        address: status.or_else(manager),
+        hostname,
+        id,
+    })
+}
+
+/// The ports of a service's endpoint spec.
+fn published_ports(spec: &ServiceSpec) -> Vec<PublishedPort> {
+    let port = |p: Option<i64>| p.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
+    spec.endpoint_spec
+        .iter()
+        .flat_map(|endpoint| endpoint.ports.iter().flatten())
+        .filter_map(|config| {
+            Some(PublishedPort {
+                target: port(config.target_port)?,
+                published: port(config.published_port),
+                host_mode: config.publish_mode == Some(EndpointPortConfigPublishModeEnum::HOST),
+            })
+        })
+        .collect()
 }
 
 fn set_replicas(spec: &mut Value, id: &str, replicas: u64) -> SwarmResult<()> {
@@ -331,6 +418,7 @@ fn service_info(service: &Service) -> SwarmResult<ServiceInfo> {
         replicas,
         cpu_limit_nanos: limits.and_then(|l| l.nano_cpus).filter(|n| *n > 0),
         memory_limit_bytes: limits.and_then(|l| l.memory_bytes).filter(|n| *n > 0),
+        ports: published_ports(spec),
     })
 }
 

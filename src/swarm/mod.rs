@@ -11,13 +11,16 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
+use serde::{Deserialize, Serialize};
 
 pub mod docker;
 mod engine_http;
+mod local;
 mod stats;
 mod tasks;
 
 pub use docker::DockerSwarm;
+pub use local::LocalEngine;
 
 /// What the operator knows of one Swarm service.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +38,31 @@ pub struct ServiceInfo {
     pub cpu_limit_nanos: Option<i64>,
     /// The task's memory limit in bytes, if any.
     pub memory_limit_bytes: Option<i64>,
+    /// The ports the service publishes, as its spec declares them.
+    pub ports: Vec<PublishedPort>,
+}
+
+/// A port a service publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// The port inside the task.
+    pub target: u16,
+    /// The port on the node (`host` mode) or on every node's routing mesh (`ingress` mode);
+    /// `None` when the engine picks one.
+    pub published: Option<u16>,
+    /// `mode: host`: the task's node itself listens on `published`.
+    pub host_mode: bool,
+}
+
+/// One node of the Swarm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeInfo {
+    pub id: String,
+    pub hostname: String,
+    /// The address the node is reached at (its `Status.Addr`), when it reports a usable one.
+    pub address: Option<IpAddr>,
+    /// Whether this is the node of the engine the operator talks to.
+    pub local: bool,
 }
 
 /// The lifecycle state of a task, reduced to what scaling needs.
@@ -65,7 +93,8 @@ pub struct TaskInfo {
 }
 
 /// Usage figures of one container, from one stats sample of the engine.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ContainerStats {
     pub read_at: DateTime<Utc>,
     /// Cumulative CPU time used by the container, in nanoseconds.
@@ -159,6 +188,9 @@ pub trait Swarm: Send + Sync + 'static {
         &self,
         container_id: &str,
     ) -> impl Future<Output = SwarmResult<ContainerStats>> + Send;
+
+    /// Every node of the Swarm.
+    fn nodes(&self) -> impl Future<Output = SwarmResult<Vec<NodeInfo>>> + Send;
 
     /// Whether the engine answers.
     fn ping(&self) -> impl Future<Output = SwarmResult<()>> + Send;

@@ -267,7 +267,8 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn read_secret(path: &Path) -> Result<String, AuthError> {
+/// A secret from a file, trimmed, refused when shorter than [`MIN_SECRET_LEN`].
+pub fn read_secret(path: &Path) -> Result<String, AuthError> {
     let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
         path: path.to_owned(),
         source,

@@ -17,7 +17,9 @@ use super::*;
 use crate::policy::labels::OVERRIDE as OVERRIDE_LABEL;
 use crate::policy::{Metadata, Override, PolicySpec, ScalingPolicy, TrafficState};
 use crate::reconcile::{Sample, StatusStore, Waker};
-use crate::swarm::{ContainerStats, EventStream, ServiceInfo, SwarmError, SwarmResult, TaskInfo};
+use crate::swarm::{
+    ContainerStats, EventStream, NodeInfo, ServiceInfo, SwarmError, SwarmResult, TaskInfo,
+};
 
 pub const READ: &str = "read-token-0123456789";
 pub const WRITE: &str = "write-token-0123456789";
@@ -50,6 +52,7 @@ impl FakeSwarm {
                 stack: None,
                 cpu_limit_nanos: None,
                 memory_limit_bytes: None,
+                ports: Vec::new(),
             },
         );
         swarm
@@ -140,6 +143,10 @@ impl Swarm for FakeSwarm {
 
     async fn container_stats(&self, id: &str) -> SwarmResult<ContainerStats> {
         Err(SwarmError::NotFound(id.to_owned()))
+    }
+
+    async fn nodes(&self) -> SwarmResult<Vec<NodeInfo>> {
+        Ok(Vec::new())
     }
 
     async fn ping(&self) -> SwarmResult<()> {
@@ -500,6 +507,7 @@ async fn unknown_services_and_unmanaged_services() {
             stack: None,
             cpu_limit_nanos: None,
             memory_limit_bytes: None,
+            ports: Vec::new(),
         },
     );
     let (status, value) = call(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use swarmpilot::swarm::{
-    ContainerStats, DockerSwarm, EventStream, ServiceInfo, Swarm, SwarmResult, TaskInfo,
+    ContainerStats, DockerSwarm, EventStream, NodeInfo, ServiceInfo, Swarm, SwarmResult, TaskInfo,
 };
 
 use super::docker;
@@ -81,6 +81,9 @@ impl Swarm for RacedSwarm {
     }
     async fn container_stats(&self, container_id: &str) -> SwarmResult<ContainerStats> {
         self.inner.container_stats(container_id).await
+    }
+    async fn nodes(&self) -> SwarmResult<Vec<NodeInfo>> {
+        self.inner.nodes().await
     }
     async fn ping(&self) -> SwarmResult<()> {
         self.inner.ping().await

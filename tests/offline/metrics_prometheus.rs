@@ -16,7 +16,7 @@ use exporter::{refused_address, Behavior, Exporter};
 use prometheus_server::PrometheusServer;
 use swarmpilot::metrics::record::{record, TimeGrid};
 use swarmpilot::metrics::{
-    MetricError, PrometheusAuth, PrometheusClient, PrometheusClientConfig, Reading,
+    MetricError, MetricSource, PrometheusAuth, PrometheusClient, PrometheusClientConfig, Reading,
 };
 use swarmpilot::policy::{PrometheusSource, ScalingPolicy};
 use swarmpilot::swarm::ServiceInfo;
@@ -37,6 +37,7 @@ fn service(name: &str, stack: Option<&str>) -> ServiceInfo {
         stack: stack.map(str::to_owned),
         cpu_limit_nanos: None,
         memory_limit_bytes: None,
+        ports: Vec::new(),
     }
 }
 
@@ -82,7 +83,7 @@ async fn a_counter_driven_at_a_known_rate_reads_back_as_that_rate() {
     let client = client(&prometheus.url);
     let web = service("sp-metrics-web", Some("sp"));
     let query = r#"sum(rate(sp_requests_total{service="{{service}}"}[5s]))"#;
-    let reading = client.read(&source(query), &web).await.unwrap();
+    let reading = client.read(&web, "m", &source(query)).await.unwrap();
     assert_near(reading.value, RATE, "instant rate()");
     assert!(reading.tasks.is_empty());
     assert!((Utc::now() - reading.at).num_seconds().abs() < 60);
@@ -161,7 +162,7 @@ async fn results_that_are_not_one_finite_number_are_typed_errors() {
     let web = service("sp-metrics-web", None);
 
     let error = client
-        .read(&source("sum(rate(x[1m]"), &web)
+        .read(&web, "m", &source("sum(rate(x[1m]"))
         .await
         .unwrap_err();
     match &error {
@@ -173,7 +174,7 @@ async fn results_that_are_not_one_finite_number_are_typed_errors() {
     }
 
     let empty = source(r#"sp_does_not_exist{service="{{service}}"}"#);
-    let error = client.read(&empty, &web).await.unwrap_err();
+    let error = client.read(&web, "m", &empty).await.unwrap_err();
     assert!(
         matches!(error, MetricError::NoData { ref query } if query.contains("sp-metrics-web")),
         "{error:?}"
@@ -183,14 +184,18 @@ async fn results_that_are_not_one_finite_number_are_typed_errors() {
         ..empty
     };
     assert_eq!(
-        client.read(&zero_when_empty, &web).await.unwrap().value,
+        client
+            .read(&web, "m", &zero_when_empty)
+            .await
+            .unwrap()
+            .value,
         0.0
     );
 
     // Wait for a scrape of the gauge, then ask without aggregating.
     let mut series = None;
     for _ in 0..40 {
-        match client.read(&source("sp_items"), &web).await {
+        match client.read(&web, "m", &source("sp_items")).await {
             Err(MetricError::NoData { .. }) => tokio::time::sleep(Duration::from_millis(250)).await,
             other => {
                 series = Some(other);
@@ -204,7 +209,7 @@ async fn results_that_are_not_one_finite_number_are_typed_errors() {
     }
     assert_eq!(
         client
-            .read(&source("sum(sp_items)"), &web)
+            .read(&web, "m", &source("sum(sp_items)"))
             .await
             .unwrap()
             .value,
@@ -213,7 +218,7 @@ async fn results_that_are_not_one_finite_number_are_typed_errors() {
 
     assert_eq!(
         client
-            .read(&source("scalar(vector(4))"), &web)
+            .read(&web, "m", &source("scalar(vector(4))"))
             .await
             .unwrap()
             .value,
@@ -221,7 +226,7 @@ async fn results_that_are_not_one_finite_number_are_typed_errors() {
     );
     for division_by_zero in ["vector(0) / 0", "vector(1) / 0", "vector(-1) / 0"] {
         let error = client
-            .read(&source(division_by_zero), &web)
+            .read(&web, "m", &source(division_by_zero))
             .await
             .unwrap_err();
         assert!(
@@ -336,15 +341,21 @@ async fn credentials_are_read_from_files_and_sent_only_to_the_default_server() {
     let bearer = with(PrometheusAuth::Bearer {
         token_file: token.clone(),
     });
-    assert_eq!(bearer.read(&source("up"), &web).await.unwrap().value, 7.0);
+    assert_eq!(
+        bearer.read(&web, "m", &source("up")).await.unwrap().value,
+        7.0
+    );
     let basic = with(PrometheusAuth::Basic {
         username: "user".into(),
         password_file: password,
     });
-    assert_eq!(basic.read(&source("up"), &web).await.unwrap().value, 8.0);
+    assert_eq!(
+        basic.read(&web, "m", &source("up")).await.unwrap().value,
+        8.0
+    );
 
     std::fs::write(&token, "wrong").unwrap();
-    let error = bearer.read(&source("up"), &web).await.unwrap_err();
+    let error = bearer.read(&web, "m", &source("up")).await.unwrap_err();
     assert!(
         matches!(error, MetricError::Query { ref message, .. } if message == "bad credentials"),
         "{error:?}"
@@ -355,12 +366,12 @@ async fn credentials_are_read_from_files_and_sent_only_to_the_default_server() {
         server: Some(checked.replace("127.0.0.1", "localhost")),
         ..source("up")
     };
-    assert_eq!(bearer.read(&elsewhere, &web).await.unwrap().value, 0.0);
+    assert_eq!(bearer.read(&web, "m", &elsewhere).await.unwrap().value, 0.0);
 
     let missing = with(PrometheusAuth::Bearer {
         token_file: dir.path().join("absent"),
     });
-    let error = missing.read(&source("up"), &web).await.unwrap_err();
+    let error = missing.read(&web, "m", &source("up")).await.unwrap_err();
     assert!(error.to_string().contains("absent"), "{error}");
 }
 
@@ -373,7 +384,7 @@ async fn a_metric_without_any_server_says_how_to_set_one() {
 
 /// `up` from the client's default server, for a service `web`.
 async fn read_up(client: &PrometheusClient) -> Result<Reading, MetricError> {
-    client.read(&source("up"), &service("web", None)).await
+    client.read(&service("web", None), "m", &source("up")).await
 }
 
 async fn serve(app: Router) -> String {

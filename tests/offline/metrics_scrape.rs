@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exporter::{refused_address, Behavior, Exporter};
-use swarmpilot::metrics::{MetricError, ScrapeConfig, ScrapeReader, ScrapeTarget, StaticTargets};
+use swarmpilot::metrics::{
+    MetricError, MetricSource, ScrapeConfig, ScrapeReader, ScrapeTarget, StaticTargets,
+};
 use swarmpilot::policy::{Aggregate, ScrapeSource};
 use swarmpilot::swarm::ServiceInfo;
 
@@ -22,6 +24,7 @@ fn service() -> ServiceInfo {
         stack: None,
         cpu_limit_nanos: None,
         memory_limit_bytes: None,
+        ports: Vec::new(),
     }
 }
 
