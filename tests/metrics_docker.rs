@@ -1,15 +1,21 @@
 //! The Docker source on real containers of the local Swarm: a task burning CPU under a CPU
 //! limit reads a CPU utilization above zero, its memory a share of its limit; scrape targets
-//! are the running tasks' overlay addresses.
+//! are the running tasks' overlay addresses; `swarmpilot agent`, as a process and as a global
+//! service found through the Swarm, serves task stats to its token only.
 
+#[path = "common/agent.rs"]
+mod agent;
 mod common;
 #[path = "common/exporter.rs"]
 mod exporter;
+#[path = "common/prometheus.rs"]
+mod prometheus_server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent::AgentService;
 use common::{ensure_test_image, running_tasks, Engine, TestService, TEST_IMAGE, TEST_NETWORK};
 use swarmpilot::metrics::inspect::{inspect, InspectError};
 use swarmpilot::metrics::{
@@ -188,4 +194,158 @@ async fn inspect_reads_every_metric_of_the_labelled_policy_and_spells_out_errors
     .await
     .unwrap_err();
     assert!(matches!(error, InspectError::NoPolicy(_)), "{error}");
+}
+
+/// A `swarmpilot agent` process of this build on the host, killed on drop.
+struct AgentProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl AgentProcess {
+    async fn start() -> AgentProcess {
+        let port = prometheus_server::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_swarmpilot"))
+            .args(["agent", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--token-file")
+            .arg(agent::token_file())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start swarmpilot agent");
+        let agent = AgentProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let health = format!("{}/healthz", agent.url);
+        for _ in 0..100 {
+            if reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return agent;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("swarmpilot agent did not answer on {health}");
+    }
+
+    async fn stats(
+        &self,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/v1/stats", self.url))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("agent answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_serves_swarm_task_containers_only_and_only_to_its_token() {
+    let service = burning_service("agent-direct", &[]);
+    let other = TestService::sleeping("agent-other", 1, &[]);
+    let swarm = common::swarm().await;
+    let task = running_tasks(&swarm, &service.id, 1).await.remove(0);
+    let stranger = running_tasks(&swarm, &other.id, 1).await.remove(0);
+    let container = task.container_id.clone().unwrap();
+    let agent = AgentProcess::start().await;
+    let ask = serde_json::json!({"tasks": [
+        {"task": task.id, "container": container},
+        // Another task's container under this task's ID: not this task's, so refused.
+        {"task": task.id, "container": stranger.container_id.clone().unwrap()},
+        {"task": "nosuchtask", "container": "0123456789ab"},
+    ]});
+
+    let (status, body) = agent.stats(None, ask.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = agent.stats(Some("not-the-agent-token"), ask.clone()).await;
+    assert_eq!(status, 401, "{body}");
+
+    let (status, body) = agent.stats(Some(agent::AGENT_TOKEN), ask).await;
+    assert_eq!(status, 200, "{body}");
+    let answers = body["tasks"].as_array().unwrap();
+    assert_eq!(answers.len(), 3, "{body}");
+    assert_eq!(answers[0]["task"], task.id.as_str());
+    assert!(
+        answers[0]["stats"]["cpuTotalNs"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+    let refused = answers[1]["error"].as_str().unwrap();
+    assert!(
+        refused.contains("is not the container of Swarm task"),
+        "{body}"
+    );
+    let unknown = answers[2]["error"].as_str().unwrap();
+    assert!(unknown.contains("no container"), "{body}");
+
+    let too_many: Vec<serde_json::Value> = (0..513)
+        .map(|i| serde_json::json!({"task": format!("t{i}"), "container": "c"}))
+        .collect();
+    let (status, body) = agent
+        .stats(
+            Some(agent::AGENT_TOKEN),
+            serde_json::json!({"tasks": too_many}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "tasks", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_source_reads_through_the_agent_it_finds_in_the_swarm() {
+    let swarm = Arc::new(common::swarm().await);
+    let image = agent::agent_image();
+    let published = prometheus_server::free_port();
+    let agents = AgentService::deploy(&Engine::Host, image, published, "/var/run/docker.sock");
+    running_tasks(&swarm, &agents.service.id, 1).await;
+    let service = burning_service("agent-found", &[]);
+    running_tasks(&swarm, &service.id, 1).await;
+    let info = swarm.inspect_service(&service.id).await.unwrap();
+
+    let reader = DockerReader::new(swarm.clone(), Duration::from_secs(20), 4)
+        .with_agents(agents.config())
+        .unwrap();
+    // Until the agent listens its requests fail: wait for a first sample (warming up).
+    let mut first = read(&reader, &info, Resource::Cpu).await;
+    for _ in 0..100 {
+        if matches!(first, Err(MetricError::WarmingUp(_))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        first = read(&reader, &info, Resource::Cpu).await;
+    }
+    assert!(matches!(first, Err(MetricError::WarmingUp(_))), "{first:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = read(&reader, &info, Resource::Cpu).await.unwrap();
+    println!("cpu through the agent: {:.1}%", cpu.value);
+    assert!(cpu.value > 0.0 && cpu.skipped.is_empty(), "{cpu:?}");
+
+    // The same agents with a wrong token: the task is reported with the agent's refusal, never
+    // read behind its back from the local engine.
+    let wrong = std::env::temp_dir().join(format!("sp-test-wrong-token-{}", std::process::id()));
+    std::fs::write(&wrong, "not-the-agent-token-at-all").unwrap();
+    let mut config = agents.config();
+    config.token_file = wrong;
+    let refused = DockerReader::new(swarm.clone(), Duration::from_secs(20), 4)
+        .with_agents(config)
+        .unwrap();
+    let error = read(&refused, &info, Resource::Memory).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("on node") && text.contains("the agent on that node") && text.contains("401"),
+        "{text}"
+    );
 }

@@ -167,6 +167,11 @@ impl Cluster {
         Cluster { nodes }
     }
 
+    /// Loads `image` from the host's engine into every node that lacks it.
+    pub fn load_image(&self, image: &str) {
+        script(&["images", image]);
+    }
+
     /// The first manager: the one the swarm was initialised on.
     pub fn manager(&self) -> &Node {
         self.nodes

@@ -47,9 +47,15 @@ impl Operator {
         prometheus: PrometheusClientConfig,
         run: &str,
     ) -> Operator {
-        let status = Arc::new(StatusStore::default());
         let observer =
             Observer::new(Arc::clone(&swarm), prometheus, ScrapeConfig::default()).unwrap();
+        Operator::start_observing(swarm, observer, run)
+    }
+
+    /// Starts the loop over the services labelled `RUN_LABEL=run`, reading metrics with
+    /// `observer` (one that reads engine stats through the node agents, say).
+    pub fn start_observing<S: Swarm>(swarm: Arc<S>, observer: Observer<S>, run: &str) -> Operator {
+        let status = Arc::new(StatusStore::default());
         let options = ReconcileOptions {
             selector: BTreeMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
             max_backoff: Duration::from_secs(2),
