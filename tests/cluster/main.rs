@@ -2,6 +2,8 @@
 //! `deploy/local-cluster.sh` (a manager and two workers, each its own dockerd; the harness
 //! brings it up when it is not). Tests that stop a node take the cluster exclusively.
 
+#[path = "../common/agent.rs"]
+mod agent;
 #[path = "../common/cluster.rs"]
 mod cluster;
 #[path = "../common/mod.rs"]
@@ -13,4 +15,5 @@ mod operator;
 #[path = "../common/prometheus.rs"]
 mod prometheus_server;
 
+mod agents;
 mod engine_restart;

@@ -28,7 +28,7 @@ pub fn token_file() -> &'static Path {
     })
 }
 
-/// The image `sp-test-agent:<pid>`, built once per process from this build's binary, stripped,
+/// The image `sp-test-agent:<size>-<mtime>`, built once per process from this build's binary, stripped,
 /// with exactly the shared libraries it loads: the agent is the operator's binary.
 pub fn agent_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
@@ -61,7 +61,14 @@ pub fn agent_image() -> &'static str {
             "FROM scratch\nCOPY root/ /\nENTRYPOINT [\"/bin/swarmpilot\"]\nCMD [\"agent\"]\n",
         )
         .expect("write Dockerfile");
-        let image = format!("sp-test-agent:{}", std::process::id());
+        // Tagged by the binary's size and time: test binaries of one build share one image.
+        let built = std::fs::metadata(binary).expect("the swarmpilot binary");
+        let stamp = built
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |t| t.as_secs());
+        let image = format!("sp-test-agent:{}-{stamp}", built.len());
         let context = dir.path().to_str().expect("utf-8 temp path");
         docker_on(&Engine::Host, &["build", "-q", "-t", &image, context]);
         image
