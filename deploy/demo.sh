@@ -116,7 +116,7 @@ up() {
   say "API tokens in $SP_SECRETS (Docker secrets of the stack)"
   mkdir -p "$SP_SECRETS"
   chmod 700 "$SP_SECRETS"
-  for name in write_token read_token; do
+  for name in write_token read_token agent_token; do
     [ -s "$SP_SECRETS/$name" ] || (umask 077 && token >"$SP_SECRETS/$name")
   done
 

@@ -106,6 +106,8 @@ impl Stack {
         let write_token = format!("write-{}", uuid_like());
         std::fs::write(secrets.path().join("read_token"), &read_token).unwrap();
         std::fs::write(secrets.path().join("write_token"), &write_token).unwrap();
+        let agent_token = format!("agent-{}", uuid_like());
+        std::fs::write(secrets.path().join("agent_token"), agent_token).unwrap();
         let port = free_port();
         let stack_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/stack.yml");
         let output = Command::new("docker")
