@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{block_on, print_structured, Output};
 use crate::policy::{is_valid_service_name, HumanDuration, Override};
-use crate::webhook::auth::{sign, SIGNATURE_HEADER};
+use crate::webhook::auth::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::webhook::overrides::{ClearResponse, OverrideRequest, OverrideResponse};
 use crate::webhook::ErrorBody;
 
@@ -123,11 +123,8 @@ pub async fn send(args: &Args) -> anyhow::Result<Answer> {
         bail!("{:?} is not a Swarm service name", args.service);
     }
     let token = token(args)?;
-    let url = format!(
-        "{}/v1/services/{}/override",
-        args.server.trim_end_matches('/'),
-        args.service
-    );
+    let path = format!("/v1/services/{}/override", args.service);
+    let url = format!("{}{path}", args.server.trim_end_matches('/'));
     let body = if args.clear {
         Vec::new()
     } else {
@@ -143,6 +140,11 @@ pub async fn send(args: &Args) -> anyhow::Result<Answer> {
     let client = reqwest::Client::builder()
         .timeout(args.timeout.as_std().max(Duration::from_secs(1)))
         .build()?;
+    let method = if args.clear {
+        reqwest::Method::DELETE
+    } else {
+        reqwest::Method::POST
+    };
     let mut request = if args.clear {
         client.delete(&url)
     } else {
@@ -151,9 +153,13 @@ pub async fn send(args: &Args) -> anyhow::Result<Answer> {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
     };
     request = request.bearer_auth(token);
-    if let Some(path) = &args.signature_key_file {
-        let key = read_trimmed(path)?;
-        request = request.header(SIGNATURE_HEADER, sign(key.as_bytes(), &body));
+    if let Some(key_file) = &args.signature_key_file {
+        let key = read_trimmed(key_file)?;
+        let now = chrono::Utc::now().timestamp();
+        request = request.header(TIMESTAMP_HEADER, now).header(
+            SIGNATURE_HEADER,
+            sign(key.as_bytes(), &method, &path, now, &body),
+        );
     }
     let response = request
         .body(body)

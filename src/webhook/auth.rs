@@ -1,38 +1,62 @@
 //! Who may call the API: bearer tokens read from files (Docker secrets), each with a scope,
-//! compared in constant time, and an optional HMAC-SHA256 signature over write request bodies.
+//! compared in constant time, and an optional HMAC-SHA256 signature over write requests
+//! ([`super::signature`]).
 //!
 //! Nothing is open by default. With no write token configured every write endpoint answers 403
 //! and says how to configure one. Reads (the status API) need a read or write token unless the
-//! operator was started with `--insecure-read`.
+//! operator was started with `--insecure-read`. The Alertmanager receiver takes only an
+//! `alerts` token, which can do nothing else.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
+use axum::http::{HeaderMap, Method, Uri};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::signature::Verifier;
+pub use super::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// Shorter secrets are refused when loaded: a token is only as strong as its length.
 pub const MIN_SECRET_LEN: usize = 16;
-/// The header carrying `sha256=<hex>` of HMAC-SHA256(secret, raw body).
-pub const SIGNATURE_HEADER: &str = "x-swarmpilot-signature";
 
 /// What a token allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
     /// The status API and the dashboard's data.
     Read,
-    /// Overrides and alerts; implies read.
+    /// Overrides; implies read.
     Write,
+    /// The Alertmanager receiver, and nothing else: whoever can write an alert rule gets only
+    /// what the policies opt into (see [`super::alertmanager`]).
+    Alerts,
 }
 
 impl Scope {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
             Scope::Write => "write",
+            Scope::Alerts => "alerts",
+        }
+    }
+
+    /// Whether a token of this scope may call an endpoint that needs `needed`.
+    pub fn allows(self, needed: Scope) -> bool {
+        match needed {
+            Scope::Read => matches!(self, Scope::Read | Scope::Write),
+            Scope::Write => self == Scope::Write,
+            Scope::Alerts => self == Scope::Alerts,
+        }
+    }
+
+    /// The flag that configures tokens of this scope.
+    fn flag(self) -> &'static str {
+        match self {
+            Scope::Read => "--read-token-file",
+            Scope::Write => "--write-token-file",
+            Scope::Alerts => "--alerts-token-file",
         }
     }
 }
@@ -69,7 +93,7 @@ pub enum AuthError {
 #[derive(Clone, Default)]
 pub struct AuthConfig {
     tokens: Vec<Token>,
-    signing_key: Option<Vec<u8>>,
+    signing: Option<Arc<Verifier>>,
     open_reads: bool,
 }
 
@@ -84,7 +108,7 @@ impl std::fmt::Debug for AuthConfig {
                     .map(|t| (&t.name, t.scope))
                     .collect::<Vec<_>>(),
             )
-            .field("signing", &self.signing_key.is_some())
+            .field("signing", &self.signing.is_some())
             .field("open_reads", &self.open_reads)
             .finish()
     }
@@ -103,7 +127,7 @@ impl AuthConfig {
 
     /// Requires `X-Swarmpilot-Signature` on every write request.
     pub fn with_signing_key(mut self, key: &[u8]) -> Self {
-        self.signing_key = Some(key.to_vec());
+        self.signing = Some(Arc::new(Verifier::new(key)));
         self
     }
 
@@ -116,13 +140,16 @@ impl AuthConfig {
     /// Reads each token file (named after the file, e.g. `ops_write` for
     /// `/run/secrets/ops_write`) and the signing secret file.
     pub fn from_files(
-        read_tokens: &[PathBuf],
-        write_tokens: &[PathBuf],
+        tokens: &TokenFiles,
         signing_secret: Option<&Path>,
         open_reads: bool,
     ) -> Result<Self, AuthError> {
         let mut config = AuthConfig::default().with_open_reads(open_reads);
-        for (paths, scope) in [(read_tokens, Scope::Read), (write_tokens, Scope::Write)] {
+        for (paths, scope) in [
+            (&tokens.read, Scope::Read),
+            (&tokens.write, Scope::Write),
+            (&tokens.alerts, Scope::Alerts),
+        ] {
             for path in paths {
                 let secret = read_secret(path)?;
                 let name = path
@@ -139,18 +166,21 @@ impl AuthConfig {
         Ok(config)
     }
 
-    fn has_write_token(&self) -> bool {
-        self.tokens.iter().any(|t| t.scope == Scope::Write)
-    }
-
     /// The caller of a request that needs `needed`, or the error to answer with.
     pub fn authorize(&self, headers: &HeaderMap, needed: Scope) -> Result<Caller, ApiError> {
-        if needed == Scope::Write && !self.has_write_token() {
-            return Err(ApiError::forbidden(
-                "writes are disabled: no write token is configured. Put a secret of at least 16 \
+        if needed != Scope::Read && !self.tokens.iter().any(|t| t.scope == needed) {
+            return Err(ApiError::forbidden(format!(
+                "{} are disabled: no {} token is configured. Put a secret of at least 16 \
                  bytes in a file (a Docker secret) and start the operator with \
-                 --write-token-file /run/secrets/<name>",
-            ));
+                 {} /run/secrets/<name>",
+                if needed == Scope::Write {
+                    "writes"
+                } else {
+                    "alerts"
+                },
+                needed.as_str(),
+                needed.flag()
+            )));
         }
         let Some(presented) = bearer(headers)? else {
             if needed == Scope::Read && self.open_reads {
@@ -173,12 +203,13 @@ impl AuthConfig {
         let token = self.identify(presented.as_bytes()).ok_or_else(|| {
             ApiError::unauthorized("the bearer token is not one this server accepts")
         })?;
-        if token.scope < needed {
+        if !token.scope.allows(needed) {
             return Err(ApiError::forbidden(format!(
-                "token {} has {} scope; this endpoint needs {} (--write-token-file)",
+                "token {} has {} scope; this endpoint needs {} ({})",
                 token.name,
                 token.scope.as_str(),
-                needed.as_str()
+                needed.as_str(),
+                needed.flag()
             )));
         }
         Ok(Caller {
@@ -201,45 +232,29 @@ impl AuthConfig {
         found
     }
 
-    /// Checks the body's signature when a signing key is configured.
-    pub fn verify_signature(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
-        let Some(key) = &self.signing_key else {
-            return Ok(());
-        };
-        let header = headers
-            .get(SIGNATURE_HEADER)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing X-Swarmpilot-Signature: this server requires sha256=<hex HMAC-SHA256 of the body>",
-                )
-                .at("X-Swarmpilot-Signature")
-            })?
-            .to_str()
-            .unwrap_or_default();
-        let signature = header
-            .strip_prefix("sha256=")
-            .and_then(decode_hex)
-            .ok_or_else(|| {
-                ApiError::unauthorized("X-Swarmpilot-Signature must be sha256=<64 hex digits>")
-                    .at("X-Swarmpilot-Signature")
-            })?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key)
-            .map_err(|_| ApiError::unavailable("the signing key cannot be used"))?;
-        mac.update(body);
-        mac.verify_slice(&signature).map_err(|_| {
-            ApiError::unauthorized("X-Swarmpilot-Signature does not match the body")
-                .at("X-Swarmpilot-Signature")
-        })
+    /// Checks the request's signature when a signing key is configured.
+    pub fn verify_signature(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ApiError> {
+        match &self.signing {
+            Some(verifier) => {
+                verifier.verify(method, uri, headers, body, chrono::Utc::now().timestamp())
+            }
+            None => Ok(()),
+        }
     }
 }
 
-/// The `sha256=<hex>` header value for `body`, as a client computes it.
-pub fn sign(key: &[u8], body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("sha256={hex}")
+/// The token files of each scope, as given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct TokenFiles {
+    pub read: Vec<PathBuf>,
+    pub write: Vec<PathBuf>,
+    pub alerts: Vec<PathBuf>,
 }
 
 fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -255,16 +270,6 @@ fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         );
     }
     Ok(Some(token.trim().to_owned()))
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// A secret from a file, trimmed, refused when shorter than [`MIN_SECRET_LEN`].
@@ -341,21 +346,31 @@ mod tests {
     }
 
     #[test]
-    fn signatures() {
-        let auth = AuthConfig::default().with_signing_key(b"signing-key");
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            SIGNATURE_HEADER,
-            HeaderValue::from_str(&sign(b"signing-key", b"{}")).unwrap(),
+    fn the_alerts_scope_can_do_nothing_else() {
+        let auth = AuthConfig::default()
+            .with_token("writer", "write-secret-0123456789", Scope::Write)
+            .with_token("am", "alerts-secret-0123456789", Scope::Alerts);
+        let alerts = headers("alerts-secret-0123456789");
+        assert_eq!(auth.authorize(&alerts, Scope::Alerts).unwrap().name, "am");
+        for needed in [Scope::Read, Scope::Write] {
+            let error = auth.authorize(&alerts, needed).unwrap_err();
+            assert_eq!(error.status, 403, "{needed:?}");
+        }
+        let error = auth
+            .authorize(&headers("write-secret-0123456789"), Scope::Alerts)
+            .unwrap_err();
+        assert!(
+            error.body.detail.contains("--alerts-token-file"),
+            "{error:?}"
         );
-        assert!(auth.verify_signature(&headers, b"{}").is_ok());
-        assert!(auth.verify_signature(&headers, b"{ }").is_err());
-        headers.insert(SIGNATURE_HEADER, HeaderValue::from_static("sha256=zz"));
-        assert!(auth.verify_signature(&headers, b"{}").is_err());
-        assert!(auth.verify_signature(&HeaderMap::new(), b"{}").is_err());
-        assert!(AuthConfig::default()
-            .verify_signature(&HeaderMap::new(), b"{}")
-            .is_ok());
+        let none = AuthConfig::default().with_token("w", "write-secret-0123456789", Scope::Write);
+        let error = none
+            .authorize(&HeaderMap::new(), Scope::Alerts)
+            .unwrap_err();
+        assert!(
+            error.body.detail.contains("alerts are disabled"),
+            "{error:?}"
+        );
     }
 
     #[test]
@@ -365,17 +380,22 @@ mod tests {
         std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
         let short = dir.path().join("short");
         std::fs::write(&short, "abc\n").unwrap();
-        let auth = AuthConfig::from_files(&[], std::slice::from_ref(&good), None, false).unwrap();
+        let files = |read: &[PathBuf], write: &[PathBuf]| TokenFiles {
+            read: read.to_vec(),
+            write: write.to_vec(),
+            alerts: Vec::new(),
+        };
+        let auth = AuthConfig::from_files(&files(&[], &[good]), None, false).unwrap();
         let caller = auth
             .authorize(&headers("0123456789abcdef0123"), Scope::Write)
             .unwrap();
         assert_eq!(caller.name, "ops_write");
         assert!(matches!(
-            AuthConfig::from_files(&[short], &[], None, false),
+            AuthConfig::from_files(&files(&[short], &[]), None, false),
             Err(AuthError::TooShort { len: 3, .. })
         ));
         assert!(matches!(
-            AuthConfig::from_files(&[dir.path().join("missing")], &[], None, false),
+            AuthConfig::from_files(&files(&[dir.path().join("missing")], &[]), None, false),
             Err(AuthError::Read { .. })
         ));
     }

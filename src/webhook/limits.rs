@@ -1,14 +1,16 @@
-//! Limits that keep one client from hurting the server: a per-address token bucket for write
-//! endpoints and a deadline on every request.
+//! Limits that keep one client from hurting the server: token buckets and a deadline on every
+//! request.
+//!
+//! Buckets are charged after authentication, by token: behind a proxy every client shares one
+//! address, so an address says nothing about who is calling. Requests that fail authentication
+//! all share one small bucket of their own, so anonymous traffic can neither guess tokens
+//! quickly nor use up the bucket of a token holder such as Alertmanager.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request};
-
-/// How many write requests a client may make: a burst, refilled at a steady rate.
+/// How many requests a caller may make: a burst, refilled at a steady rate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateLimit {
     pub burst: u32,
@@ -24,7 +26,13 @@ impl Default for RateLimit {
     }
 }
 
-/// Above this many tracked addresses, buckets that have refilled are dropped.
+/// The bucket every unauthenticated request shares: small, so guessing is slow.
+pub const ANONYMOUS: RateLimit = RateLimit {
+    burst: 5,
+    per_minute: 30,
+};
+
+/// Above this many tracked callers, buckets that have refilled are dropped.
 const MAX_TRACKED: usize = 10_000;
 
 #[derive(Clone, Copy, Debug)]
@@ -33,11 +41,11 @@ struct Bucket {
     at: Instant,
 }
 
-/// One token bucket per client address.
+/// One token bucket per caller (a token's name).
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: RateLimit,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl RateLimiter {
@@ -52,8 +60,8 @@ impl RateLimiter {
         f64::from(self.limit.per_minute) / 60.0
     }
 
-    /// Takes one token for `client`, or says how many seconds until one is available.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+    /// Takes one token for `caller`, or says how many seconds until one is available.
+    pub fn check(&self, caller: &str, now: Instant) -> Result<(), u64> {
         let burst = f64::from(self.limit.burst.max(1));
         let rate = self.per_second();
         let mut buckets = self
@@ -65,7 +73,7 @@ impl RateLimiter {
                 bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate < burst
             });
         }
-        let bucket = buckets.entry(client).or_insert(Bucket {
+        let bucket = buckets.entry(caller.to_owned()).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
@@ -83,16 +91,6 @@ impl RateLimiter {
     }
 }
 
-/// The client's address: the peer of the connection. Requests that did not come through a
-/// socket (in-process tests) share one bucket.
-pub fn client_ip(request: &Request) -> IpAddr {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-}
-
 /// The deadline of a request, from arrival to the response's head.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -107,14 +105,12 @@ mod tests {
             per_minute: 60,
         });
         let start = Instant::now();
-        let client = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let client = "ops_write";
         assert!(limiter.check(client, start).is_ok());
         assert!(limiter.check(client, start).is_ok());
         assert_eq!(limiter.check(client, start), Err(1));
-        // Another client has its own bucket.
-        assert!(limiter
-            .check(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), start)
-            .is_ok());
+        // Another caller has its own bucket.
+        assert!(limiter.check("alertmanager", start).is_ok());
         assert!(limiter
             .check(client, start + Duration::from_millis(1100))
             .is_ok());

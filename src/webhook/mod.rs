@@ -7,7 +7,7 @@
 //! override) and the [`Metrics`] the loop records into.
 //!
 //! Auth is closed by default; see [`auth`]. Reads: a read or write token, or `--insecure-read`.
-//! Writes: a write token, always. `/`, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`
+//! Overrides: a write token, always. Alerts: an alerts token. `/`, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`
 //! are open: they carry no policy content (the dashboard page itself holds no data; it asks for a
 //! token, keeps it in the tab's `sessionStorage` and sends it as a bearer token).
 
@@ -19,6 +19,8 @@ pub mod limits;
 pub mod metrics;
 pub mod overrides;
 pub mod routes;
+mod server;
+mod signature;
 pub mod status;
 mod telemetry;
 
@@ -30,11 +32,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{AuthConfig, AuthError, Caller, Scope};
+pub use auth::{AuthConfig, AuthError, Caller, Scope, TokenFiles};
 pub use error::{ApiError, ErrorBody};
 pub use limits::{RateLimit, RateLimiter};
 pub use metrics::Metrics;
 pub use routes::router;
+pub use server::ConnectionLimits;
 
 use crate::policy::HumanDuration;
 use crate::reconcile::{StatusStore, Waker};
@@ -47,7 +50,10 @@ pub struct AppState<S: Swarm> {
     pub waker: Waker,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<AuthConfig>,
+    /// One bucket per token, for writes and alerts.
     pub limiter: Arc<RateLimiter>,
+    /// The one bucket every unauthenticated request shares.
+    pub anonymous: Arc<RateLimiter>,
     /// The deadline of each request.
     pub timeout: Duration,
 }
@@ -61,6 +67,7 @@ impl<S: Swarm> Clone for AppState<S> {
             metrics: self.metrics.clone(),
             auth: self.auth.clone(),
             limiter: self.limiter.clone(),
+            anonymous: self.anonymous.clone(),
             timeout: self.timeout,
         }
     }
@@ -81,6 +88,7 @@ impl<S: Swarm> AppState<S> {
             metrics,
             auth: Arc::new(config.auth.clone()),
             limiter: Arc::new(RateLimiter::new(config.rate)),
+            anonymous: Arc::new(RateLimiter::new(config.anonymous_rate)),
             timeout: config.timeout,
         }
     }
@@ -92,7 +100,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub auth: AuthConfig,
     pub rate: RateLimit,
+    pub anonymous_rate: RateLimit,
     pub timeout: Duration,
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -101,7 +111,9 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             auth: AuthConfig::default(),
             rate: RateLimit::default(),
+            anonymous_rate: limits::ANONYMOUS,
             timeout: limits::DEFAULT_TIMEOUT,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -121,12 +133,16 @@ pub struct ServeArgs {
     /// Repeat for several tokens; each is named after its file.
     #[arg(long, value_name = "FILE")]
     pub read_token_file: Vec<PathBuf>,
-    /// A file holding a write-scope bearer token (overrides, alerts; implies read). Without one,
-    /// every write endpoint refuses.
+    /// A file holding a write-scope bearer token (overrides; implies read). Without one, every
+    /// override endpoint refuses.
     #[arg(long, value_name = "FILE")]
     pub write_token_file: Vec<PathBuf>,
-    /// A file holding an HMAC-SHA256 key: write requests must then also carry
-    /// `X-Swarmpilot-Signature: sha256=<hex>` over the raw body.
+    /// A file holding an alerts-scope bearer token: the Alertmanager receiver, and nothing
+    /// else. Without one, the receiver refuses.
+    #[arg(long, value_name = "FILE")]
+    pub alerts_token_file: Vec<PathBuf>,
+    /// A file holding an HMAC-SHA256 key: override requests must then also carry
+    /// `X-Swarmpilot-Timestamp` and `X-Swarmpilot-Signature` (docs/security.md).
     #[arg(long, value_name = "FILE")]
     pub signature_key_file: Option<PathBuf>,
     /// Let anyone who reaches the port read the status API without a token.
@@ -135,12 +151,27 @@ pub struct ServeArgs {
     /// The deadline of each request.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub request_timeout: HumanDuration,
-    /// Write requests a client address may make at once...
+    /// Write and alert requests one token may make at once...
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub write_burst: u32,
     /// ...and per minute after that.
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub writes_per_minute: u32,
+    /// Requests failing authentication, all callers together, at once...
+    #[arg(long, value_name = "N", default_value_t = limits::ANONYMOUS.burst)]
+    pub anonymous_burst: u32,
+    /// ...and per minute after that.
+    #[arg(long, value_name = "N", default_value_t = limits::ANONYMOUS.per_minute)]
+    pub anonymous_per_minute: u32,
+    /// Open connections at most; at the cap the longest-idle connection is closed for a new one.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
+    /// The longest a client may take to send a request's line and headers.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub header_read_timeout: HumanDuration,
+    /// A connection with no traffic for this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub idle_timeout: HumanDuration,
 }
 
 impl ServeArgs {
@@ -149,8 +180,11 @@ impl ServeArgs {
         Ok(ServerConfig {
             listen: self.listen,
             auth: AuthConfig::from_files(
-                &self.read_token_file,
-                &self.write_token_file,
+                &TokenFiles {
+                    read: self.read_token_file.clone(),
+                    write: self.write_token_file.clone(),
+                    alerts: self.alerts_token_file.clone(),
+                },
                 self.signature_key_file.as_deref(),
                 self.insecure_read,
             )?,
@@ -158,7 +192,16 @@ impl ServeArgs {
                 burst: self.write_burst,
                 per_minute: self.writes_per_minute,
             },
+            anonymous_rate: RateLimit {
+                burst: self.anonymous_burst,
+                per_minute: self.anonymous_per_minute,
+            },
             timeout: self.request_timeout.as_std(),
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: self.header_read_timeout.as_std(),
+                idle_timeout: self.idle_timeout.as_std(),
+            },
         })
     }
 }
@@ -171,8 +214,6 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Binds `config.listen` and serves until `shutdown` is cancelled; requests in flight finish.
@@ -188,22 +229,28 @@ pub async fn serve<S: Swarm>(
             source,
         })?;
     tracing::info!(addr = %config.listen, "serving the API, dashboard and /metrics");
-    serve_on(listener, state, shutdown).await
+    serve_with(listener, state, config.connections, shutdown).await
 }
 
-/// Serves on an already bound listener (port 0 in tests) until `shutdown` is cancelled.
+/// Serves on an already bound listener (port 0 in tests) with the default connection limits
+/// until `shutdown` is cancelled.
 pub async fn serve_on<S: Swarm>(
     listener: TcpListener,
     state: AppState<S>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-    .map_err(ServeError::Serve)
+    serve_with(listener, state, ConnectionLimits::default(), shutdown).await
+}
+
+/// Serves on an already bound listener with `limits` until `shutdown` is cancelled.
+pub async fn serve_with<S: Swarm>(
+    listener: TcpListener,
+    state: AppState<S>,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    server::serve_connections(listener, router(state), limits, shutdown).await;
+    Ok(())
 }
 
 #[cfg(test)]

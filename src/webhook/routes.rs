@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 use super::auth::{AuthConfig, Scope};
 use super::error::ApiError;
 use super::extract::BODY_LIMIT;
-use super::limits::{client_ip, RateLimiter};
+use super::limits::RateLimiter;
 use super::{alertmanager, overrides, status, AppState};
 use crate::swarm::Swarm;
 
@@ -29,6 +29,8 @@ pub enum Access {
     Open,
     Read,
     Write,
+    /// An alerts token only (the Alertmanager receiver).
+    Alerts,
 }
 
 /// One route of the server.
@@ -91,7 +93,7 @@ pub fn routes<S: Swarm>() -> Vec<Route<S>> {
         route(
             Method::POST,
             "/v1/alertmanager",
-            Write,
+            Alerts,
             alertmanager::receive::<S>,
         ),
     ]
@@ -99,20 +101,25 @@ pub fn routes<S: Swarm>() -> Vec<Route<S>> {
 
 /// The server's router over `state`.
 pub fn router<S: Swarm>(state: AppState<S>) -> Router {
-    let guard = WriteGuard {
+    let guard = |needed| Guard {
         auth: state.auth.clone(),
         limiter: state.limiter.clone(),
+        anonymous: state.anonymous.clone(),
+        needed,
     };
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState<S>>> = BTreeMap::new();
     for route in routes::<S>() {
-        let handler = match route.access {
-            Access::Open => route.handler,
-            Access::Read => route
+        let needed = match route.access {
+            Access::Open => None,
+            Access::Read => Some(Scope::Read),
+            Access::Write => Some(Scope::Write),
+            Access::Alerts => Some(Scope::Alerts),
+        };
+        let handler = match needed {
+            None => route.handler,
+            Some(needed) => route
                 .handler
-                .layer(from_fn_with_state(state.auth.clone(), require_read)),
-            Access::Write => route
-                .handler
-                .layer(from_fn_with_state(guard.clone(), require_write)),
+                .layer(from_fn_with_state(guard(needed), require)),
         };
         let merged = match by_path.remove(route.path) {
             Some(existing) => existing.merge(handler),
@@ -133,34 +140,44 @@ pub fn router<S: Swarm>(state: AppState<S>) -> Router {
         .with_state(state)
 }
 
-async fn require_read(
-    State(auth): State<Arc<AuthConfig>>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let caller = auth.authorize(request.headers(), Scope::Read)?;
-    request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
-}
-
 #[derive(Clone)]
-struct WriteGuard {
+struct Guard {
     auth: Arc<AuthConfig>,
     limiter: Arc<RateLimiter>,
+    anonymous: Arc<RateLimiter>,
+    needed: Scope,
 }
 
-/// Rate limit first (failed attempts count, so tokens cannot be guessed quickly), then the
-/// token, then the signature over the raw body.
-async fn require_write(
-    State(guard): State<WriteGuard>,
+/// The token first. A request that fails it is charged to the bucket all such requests share
+/// (so tokens cannot be guessed quickly, and guessing does not use up a token holder's
+/// bucket); a write or an alert is charged to its token's own bucket; a write's signature is
+/// then checked over the method, path, timestamp and raw body.
+async fn require(
+    State(guard): State<Guard>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let caller = match guard.auth.authorize(request.headers(), guard.needed) {
+        Ok(caller) => caller,
+        Err(refused) => {
+            if refused.status == StatusCode::UNAUTHORIZED {
+                guard
+                    .anonymous
+                    .check("", Instant::now())
+                    .map_err(ApiError::rate_limited)?;
+            }
+            return Err(refused);
+        }
+    };
+    if guard.needed == Scope::Read {
+        let mut request = request;
+        request.extensions_mut().insert(caller);
+        return Ok(next.run(request).await);
+    }
     guard
         .limiter
-        .check(client_ip(&request), Instant::now())
+        .check(&caller.name, Instant::now())
         .map_err(ApiError::rate_limited)?;
-    let caller = guard.auth.authorize(request.headers(), Scope::Write)?;
     let (mut parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
         .await
@@ -173,7 +190,11 @@ async fn require_write(
                 ApiError::invalid("body", format!("the body could not be read: {error}"))
             }
         })?;
-    guard.auth.verify_signature(&parts.headers, &bytes)?;
+    if guard.needed == Scope::Write {
+        guard
+            .auth
+            .verify_signature(&parts.method, &parts.uri, &parts.headers, &bytes)?;
+    }
     parts.extensions.insert(caller);
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))

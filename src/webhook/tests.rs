@@ -23,6 +23,7 @@ use crate::swarm::{
 
 pub const READ: &str = "read-token-0123456789";
 pub const WRITE: &str = "write-token-0123456789";
+pub const ALERTS: &str = "alerts-token-0123456789";
 
 /// A Swarm of services in memory, with versions checked like the engine's.
 #[derive(Default)]
@@ -223,12 +224,17 @@ pub struct Fixture {
 }
 
 pub fn fixture_with(auth: AuthConfig, rate: RateLimit) -> Fixture {
+    fixture_limited(auth, rate, super::limits::ANONYMOUS)
+}
+
+fn fixture_limited(auth: AuthConfig, rate: RateLimit, anonymous_rate: RateLimit) -> Fixture {
     let swarm = Arc::new(FakeSwarm::with_service("web", 3));
     let status = store_with_samples();
     let (waker, wakes) = Waker::new();
     let config = ServerConfig {
         auth,
         rate,
+        anonymous_rate,
         ..ServerConfig::default()
     };
     let state = AppState::new(
@@ -250,16 +256,16 @@ pub fn tokens() -> AuthConfig {
     AuthConfig::default()
         .with_token("reader", READ, Scope::Read)
         .with_token("ops", WRITE, Scope::Write)
+        .with_token("alertmanager", ALERTS, Scope::Alerts)
 }
 
+/// Every scope of token, and limits no test reaches.
 fn fixture() -> Fixture {
-    fixture_with(
-        tokens(),
-        RateLimit {
-            burst: 1000,
-            per_minute: 6000,
-        },
-    )
+    let generous = RateLimit {
+        burst: 1000,
+        per_minute: 6000,
+    };
+    fixture_limited(tokens(), generous, generous)
 }
 
 async fn call(
@@ -540,16 +546,17 @@ async fn auth_on_every_protected_endpoint() {
     let f = fixture();
     let override_body = r#"{"pause": true, "ttl": "30m", "reason": "x"}"#;
     let writes = [
-        ("POST", OVERRIDE, Some(override_body)),
-        ("DELETE", OVERRIDE, None),
+        ("POST", OVERRIDE, Some(override_body), WRITE),
+        ("DELETE", OVERRIDE, None, WRITE),
         (
             "POST",
             "/v1/alertmanager",
             Some(r#"{"version":"4","status":"firing","alerts":[]}"#),
+            ALERTS,
         ),
     ];
     let reads = [("GET", "/v1/services"), ("GET", "/v1/services/web")];
-    for (method, uri, body) in writes {
+    for (method, uri, body, token) in writes {
         let (status, value) = call(&f.router, method, uri, None, body).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri} no token");
         assert_error(&value, "unauthorized", None);
@@ -562,8 +569,12 @@ async fn auth_on_every_protected_endpoint() {
         let (status, value) = call(&f.router, method, uri, Some(READ), body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri} read token");
         assert!(value["detail"].as_str().unwrap().contains("read scope"));
-        let (status, value) = call(&f.router, method, uri, Some(WRITE), body).await;
+        let (status, value) = call(&f.router, method, uri, Some(token), body).await;
         assert_eq!(status, StatusCode::OK, "{method} {uri}: {value}");
+        // Each write scope can do nothing else.
+        let other = if token == WRITE { ALERTS } else { WRITE };
+        let (status, _) = call(&f.router, method, uri, Some(other), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri} other scope");
     }
     for (method, uri) in reads {
         let (status, _) = call(&f.router, method, uri, None, None).await;
@@ -574,6 +585,8 @@ async fn auth_on_every_protected_endpoint() {
             let (status, _) = call(&f.router, method, uri, Some(token), None).await;
             assert_eq!(status, StatusCode::OK, "{uri}");
         }
+        let (status, _) = call(&f.router, method, uri, Some(ALERTS), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri} alerts token");
     }
     let (status, value) = call_with(
         &f.router,
@@ -625,6 +638,7 @@ async fn without_a_write_token_writes_are_refused_with_how_to_configure() {
 
 #[tokio::test]
 async fn signatures_are_required_when_configured() {
+    use axum::http::Method;
     let f = fixture_with(
         tokens().with_signing_key(b"signing-key-0123456789"),
         RateLimit::default(),
@@ -632,33 +646,83 @@ async fn signatures_are_required_when_configured() {
     let body = r#"{"pause": true, "ttl": "30m", "reason": "signed"}"#;
     let (status, value) = call(&f.router, "POST", OVERRIDE, Some(WRITE), Some(body)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_error(&value, "unauthorized", Some("X-Swarmpilot-Signature"));
-    let wrong = sign(b"another-key", body.as_bytes());
-    let (status, value) = call_with(
-        &f.router,
-        "POST",
-        OVERRIDE,
-        Some(WRITE),
-        Some(body),
-        &[("x-swarmpilot-signature", &wrong)],
-    )
-    .await;
+    assert_error(&value, "unauthorized", Some("X-Swarmpilot-Timestamp"));
+    let now = Utc::now().timestamp();
+    let signed = |key: &[u8], method: &Method, path: &str, at: i64| {
+        (at.to_string(), sign(key, method, path, at, body.as_bytes()))
+    };
+    let router = &f.router;
+    let post = |(at, signature): (String, String)| async move {
+        let headers = [
+            ("x-swarmpilot-timestamp", at.as_str()),
+            ("x-swarmpilot-signature", signature.as_str()),
+        ];
+        call_with(router, "POST", OVERRIDE, Some(WRITE), Some(body), &headers).await
+    };
+    let (status, value) = post(signed(b"another-key", &Method::POST, OVERRIDE, now)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(value["detail"].as_str().unwrap().contains("does not match"));
-    let right = sign(b"signing-key-0123456789", body.as_bytes());
-    let (status, value) = call_with(
-        &f.router,
-        "POST",
-        OVERRIDE,
-        Some(WRITE),
-        Some(body),
-        &[("x-swarmpilot-signature", &right)],
-    )
-    .await;
+    // Signed for another service, or long ago: refused.
+    let key = b"signing-key-0123456789";
+    let (status, _) = post(signed(key, &Method::POST, "/v1/services/db/override", now)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, value) = post(signed(key, &Method::POST, OVERRIDE, now - 3600)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(value["detail"].as_str().unwrap().contains("more than 300s"));
+    let right = signed(key, &Method::POST, OVERRIDE, now);
+    let (status, value) = post(right.clone()).await;
     assert_eq!(status, StatusCode::OK, "{value}");
+    // The same signed request again is a replay.
+    let (status, value) = post(right).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(value["detail"]
+        .as_str()
+        .unwrap()
+        .contains("already accepted"));
     // Reads need no signature.
     let (status, _) = call(&f.router, "GET", "/v1/services", Some(READ), None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn anonymous_traffic_has_its_own_bucket() {
+    let f = fixture_with(
+        tokens(),
+        RateLimit {
+            burst: 2,
+            per_minute: 1,
+        },
+    );
+    let mut refused = 0;
+    for _ in 0..50 {
+        let (status, _) = call(
+            &f.router,
+            "POST",
+            "/v1/alertmanager",
+            Some("guess-0123456789abcdef"),
+            Some("{}"),
+        )
+        .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(refused, 50 - super::limits::ANONYMOUS.burst as usize);
+    // Alertmanager's token still has its whole bucket.
+    let empty = alertmanager_payload("firing", json!([]));
+    for _ in 0..2 {
+        let (status, value) = call(
+            &f.router,
+            "POST",
+            "/v1/alertmanager",
+            Some(ALERTS),
+            Some(&empty),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+    }
 }
 
 #[tokio::test]
@@ -857,7 +921,7 @@ async fn alertmanager_documentation_payload() {
         &f.router,
         "POST",
         "/v1/alertmanager",
-        Some(WRITE),
+        Some(ALERTS),
         Some(&firing),
     )
     .await;
@@ -893,7 +957,7 @@ async fn alertmanager_documentation_payload() {
         &f.router,
         "POST",
         "/v1/alertmanager",
-        Some(WRITE),
+        Some(ALERTS),
         Some(&firing),
     )
     .await;
@@ -914,7 +978,7 @@ async fn alertmanager_documentation_payload() {
         &f.router,
         "POST",
         "/v1/alertmanager",
-        Some(WRITE),
+        Some(ALERTS),
         Some(&other),
     )
     .await;
@@ -935,7 +999,7 @@ async fn alertmanager_documentation_payload() {
         &f.router,
         "POST",
         "/v1/alertmanager",
-        Some(WRITE),
+        Some(ALERTS),
         Some(&resolved),
     )
     .await;
@@ -969,7 +1033,7 @@ async fn alertmanager_resolved_leaves_a_manual_override() {
         &f.router,
         "POST",
         "/v1/alertmanager",
-        Some(WRITE),
+        Some(ALERTS),
         Some(&resolved),
     )
     .await;
@@ -1026,7 +1090,7 @@ async fn alertmanager_rejections_and_failures() {
         &f.router,
         "POST",
         "/v1/alertmanager",
-        Some(WRITE),
+        Some(ALERTS),
         Some(&payload),
     )
     .await;
@@ -1055,7 +1119,7 @@ async fn alertmanager_rejections_and_failures() {
         &f.router,
         "POST",
         "/v1/alertmanager",
-        Some(WRITE),
+        Some(ALERTS),
         Some(&payload),
     )
     .await;
@@ -1064,7 +1128,14 @@ async fn alertmanager_rejections_and_failures() {
     assert_eq!(value["results"][5]["outcome"], "failed");
     // Other payload versions are refused.
     let v3 = r#"{"version": "3", "status": "firing", "alerts": []}"#;
-    let (status, value) = call(&f.router, "POST", "/v1/alertmanager", Some(WRITE), Some(v3)).await;
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(ALERTS),
+        Some(v3),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&value, "invalid_request", Some("version"));
     let bad = r#"{"version": "4", "status": "firing", "alerts": [{"status": "burning"}]}"#;
@@ -1072,7 +1143,7 @@ async fn alertmanager_rejections_and_failures() {
         &f.router,
         "POST",
         "/v1/alertmanager",
-        Some(WRITE),
+        Some(ALERTS),
         Some(bad),
     )
     .await;
@@ -1166,4 +1237,123 @@ async fn requests_time_out() {
     let (status, value) = call(&f.router, "GET", "/readyz", None, None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_error(&value, "timeout", None);
+}
+
+/// Raises this process's open-file limit to its hard limit, so that the test's own 2,000 client
+/// sockets fit beside the server's (a default soft limit is often 1,024).
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// 2,000 idle connections: `/healthz` still answers within 1 s (the longest-idle connections
+/// make room at the cap), and every idle connection is closed, most to make room and the rest
+/// after the idle timeout. A slowloris client that trickles its headers is closed by the
+/// header-read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_lock_out_a_request() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    raise_open_file_limit();
+    let f = fixture();
+    let limits = ConnectionLimits {
+        idle_timeout: Duration::from_secs(3),
+        header_read_timeout: Duration::from_secs(2),
+        ..ConnectionLimits::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(serve_with(
+        listener,
+        f.state.clone(),
+        limits,
+        shutdown.clone(),
+    ));
+
+    let opened = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push((TcpStream::connect(addr).await.unwrap(), Instant::now()));
+    }
+    // A slowloris client: a request head that never ends.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut buf = [0u8; 256];
+        loop {
+            if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                return started.elapsed();
+            }
+            match tokio::time::timeout(Duration::from_millis(300), slow.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+                _ => {}
+            }
+        }
+    });
+    println!(
+        "opened 2000 idle connections in {:?} (cap {})",
+        opened.elapsed(),
+        limits.max_connections
+    );
+
+    let asked = Instant::now();
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), client.read_to_end(&mut answer))
+        .await
+        .expect("/healthz answers within 1 s")
+        .unwrap();
+    let answered = asked.elapsed();
+    let head = String::from_utf8_lossy(&answer);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    println!("/healthz answered in {answered:?} beside 2000 idle connections");
+
+    // How long each idle connection lived, if the server closed it within 30 s.
+    let watch = idle.into_iter().map(|(mut stream, since)| {
+        tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => Some(since.elapsed()),
+                _ => None,
+            }
+        })
+    });
+    let lived: Vec<Option<Duration>> = futures_util::future::join_all(watch)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let still_open = lived.iter().filter(|at| at.is_none()).count();
+    let timeout = limits.header_read_timeout.min(limits.idle_timeout);
+    let timed_out = lived.iter().flatten().filter(|at| **at >= timeout).count();
+    let longest = lived.iter().flatten().max().copied().unwrap_or_default();
+    let slowloris = trickle.await.unwrap();
+    println!(
+        "of 2000 idle connections: {} closed to make room, {timed_out} closed after the {timeout:?} timeout (longest lived {longest:?}), {still_open} still open; slowloris closed after {slowloris:?}",
+        2000 - still_open - timed_out,
+    );
+    assert_eq!(still_open, 0);
+    assert!(timed_out > 0);
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
 }
