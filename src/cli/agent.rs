@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::run::{cancel_on_signal, init_logging, LogFormat};
 use crate::agent::{self, protocol::DEFAULT_PORT, AgentConfig, AgentState};
 use crate::swarm::LocalEngine;
-use crate::webhook::AuthConfig;
+use crate::webhook::{AuthConfig, TokenFiles};
 
 /// Arguments of `swarmpilot agent`.
 #[derive(Debug, clap::Args)]
@@ -38,8 +38,12 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
-    let auth = AuthConfig::from_files(std::slice::from_ref(&args.token_file), &[], None, false)
-        .context("cannot load the agent token")?;
+    let tokens = TokenFiles {
+        read: vec![args.token_file.clone()],
+        ..TokenFiles::default()
+    };
+    let auth =
+        AuthConfig::from_files(&tokens, None, false).context("cannot load the agent token")?;
     let config = AgentConfig {
         listen: args.listen,
         auth,
