@@ -25,7 +25,7 @@ enum Command {
     /// Validate policies, then write each onto its service's policy label.
     Apply(cli::apply::Args),
     /// List the services that declare a policy.
-    Get,
+    Get(cli::get::Args),
     /// Show a service's effective policy, override and scaling state.
     Describe(cli::describe::Args),
     /// Remove a service's policy labels.
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         Command::Validate(command) => cli::validate::run(command, args.output),
         Command::Schema(command) => cli::schema::run(command, args.output),
         Command::Apply(command) => cli::apply::run(command, args.output),
-        Command::Get => cli::get::run(args.output),
+        Command::Get(command) => cli::get::run(command, args.output),
         Command::Describe(command) => cli::describe::run(command, args.output),
         Command::Delete(command) => cli::delete::run(command),
         Command::Run(command) => cli::run::run(command),

@@ -2,13 +2,11 @@
 //! state, decoded from the service's labels, and every problem with them.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde::Serialize;
 
-use super::overrides::TOKEN_ENV;
+use super::operator_api::ServerArgs;
 use super::table::write_table;
 use super::{block_on, write_structured, Output};
 use crate::decide::Condition;
@@ -228,13 +226,8 @@ fn write_section(
 pub struct Args {
     /// The service's name or ID.
     pub service: String,
-    /// Also ask the running operator's API for its recent decisions about the service.
-    #[arg(long, value_name = "URL", env = "SWARMPILOT_SERVER")]
-    pub server: Option<String>,
-    /// A file holding a read token for `--server`; without it the token is read from env
-    /// SWARMPILOT_TOKEN, and with neither the request goes without one (`--insecure-read`).
-    #[arg(long, value_name = "FILE", env = "SWARMPILOT_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ServerArgs,
 }
 
 /// `swarmpilot describe SERVICE`.
@@ -243,62 +236,11 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
         let swarm = DockerSwarm::connect().await?;
         let info = swarm.inspect_service(&args.service).await?;
         let mut description = describe(&info);
-        if let Some(server) = &args.server {
-            description.operator =
-                Some(operator_status(server, args.token_file.as_ref(), &info.name).await);
-        }
+        description.operator = args.api.get(&format!("/v1/services/{}", info.name)).await;
         anyhow::Ok(description)
     })??;
     write_description(&mut std::io::stdout().lock(), output, &description)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `GET /v1/services/{service}` of the operator at `server`; an error is kept as text, since the
-/// labels are worth showing whether or not the operator answers.
-async fn operator_status(
-    server: &str,
-    token_file: Option<&PathBuf>,
-    service: &str,
-) -> Result<serde_json::Value, String> {
-    let token = match token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => std::env::var(TOKEN_ENV)
-            .ok()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty()),
-    };
-    let url = format!("{}/v1/services/{service}", server.trim_end_matches('/'));
-    let mut request = reqwest::Client::new()
-        .get(&url)
-        .timeout(Duration::from_secs(10));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let answer = request
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the operator at {server}: {e}"))?;
-    let status = answer.status();
-    let body: serde_json::Value = answer
-        .json()
-        .await
-        .map_err(|e| format!("{url}: not JSON: {e}"))?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(format!(
-            "{url}: {status}: {}",
-            body["detail"]
-                .as_str()
-                .or(body["error"].as_str())
-                .unwrap_or("")
-        ))
-    }
 }
 
 #[cfg(test)]

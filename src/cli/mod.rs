@@ -16,6 +16,7 @@ pub mod get;
 pub mod label_write;
 pub mod metrics;
 pub mod model;
+pub mod operator_api;
 pub mod overrides;
 pub mod prometheus;
 pub mod record;

@@ -128,7 +128,7 @@ fn root_cause(chain: &str) -> String {
 }
 
 /// Why one task did not contribute to a reading.
-#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, thiserror::Error)]
 #[serde(rename_all = "camelCase")]
 #[error("task {task_id}{}: {reason}", on_node(node))]
 pub struct TaskError {

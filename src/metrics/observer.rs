@@ -2,7 +2,7 @@
 //! names, through that source's [`MetricSource`] reader.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
@@ -18,6 +18,8 @@ use crate::swarm::{ServiceInfo, Swarm};
 pub struct MetricReading {
     pub name: String,
     pub result: Result<Reading, MetricError>,
+    /// How long the read took (up to the deadline), for the read-latency histogram.
+    pub took: Duration,
 }
 
 /// Reads metrics from the three sources. Keep one per process: the scrape and Docker sources
@@ -94,6 +96,7 @@ impl<S: Swarm, T: Targets> Observer<S, T> {
             policy_sources(spec)
                 .into_iter()
                 .map(|(name, source)| async move {
+                    let started = Instant::now();
                     let result = tokio::time::timeout(deadline, self.read(service, name, source))
                         .await
                         .unwrap_or_else(|_| {
@@ -105,6 +108,7 @@ impl<S: Swarm, T: Targets> Observer<S, T> {
                     MetricReading {
                         name: name.to_owned(),
                         result,
+                        took: started.elapsed(),
                     }
                 }),
         )

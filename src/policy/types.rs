@@ -145,6 +145,15 @@ pub enum Source<'a> {
 }
 
 impl Source<'_> {
+    /// The source's name as the operator's metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Prometheus(_) => "prometheus",
+            Source::Scrape(_) => "scrape",
+            Source::Docker(_) => "docker",
+        }
+    }
+
     /// Who the source asks, for a failure's headline: `Prometheus`, `scrape target`, `Docker`.
     pub fn noun(&self) -> &'static str {
         match self {
@@ -330,6 +339,15 @@ pub enum Target {
     AverageValue(f64),
     /// Target value of the metric as a whole.
     Value(f64),
+}
+
+impl Target {
+    /// The number the metric is held to (a percentage for `utilization`).
+    pub fn amount(self) -> f64 {
+        match self {
+            Target::Utilization(v) | Target::AverageValue(v) | Target::Value(v) => v,
+        }
+    }
 }
 
 /// Predictive scale-up from a forecasting model.

@@ -16,11 +16,13 @@ use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
 use crate::decide::{
     self, clip, Actuation, Condition, ConditionInputs, Decision, History, MetricOutcome,
-    MetricSample, Observation, TaskObservation, TaskPhase, HEADLINE_MAX,
+    MetricResult, MetricSample, Observation, TaskObservation, TaskPhase, HEADLINE_MAX,
 };
 use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
-use crate::policy::{labels, Diagnostics, Override, PolicyCache, PolicySpec, ScalingPolicy};
+use crate::policy::{
+    labels, Diagnostics, Override, PolicyCache, PolicySpec, ScalingPolicy, Source,
+};
 use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo, TaskState};
 
 /// How the reconciler behaves, beyond what each policy says.
@@ -290,8 +292,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         span.record("reason", reason.as_str());
         span.record("duration_ms", started.elapsed().as_millis() as u64);
         tracing::info!(applied = write, detail = %decision.detail.join("; "), "{}", decision.message);
-        for failed in readings.iter().filter(|reading| reading.result.is_err()) {
-            self.telemetry.metric_failed(&info.name, &failed.name);
+        for reading in &readings {
+            if reading.result.is_err() {
+                self.telemetry.metric_failed(&info.name, &reading.name);
+            }
+            if let Some(source) = source_of(&policy.spec, &reading.name) {
+                self.telemetry.metric_read(source.kind(), reading.took);
+            }
         }
         self.telemetry.reconciled(
             &info.name,
@@ -324,6 +331,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         );
         if let Some(status) = self.status.get(&info.name) {
             self.telemetry.conditions(&info.name, &status.conditions);
+            self.telemetry.metric_values(&info.name, &status.metrics);
         }
         Ok(Action::Requeue(policy.spec.interval.as_std()))
     }
@@ -390,20 +398,27 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         let applied = *actuation == Actuation::Scaled;
         let metrics: Vec<MetricStatus> = readings
             .iter()
-            .map(|reading| MetricStatus {
-                name: reading.name.clone(),
-                value: reading.result.as_ref().ok().map(|r| r.value),
-                error: reading.result.as_ref().err().map(ToString::to_string),
-                recommendation: decision
+            .map(|reading| {
+                let outcome = decision
                     .per_metric
                     .iter()
-                    .find(|outcome| outcome.name == reading.name)
-                    .and_then(MetricOutcome::replicas),
-                skipped: reading
-                    .result
-                    .as_ref()
-                    .map(|r| r.skipped.clone())
-                    .unwrap_or_default(),
+                    .find(|outcome| outcome.name == reading.name);
+                MetricStatus {
+                    name: reading.name.clone(),
+                    value: reading.result.as_ref().ok().map(|r| r.value),
+                    compared: outcome.and_then(|o| match o.result {
+                        MetricResult::Recommended { current, .. } => Some(current),
+                        MetricResult::Failed { .. } => None,
+                    }),
+                    target: outcome.map(|o| o.target),
+                    error: reading.result.as_ref().err().map(ToString::to_string),
+                    recommendation: outcome.and_then(MetricOutcome::replicas),
+                    skipped: reading
+                        .result
+                        .as_ref()
+                        .map(|r| r.skipped.clone())
+                        .unwrap_or_default(),
+                }
             })
             .collect();
         let load_metric = policy
@@ -511,13 +526,12 @@ fn skipped_notes(readings: &[MetricReading]) -> Vec<String> {
         .collect()
 }
 
-/// Who a metric's source asks, for a failure's headline ("Prometheus unreachable (...)").
-fn source_noun(spec: &PolicySpec, metric: &str) -> &'static str {
+/// The source of the metric or signal `name` of the policy.
+fn source_of<'a>(spec: &'a PolicySpec, name: &str) -> Option<Source<'a>> {
     policy_sources(spec)
         .into_iter()
-        .find(|(name, _)| *name == metric)
+        .find(|(found, _)| *found == name)
         .and_then(|(_, source)| source)
-        .map_or("metric source", |source| source.noun())
 }
 
 /// The decision engine's view of the service: its tasks and one sample per metric. A failed
@@ -551,20 +565,23 @@ pub fn observe(
     observation.metrics = readings
         .iter()
         .map(|reading| {
-            let sample = match &reading.result {
-                Ok(value) if value.tasks.is_empty() => MetricSample::value(value.value),
-                Ok(value) => MetricSample::Reading(decide::MetricReading {
-                    value: value.value,
-                    per_task: Some(
-                        value
-                            .tasks
-                            .iter()
-                            .map(|task| (task.task_id.clone(), task.value))
-                            .collect(),
-                    ),
-                }),
-                Err(error) => MetricSample::failed(error.summary(source_noun(spec, &reading.name))),
-            };
+            let sample =
+                match &reading.result {
+                    Ok(value) if value.tasks.is_empty() => MetricSample::value(value.value),
+                    Ok(value) => MetricSample::Reading(decide::MetricReading {
+                        value: value.value,
+                        per_task: Some(
+                            value
+                                .tasks
+                                .iter()
+                                .map(|task| (task.task_id.clone(), task.value))
+                                .collect(),
+                        ),
+                    }),
+                    Err(error) => MetricSample::failed(error.summary(
+                        source_of(spec, &reading.name).map_or("metric source", |s| s.noun()),
+                    )),
+                };
             (reading.name.clone(), sample)
         })
         .collect();

@@ -332,6 +332,7 @@ spec:
                 tasks: vec![],
                 skipped: vec![],
             }),
+            took: Duration::ZERO,
         }]
     }
 

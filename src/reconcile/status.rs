@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decide::{Condition, Reason};
 use crate::metrics::TaskError;
-use crate::policy::{Override, ScalingPolicy, TrafficState};
+use crate::policy::{Override, ScalingPolicy, Target, TrafficState};
 
 /// How many decisions are kept per service.
 pub const DECISIONS_KEPT: usize = 64;
@@ -20,7 +20,7 @@ pub const DECISIONS_KEPT: usize = 64;
 pub const SAMPLES_KEPT: usize = 720;
 
 /// One reconcile's outcome, as shown to people.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionRecord {
     pub at: DateTime<Utc>,
@@ -31,31 +31,38 @@ pub struct DecisionRecord {
     /// One short sentence naming the cause.
     pub message: String,
     /// What the sentence leaves out: full errors, the override's reason, the models' notes.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub detail: Vec<String>,
     /// Whether the decision was written to the Swarm (false in recommend mode or dry run).
     pub applied: bool,
 }
 
 /// What one metric read at the last reconcile.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricStatus {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The value compared with the target: the per-task average for `averageValue` and
+    /// `utilization`, the whole value for `value` (what `kubectl get hpa` shows in TARGETS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared: Option<f64>,
+    /// The policy's target for the metric; `None` for `observe` signals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The replica count this metric alone recommends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<u32>,
     /// Running tasks the value leaves out, and why (no agent on their node, warming up...).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<TaskError>,
 }
 
 /// One point of a service's time series, for charts.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sample {
     pub at: DateTime<Utc>,
@@ -71,8 +78,8 @@ pub struct Sample {
 }
 
 /// Everything known about one service.
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ServiceStatus {
     pub service: String,
     pub service_id: String,

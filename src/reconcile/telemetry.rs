@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::MetricStatus;
 use crate::decide::Condition;
 use crate::policy::{Override, TrafficState};
 
@@ -28,6 +29,10 @@ pub trait Telemetry: Send + Sync + 'static {
     fn metric_failed(&self, _service: &str, _metric: &str) {}
     /// One failed Docker engine call, by operation.
     fn docker_failed(&self, _operation: &str) {}
+    /// One read of a metric from `source` (`prometheus`, `scrape`, `docker`) took `took`.
+    fn metric_read(&self, _source: &'static str, _took: Duration) {}
+    /// Each metric's value compared with its target, and the target, after a reconcile.
+    fn metric_values(&self, _service: &str, _metrics: &[MetricStatus]) {}
     /// The policy's minReplicas and maxReplicas.
     fn bounds(&self, _service: &str, _min: u32, _max: u32) {}
     /// The service's conditions after a reconcile.

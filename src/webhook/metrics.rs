@@ -55,6 +55,11 @@ struct ConditionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabel {
     operation: String,
 }
@@ -85,6 +90,9 @@ pub struct Metrics {
     conditions: Family<ConditionLabels, Gauge>,
     min_replicas: Family<ServiceLabel, Gauge>,
     max_replicas: Family<ServiceLabel, Gauge>,
+    metric_value: Family<MetricErrorLabels, FloatGauge>,
+    metric_target: Family<MetricErrorLabels, FloatGauge>,
+    metric_read_duration: Family<SourceLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -179,6 +187,29 @@ impl Metrics {
             "The policy's maxReplicas",
             max_replicas.clone(),
         );
+        let metric_value = Family::<MetricErrorLabels, FloatGauge>::default();
+        registry.register(
+            "metric_value",
+            "Each policy metric's value as compared with its target (per task for averageValue \
+             and utilization); absent while the metric cannot be read",
+            metric_value.clone(),
+        );
+        let metric_target = Family::<MetricErrorLabels, FloatGauge>::default();
+        registry.register(
+            "metric_target",
+            "Each policy metric's target (a percentage for utilization)",
+            metric_target.clone(),
+        );
+        let metric_read_duration =
+            Family::<SourceLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                reconcile_histogram,
+            );
+        registry.register_with_unit(
+            "metric_read_duration",
+            "Time taken by one read of a policy metric, by source (prometheus, scrape, docker)",
+            Unit::Seconds,
+            metric_read_duration.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
@@ -194,6 +225,9 @@ impl Metrics {
             conditions,
             min_replicas,
             max_replicas,
+            metric_value,
+            metric_target,
+            metric_read_duration,
         }
     }
 
@@ -313,6 +347,33 @@ impl Metrics {
             .inc();
     }
 
+    /// One read of a policy metric from `source`.
+    pub fn observe_metric_read(&self, source: &str, took: Duration) {
+        self.metric_read_duration
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// A metric's value as compared with its target, and the target; `None` removes the series.
+    pub fn set_metric(&self, service: &str, metric: &str, value: Option<f64>, target: Option<f64>) {
+        let labels = MetricErrorLabels {
+            service: service.to_owned(),
+            metric: metric.to_owned(),
+        };
+        for (family, number) in [(&self.metric_value, value), (&self.metric_target, target)] {
+            match number {
+                Some(number) => {
+                    family.get_or_create(&labels).set(number);
+                }
+                None => {
+                    family.remove(&labels);
+                }
+            }
+        }
+    }
+
     /// The policy's bounds, for alerts such as "held at maxReplicas".
     pub fn set_bounds(&self, service: &str, min: u32, max: u32) {
         let label = service_label(service);
@@ -385,8 +446,15 @@ mod tests {
         metrics.set_traffic_state("web", Some(TrafficState::FlashCrowd));
         metrics.count_metric_error("web", "rps");
         metrics.count_docker_error("inspect_service");
+        metrics.set_metric("web", "rps", Some(38.5), Some(50.0));
+        metrics.set_metric("web", "cpu", None, Some(70.0));
+        metrics.observe_metric_read("prometheus", Duration::from_millis(20));
         let text = metrics.encode().unwrap();
         for line in [
+            "swarmpilot_metric_value{service=\"web\",metric=\"rps\"} 38.5",
+            "swarmpilot_metric_target{service=\"web\",metric=\"rps\"} 50.0",
+            "swarmpilot_metric_target{service=\"web\",metric=\"cpu\"} 70.0",
+            "swarmpilot_metric_read_duration_seconds_count{source=\"prometheus\"} 1",
             "swarmpilot_reconcile_duration_seconds_count{service=\"web\"} 1",
             "swarmpilot_decisions_total{service=\"web\",reason=\"ScaleUp\"} 1",
             "swarmpilot_current_replicas{service=\"web\"} 2",
@@ -403,6 +471,7 @@ mod tests {
         let text = metrics.encode().unwrap();
         assert!(!text.contains("swarmpilot_current_replicas{"));
         assert!(!text.contains("swarmpilot_traffic_state{"));
+        assert!(!text.contains("swarmpilot_metric_value{service=\"web\",metric=\"cpu\"}"));
         assert!(text.contains("swarmpilot_decisions_total{"));
     }
 }

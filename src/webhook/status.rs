@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::ServiceName;
@@ -19,7 +19,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// The body of `GET /v1/services`.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct ServiceList {
     pub services: Vec<ServiceStatus>,
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::Metrics;
 use crate::decide::Condition;
-use crate::policy::{Override, TrafficState};
-use crate::reconcile::Telemetry;
+use crate::policy::{Override, Target, TrafficState};
+use crate::reconcile::{MetricStatus, Telemetry};
 
 impl Telemetry for Metrics {
     fn reconciled(
@@ -38,6 +38,21 @@ impl Telemetry for Metrics {
 
     fn docker_failed(&self, operation: &str) {
         self.count_docker_error(operation);
+    }
+
+    fn metric_read(&self, source: &'static str, took: Duration) {
+        self.observe_metric_read(source, took);
+    }
+
+    fn metric_values(&self, service: &str, metrics: &[MetricStatus]) {
+        for metric in metrics {
+            self.set_metric(
+                service,
+                &metric.name,
+                metric.compared.or(metric.value),
+                metric.target.map(Target::amount),
+            );
+        }
     }
 
     fn bounds(&self, service: &str, min: u32, max: u32) {
