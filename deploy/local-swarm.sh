@@ -14,6 +14,8 @@ command -v pgrep >/dev/null 2>&1 || need_pkgs+=(procps)
 # jq and curl: deploy/demo.sh reads the operator's API with them.
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+# openssl: the TLS test makes its certificates with it.
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # busybox-static: the one static binary the integration tests' FROM-scratch image needs.
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 # The dashboard test opens the page in headless Chromium.

@@ -23,6 +23,7 @@ mod server;
 mod signature;
 pub mod status;
 mod telemetry;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub use limits::{RateLimit, RateLimiter};
 pub use metrics::Metrics;
 pub use routes::router;
 pub use server::ConnectionLimits;
+pub use tls::{TlsError, TlsFiles};
 
 use crate::policy::HumanDuration;
 use crate::reconcile::{StatusStore, Waker};
@@ -103,6 +105,8 @@ pub struct ServerConfig {
     pub anonymous_rate: RateLimit,
     pub timeout: Duration,
     pub connections: ConnectionLimits,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -114,6 +118,7 @@ impl Default for ServerConfig {
             anonymous_rate: limits::ANONYMOUS,
             timeout: limits::DEFAULT_TIMEOUT,
             connections: ConnectionLimits::default(),
+            tls: None,
         }
     }
 }
@@ -172,6 +177,13 @@ pub struct ServeArgs {
     /// A connection with no traffic for this long is closed.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub idle_timeout: HumanDuration,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key-file); read again when it
+    /// changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of --tls-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -202,6 +214,13 @@ impl ServeArgs {
                 header_read_timeout: self.header_read_timeout.as_std(),
                 idle_timeout: self.idle_timeout.as_std(),
             },
+            tls: match (&self.tls_cert_file, &self.tls_key_file) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -214,6 +233,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Binds `config.listen` and serves until `shutdown` is cancelled; requests in flight finish.
@@ -228,8 +249,8 @@ pub async fn serve<S: Swarm>(
             addr: config.listen,
             source,
         })?;
-    tracing::info!(addr = %config.listen, "serving the API, dashboard and /metrics");
-    serve_with(listener, state, config.connections, shutdown).await
+    tracing::info!(addr = %config.listen, tls = config.tls.is_some(), "serving the API, dashboard and /metrics");
+    serve_with(listener, state, config, shutdown).await
 }
 
 /// Serves on an already bound listener (port 0 in tests) with the default connection limits
@@ -239,17 +260,22 @@ pub async fn serve_on<S: Swarm>(
     state: AppState<S>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    serve_with(listener, state, ConnectionLimits::default(), shutdown).await
+    serve_with(listener, state, &ServerConfig::default(), shutdown).await
 }
 
-/// Serves on an already bound listener with `limits` until `shutdown` is cancelled.
+/// Serves on an already bound listener with `config`'s connection limits and TLS until
+/// `shutdown` is cancelled.
 pub async fn serve_with<S: Swarm>(
     listener: TcpListener,
     state: AppState<S>,
-    limits: ConnectionLimits,
+    config: &ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    server::serve_connections(listener, router(state), limits, shutdown).await;
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(tls::Tls::load(files.clone())?)),
+        None => None,
+    };
+    server::serve_connections(listener, router(state), config.connections, tls, shutdown).await;
     Ok(())
 }
 

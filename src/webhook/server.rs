@@ -6,7 +6,8 @@
 //! connections to Docker and Prometheus. Here a connection that sends no complete request head
 //! within the header-read timeout is closed by hyper; one with no traffic for the idle timeout
 //! is closed by its task; and when the cap is reached, the connection idle the longest makes
-//! room for the new one, so idle connections can never lock out a request.
+//! room for the new one, so idle connections can never lock out a request. With TLS, the
+//! handshake must also finish within the header-read timeout.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,10 +24,12 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+use super::tls::Tls;
 
 /// How many connections are served at once, and how long they may stay quiet.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,6 +112,7 @@ pub async fn serve_connections(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
 ) {
     let registry = Arc::new(Mutex::new(Registry {
@@ -144,8 +148,21 @@ pub async fn serve_connections(
             registry: Arc::clone(&registry),
             shutdown: shutdown.clone(),
         };
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         connections.spawn(async move {
-            connection.serve(stream).await;
+            match acceptor {
+                None => connection.serve(stream).await,
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             lock(&connection.registry).open.remove(&id);
         });
     }
@@ -168,7 +185,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(&self, stream: TcpStream) {
+    async fn serve<T>(&self, stream: T)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let started = lock(&self.registry).started;
         let io = TokioIo::new(Tracked {
             inner: stream,

@@ -1276,12 +1276,14 @@ async fn idle_connections_cannot_lock_out_a_request() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(serve_with(
-        listener,
-        f.state.clone(),
-        limits,
-        shutdown.clone(),
-    ));
+    let config = ServerConfig {
+        connections: limits,
+        ..ServerConfig::default()
+    };
+    let server = {
+        let (state, shutdown) = (f.state.clone(), shutdown.clone());
+        tokio::spawn(async move { serve_with(listener, state, &config, shutdown).await })
+    };
 
     let opened = Instant::now();
     let mut idle = Vec::new();
@@ -1354,6 +1356,91 @@ async fn idle_connections_cannot_lock_out_a_request() {
     );
     assert_eq!(still_open, 0);
     assert!(timed_out > 0);
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, written by openssl into `dir`.
+fn self_signed(dir: &std::path::Path, name: &str) -> super::TlsFiles {
+    let files = super::TlsFiles {
+        cert: dir.join(format!("{name}.crt")),
+        key: dir.join(format!("{name}.key")),
+    };
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=swarmpilot-test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&files.key)
+        .arg("-out")
+        .arg(&files.cert)
+        .output()
+        .expect("openssl is installed (deploy/local-swarm.sh installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    files
+}
+
+/// HTTPS with the configured certificate, and a renewed certificate served without a restart.
+#[tokio::test]
+async fn tls_is_served_and_reloaded_when_the_files_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = self_signed(dir.path(), "first");
+    let live = super::TlsFiles {
+        cert: dir.path().join("live.crt"),
+        key: dir.path().join("live.key"),
+    };
+    std::fs::copy(&first.cert, &live.cert).unwrap();
+    std::fs::copy(&first.key, &live.key).unwrap();
+    let f = fixture();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let config = ServerConfig {
+        tls: Some(live.clone()),
+        ..ServerConfig::default()
+    };
+    let server = {
+        let (state, shutdown) = (f.state.clone(), shutdown.clone());
+        tokio::spawn(async move { serve_with(listener, state, &config, shutdown).await })
+    };
+    let get = |trusted: std::path::PathBuf| async move {
+        let pem = std::fs::read(trusted).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        client.get(format!("https://{addr}/healthz")).send().await
+    };
+    assert_eq!(get(first.cert.clone()).await.unwrap().status(), 200);
+    let plain = reqwest::get(format!("http://{addr}/healthz")).await;
+    assert!(plain.is_err(), "plain HTTP is not served: {plain:?}");
+
+    let second = self_signed(dir.path(), "second");
+    std::fs::copy(&second.key, &live.key).unwrap();
+    std::fs::copy(&second.cert, &live.cert).unwrap();
+    let mut reloaded = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if get(second.cert.clone()).await.is_ok() {
+            reloaded = true;
+            break;
+        }
+    }
+    assert!(reloaded, "the renewed certificate is served");
+    assert!(get(first.cert.clone()).await.is_err(), "the old one is not");
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }
