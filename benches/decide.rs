@@ -65,6 +65,7 @@ fn observation() -> Observation {
             id: format!("task{i}"),
             phase: TaskPhase::Running,
             started_at: Some(now() - Duration::minutes(30)),
+            unplaced: None,
         })
         .collect();
     observation

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::operator_api::ServerArgs;
 use super::table::write_table;
 use super::{block_on, write_structured, Output};
-use crate::decide::Condition;
+use crate::decide::{Condition, PendingTasks};
 use crate::policy::labels;
 use crate::policy::{Override, ScaleState, ScalingPolicy};
 use crate::swarm::{DockerSwarm, ServiceInfo, Swarm};
@@ -30,6 +30,9 @@ pub struct Description {
     pub state: Option<ScaleState>,
     /// Every problem with the service's swarmpilot labels.
     pub diagnostics: Vec<String>,
+    /// Tasks Swarm cannot place on any node, with its reason; read from the Swarm by `run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_tasks: Option<PendingTasks>,
     /// What the running operator knows (recent decisions, metric readings, forecast, traffic
     /// state), when `--server` was given; an error text when it could not be asked.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +66,7 @@ pub fn describe(service: &ServiceInfo) -> Description {
         override_,
         state,
         diagnostics,
+        pending_tasks: None,
         operator: None,
     }
 }
@@ -83,6 +87,9 @@ pub fn write_description(
         .replicas
         .map_or_else(|| "global".to_owned(), |r| r.to_string());
     writeln!(out, "Replicas:  {replicas}")?;
+    if let Some(pending) = &d.pending_tasks {
+        writeln!(out, "Pending:   {pending}")?;
+    }
     let status = match (&d.policy, d.diagnostics.is_empty()) {
         (_, false) => "invalid",
         (Some(_), true) => "ok",
@@ -236,6 +243,7 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
         let swarm = DockerSwarm::connect().await?;
         let info = swarm.inspect_service(&args.service).await?;
         let mut description = describe(&info);
+        description.pending_tasks = super::pending_tasks(&swarm, &info).await?;
         description.operator = args.api.get(&format!("/v1/services/{}", info.name)).await;
         anyhow::Ok(description)
     })??;

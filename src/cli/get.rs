@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::operator_api::ServerArgs;
 use super::table::write_table;
 use super::{block_on, write_structured, Output};
+use crate::decide::PendingTasks;
 use crate::policy::labels;
 use crate::policy::{Mode, Target};
 use crate::reconcile::ServiceStatus;
@@ -61,6 +62,9 @@ pub struct PolicyRow {
     pub last_scale: Option<DateTime<Utc>>,
     /// Every problem with the service's swarmpilot labels; empty when all is well.
     pub diagnostics: Vec<String>,
+    /// Tasks Swarm cannot place on any node, with its reason; read from the Swarm by `run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_tasks: Option<PendingTasks>,
 }
 
 /// The rows for every service with a policy, or with a malformed one, sorted by name;
@@ -108,6 +112,7 @@ pub fn rows(
                 targets,
                 last_scale: state.and_then(|s| s.last_scale),
                 diagnostics,
+                pending_tasks: None,
             })
         })
         .collect();
@@ -121,7 +126,10 @@ fn cell<T: ToString>(value: Option<T>) -> String {
 
 fn status(row: &PolicyRow) -> String {
     match row.diagnostics.as_slice() {
-        [] => "ok".to_owned(),
+        [] => row
+            .pending_tasks
+            .as_ref()
+            .map_or_else(|| "ok".to_owned(), ToString::to_string),
         [only] => format!("invalid: {only}"),
         [first, rest @ ..] => format!("invalid: {first} (+{} more)", rest.len()),
     }
@@ -241,8 +249,14 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
                 ),
                 Some(Err(error)) => (BTreeMap::new(), Some(error)),
             };
+            let mut rows = rows(&services, &operator);
+            for row in &mut rows {
+                if let Some(service) = services.iter().find(|s| s.name == row.service) {
+                    row.pending_tasks = super::pending_tasks(&swarm, service).await?;
+                }
+            }
             let mut text = Vec::new();
-            write_rows(&mut text, output, &rows(&services, &operator), Utc::now())?;
+            write_rows(&mut text, output, &rows, Utc::now())?;
             let mut stdout = std::io::stdout().lock();
             if args.watch {
                 // Home and clear: the table is redrawn in place.

@@ -82,3 +82,21 @@ pub fn block_on<F: Future>(command: F) -> anyhow::Result<F::Output> {
         .build()?;
     Ok(runtime.block_on(command))
 }
+
+/// The service's tasks Swarm cannot place, as `get` and `describe` report them.
+pub async fn pending_tasks(
+    swarm: &crate::swarm::DockerSwarm,
+    service: &crate::swarm::ServiceInfo,
+) -> Result<Option<crate::decide::PendingTasks>, crate::swarm::SwarmError> {
+    use crate::swarm::Swarm;
+    let tasks = swarm.list_tasks(&service.id).await?;
+    let replicas = service
+        .replicas
+        .map_or(0, |r| u32::try_from(r).unwrap_or(u32::MAX));
+    Ok(crate::decide::PendingTasks::from_reasons(
+        replicas,
+        tasks
+            .iter()
+            .filter_map(crate::swarm::TaskInfo::unplaced_reason),
+    ))
+}

@@ -126,6 +126,8 @@ condition_reasons! {
     ScaleOutPaused,
     /// A traffic state's `noScaleDown` or `cap` action.
     TrafficStateLimit,
+    /// Tasks Swarm cannot place on any node hold scale-ups.
+    TasksPending,
     // MetricsAvailable
     AllMetricsRead,
     SomeMetricsFailed,
@@ -360,6 +362,8 @@ fn scaling_limited(inputs: &ConditionInputs<'_>) -> Found {
         ),
         Some(Limit::ScaleInPaused) => (ScaleInPaused, "an override pauses scale-in".to_owned()),
         Some(Limit::ScaleOutPaused) => (ScaleOutPaused, "an override pauses scale-out".to_owned()),
+        // The decision's sentence already says how many tasks wait, and Swarm's reason.
+        Some(Limit::TasksPending) => (TasksPending, d.message.clone()),
         Some(Limit::NoScaleDown | Limit::Cap) => (
             TrafficStateLimit,
             format!(

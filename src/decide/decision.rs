@@ -99,6 +99,8 @@ pub enum Reason {
     /// The service is at 0 replicas and `minReplicas` is not 0: someone turned it off, and
     /// HPA leaves such targets alone.
     ScalingDisabled,
+    /// Some tasks cannot be placed on any node: no scale-up until they can.
+    TasksPending,
 }
 
 /// A bound that cut the computed count short.
@@ -116,6 +118,8 @@ pub enum Limit {
     NoScaleDown,
     /// A traffic state's `cap: N` action.
     Cap,
+    /// Tasks Swarm cannot place held a scale-up.
+    TasksPending,
 }
 
 impl Limit {
@@ -128,6 +132,7 @@ impl Limit {
             Limit::TooFewReplicas => Reason::TooFewReplicas,
             Limit::ScaleInPaused | Limit::ScaleOutPaused => Reason::Paused,
             Limit::NoScaleDown | Limit::Cap => Reason::TrafficState,
+            Limit::TasksPending => Reason::TasksPending,
         }
     }
 }

@@ -383,6 +383,7 @@ mod tests {
             id: id.into(),
             phase: TaskPhase::Running,
             started_at: Some(now() - chrono::Duration::minutes(10)),
+            unplaced: None,
         }
     }
 

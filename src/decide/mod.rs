@@ -25,6 +25,7 @@ mod history;
 mod hpa;
 mod observation;
 mod overrides;
+mod pending;
 pub mod signals;
 
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use observation::{
     MetricReading, MetricSample, Observation, ObservedState, TaskObservation, TaskPhase,
     DEFAULT_CPU_INITIALIZATION_PERIOD,
 };
+pub use pending::PendingTasks;
 
 use crate::policy::{Mode, Override, PolicySpec, ScalingPolicy, TrafficState};
 use behavior::{Normalization, Normalized};
@@ -84,7 +86,11 @@ pub fn decide(
         up: &up,
         down: &down,
     };
-    let mut outcome = policy_outcome(&rules, current, &per_metric, forecast, history, now);
+    let mut outcome = pending::hold_scale_up(
+        policy_outcome(&rules, current, &per_metric, forecast, history, now),
+        current,
+        PendingTasks::of(observation).as_ref(),
+    );
     if let Some((state, action)) = anomaly::active_action(spec, observation, now) {
         // Only a count the behavior produced is shaped; holds stay holds, and bringing a
         // service back within [min, max] is not negotiable.

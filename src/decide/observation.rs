@@ -60,6 +60,10 @@ pub struct TaskObservation {
     /// When the task's container started running; `None` if unknown or not started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// Why Swarm cannot place the task on any node, in its words; `None` for a placed task or
+    /// one merely waiting its turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unplaced: Option<String>,
 }
 
 /// A task's lifecycle, reduced to what HPA's pod grouping needs.

@@ -383,6 +383,8 @@ mod tests {
                 ),
                 ("sp_net".to_owned(), overlay.parse::<IpAddr>().unwrap()),
             ]),
+            message: None,
+            error: None,
         }
     }
 

@@ -16,7 +16,8 @@ use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
 use crate::decide::{
     self, clip, Actuation, Condition, ConditionInputs, Decision, History, MetricOutcome,
-    MetricResult, MetricSample, Observation, TaskObservation, TaskPhase, HEADLINE_MAX,
+    MetricResult, MetricSample, Observation, PendingTasks, TaskObservation, TaskPhase,
+    HEADLINE_MAX,
 };
 use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
@@ -333,6 +334,11 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             self.telemetry.conditions(&info.name, &status.conditions);
             self.telemetry.metric_values(&info.name, &status.metrics);
         }
+        let pending = PendingTasks::of(&observation);
+        self.telemetry
+            .tasks_pending(&info.name, pending.as_ref().map_or(0, |p| p.pending));
+        self.status
+            .update(&info.name, |status| status.pending_tasks = pending);
         Ok(Action::Requeue(policy.spec.interval.as_std()))
     }
 
@@ -559,6 +565,7 @@ pub fn observe(
                 id: task.id.clone(),
                 phase,
                 started_at,
+                unplaced: task.unplaced_reason().map(str::to_owned),
             })
         })
         .collect();

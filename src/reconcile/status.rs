@@ -10,7 +10,7 @@ use std::sync::RwLock;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{Condition, Reason};
+use crate::decide::{Condition, PendingTasks, Reason};
 use crate::metrics::TaskError;
 use crate::policy::{Override, ScalingPolicy, Target, TrafficState};
 
@@ -100,6 +100,10 @@ pub struct ServiceStatus {
     /// HPA-style conditions of the last reconcile (`AbleToScale`, `ScalingLimited`, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Tasks Swarm cannot place on any node, and its reason ("2 of 6 tasks pending: no
+    /// suitable node (...)"); no scale-up while there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_tasks: Option<PendingTasks>,
     pub decisions: VecDeque<DecisionRecord>,
     pub samples: VecDeque<Sample>,
     pub last_reconcile: Option<DateTime<Utc>>,

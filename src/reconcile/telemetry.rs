@@ -37,6 +37,8 @@ pub trait Telemetry: Send + Sync + 'static {
     fn bounds(&self, _service: &str, _min: u32, _max: u32) {}
     /// The service's conditions after a reconcile.
     fn conditions(&self, _service: &str, _conditions: &[Condition]) {}
+    /// How many of the service's tasks Swarm cannot place on any node (0 when none).
+    fn tasks_pending(&self, _service: &str, _pending: u32) {}
     /// The service is no longer watched.
     fn forgotten(&self, _service: &str) {}
 }

@@ -192,6 +192,7 @@ fn observe(
                     TaskPhase::Starting
                 },
                 started_at: ready.then_some(r.created),
+                unplaced: None,
             }
         })
         .collect();

@@ -90,6 +90,22 @@ pub struct TaskInfo {
     pub since: Option<DateTime<Utc>>,
     /// The task's address on each attached network, by network name.
     pub addresses: BTreeMap<String, IpAddr>,
+    /// Swarm's own words on the task's state, e.g. `pending task scheduling`.
+    pub message: Option<String>,
+    /// What went wrong, in Swarm's words: e.g. `no suitable node (scheduling constraints not
+    /// satisfied on 3 nodes)` for a task it cannot place, or a failed task's exit.
+    pub error: Option<String>,
+}
+
+impl TaskInfo {
+    /// Why Swarm cannot place this task, in its own words: the scheduler's error on a task it
+    /// wants running but has assigned to no node (no node meets the placement constraints, or
+    /// none has the resources the task reserves).
+    pub fn unplaced_reason(&self) -> Option<&str> {
+        let waiting_for_a_node =
+            self.desired_running && self.state == TaskState::Starting && self.node_id.is_none();
+        self.error.as_deref().filter(|_| waiting_for_a_node)
+    }
 }
 
 /// Usage figures of one container, from one stats sample of the engine.

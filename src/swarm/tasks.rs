@@ -37,6 +37,10 @@ struct EngineTaskStatus {
     #[serde(default)]
     state: String,
     #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    err: Option<String>,
+    #[serde(default)]
     container_status: Option<EngineContainerStatus>,
 }
 
@@ -110,6 +114,8 @@ pub(crate) fn task_from_engine(task: EngineTask) -> TaskInfo {
         desired_running: task.desired_state == "running",
         since: task.status.timestamp.as_deref().and_then(parse_time),
         addresses,
+        message: task.status.message.filter(|m| !m.is_empty()),
+        error: task.status.err.filter(|e| !e.is_empty()),
     }
 }
 
@@ -155,6 +161,38 @@ mod tests {
         assert_eq!(task.state, TaskState::Starting);
         assert_eq!(task.container_id, None);
         assert!(task.addresses.is_empty());
+        assert_eq!(task.unplaced_reason(), None, "only waiting, not refused");
+    }
+
+    #[test]
+    fn a_task_no_node_can_take_says_why_in_swarms_words() {
+        // As a Docker 20.10 manager reports a task whose placement constraint no node meets.
+        let json = r#"{"ID": "vv8lfyfwu1eh1xm0e0y1krb6q", "Labels": {},
+            "ServiceID": "r9rt3axb4eu8ye6y7mcbmor9z", "Slot": 1,
+            "Status": {"Timestamp": "2026-11-29T20:24:48.06788521Z", "State": "pending",
+                       "Message": "pending task scheduling",
+                       "Err": "no suitable node (scheduling constraints not satisfied on 3 nodes)",
+                       "PortStatus": {}},
+            "DesiredState": "running"}"#;
+        let task = task_from_engine(serde_json::from_str(json).unwrap());
+        assert_eq!(task.state, TaskState::Starting);
+        assert_eq!(task.message.as_deref(), Some("pending task scheduling"));
+        assert_eq!(
+            task.unplaced_reason(),
+            Some("no suitable node (scheduling constraints not satisfied on 3 nodes)")
+        );
+
+        // The same error on a task being shut down, or one a node took, is no placement problem.
+        let shutting_down = TaskInfo {
+            desired_running: false,
+            ..task.clone()
+        };
+        assert_eq!(shutting_down.unplaced_reason(), None);
+        let assigned = TaskInfo {
+            node_id: Some("n1".into()),
+            ..task
+        };
+        assert_eq!(assigned.unplaced_reason(), None);
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub struct Metrics {
     metric_value: Family<MetricErrorLabels, FloatGauge>,
     metric_target: Family<MetricErrorLabels, FloatGauge>,
     metric_read_duration: Family<SourceLabel, Histogram, fn() -> Histogram>,
+    tasks_pending: Family<ServiceLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -210,6 +211,13 @@ impl Metrics {
             Unit::Seconds,
             metric_read_duration.clone(),
         );
+        let tasks_pending = Family::<ServiceLabel, Gauge>::default();
+        registry.register(
+            "tasks_pending",
+            "Tasks of the service that Swarm cannot place on any node (placement constraints, \
+             resources); the count is not raised while above 0",
+            tasks_pending.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
@@ -228,6 +236,7 @@ impl Metrics {
             metric_value,
             metric_target,
             metric_read_duration,
+            tasks_pending,
         }
     }
 
@@ -381,6 +390,13 @@ impl Metrics {
         self.max_replicas.get_or_create(&label).set(i64::from(max));
     }
 
+    /// How many of the service's tasks Swarm cannot place.
+    pub fn set_tasks_pending(&self, service: &str, pending: u32) {
+        self.tasks_pending
+            .get_or_create(&service_label(service))
+            .set(i64::from(pending));
+    }
+
     /// The service's conditions: three series per condition it has, one at 1; the series of
     /// conditions it no longer has are removed.
     pub fn set_conditions(&self, service: &str, conditions: &[Condition]) {
@@ -418,6 +434,7 @@ impl Metrics {
         self.set_conditions(service, &[]);
         self.min_replicas.remove(&label);
         self.max_replicas.remove(&label);
+        self.tasks_pending.remove(&label);
     }
 
     /// The registry in OpenMetrics text.
@@ -449,6 +466,7 @@ mod tests {
         metrics.set_metric("web", "rps", Some(38.5), Some(50.0));
         metrics.set_metric("web", "cpu", None, Some(70.0));
         metrics.observe_metric_read("prometheus", Duration::from_millis(20));
+        metrics.set_tasks_pending("web", 2);
         let text = metrics.encode().unwrap();
         for line in [
             "swarmpilot_metric_value{service=\"web\",metric=\"rps\"} 38.5",
@@ -464,6 +482,7 @@ mod tests {
             "swarmpilot_traffic_state{service=\"web\",state=\"normal\"} 0",
             "swarmpilot_metric_source_errors_total{service=\"web\",metric=\"rps\"} 1",
             "swarmpilot_docker_api_errors_total{operation=\"inspect_service\"} 1",
+            "swarmpilot_tasks_pending{service=\"web\"} 2",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
@@ -472,6 +491,7 @@ mod tests {
         assert!(!text.contains("swarmpilot_current_replicas{"));
         assert!(!text.contains("swarmpilot_traffic_state{"));
         assert!(!text.contains("swarmpilot_metric_value{service=\"web\",metric=\"cpu\"}"));
+        assert!(!text.contains("swarmpilot_tasks_pending{"));
         assert!(text.contains("swarmpilot_decisions_total{"));
     }
 }

@@ -63,6 +63,10 @@ impl Telemetry for Metrics {
         self.set_conditions(service, conditions);
     }
 
+    fn tasks_pending(&self, service: &str, pending: u32) {
+        self.set_tasks_pending(service, pending);
+    }
+
     fn forgotten(&self, service: &str) {
         self.forget_service(service);
     }

@@ -2,6 +2,7 @@
 
 mod examples;
 mod headlines;
+mod pending;
 mod properties;
 mod signals;
 
@@ -61,6 +62,7 @@ pub(super) fn tasks(n: u32) -> Vec<TaskObservation> {
             id: format!("task{i}"),
             phase: TaskPhase::Running,
             started_at: Some(t(-3600)),
+            unplaced: None,
         })
         .collect()
 }
