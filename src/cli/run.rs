@@ -36,6 +36,10 @@ pub struct Args {
     /// naming a file under it); without it, only the shipped models.
     #[arg(long, value_name = "DIR", env = "SWARMPILOT_MODEL_DIR")]
     pub model_dir: Option<std::path::PathBuf>,
+    /// Show each service's traffic state and overrides on /metrics (open to anyone who reaches
+    /// the port; they tell a flooder when it has been detected).
+    #[arg(long)]
+    pub metrics_detail: bool,
     /// How many services are reconciled at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
@@ -94,7 +98,7 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
     };
     let swarm = Arc::new(swarm);
     let status = Arc::new(StatusStore::default());
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().with_detail(args.metrics_detail));
     let (waker, wakes) = Waker::new();
     let mut observer = Observer::new(
         Arc::clone(&swarm),

@@ -94,6 +94,9 @@ pub struct Metrics {
     metric_target: Family<MetricErrorLabels, FloatGauge>,
     metric_read_duration: Family<SourceLabel, Histogram, fn() -> Histogram>,
     tasks_pending: Family<ServiceLabel, Gauge>,
+    /// Whether each service's traffic state and overrides are shown. They tell a flooder when
+    /// it has been detected, so the operator shows them only with `--metrics-detail`.
+    detail: bool,
 }
 
 impl Default for Metrics {
@@ -237,6 +240,7 @@ impl Metrics {
             metric_target,
             metric_read_duration,
             tasks_pending,
+            detail: true,
         }
     }
 
@@ -280,8 +284,17 @@ impl Metrics {
         }
     }
 
+    /// The same metrics, with or without each service's traffic state and overrides.
+    pub fn with_detail(mut self, detail: bool) -> Self {
+        self.detail = detail;
+        self
+    }
+
     /// The current traffic state; `None` removes the series (no classifier configured).
     pub fn set_traffic_state(&self, service: &str, state: Option<TrafficState>) {
+        if !self.detail {
+            return;
+        }
         for candidate in TrafficState::ALL {
             let labels = StateLabels {
                 service: service.to_owned(),
@@ -302,6 +315,9 @@ impl Metrics {
 
     /// The service's traffic state changed to `to`.
     pub fn count_state_change(&self, service: &str, to: TrafficState) {
+        if !self.detail {
+            return;
+        }
         self.state_changes
             .get_or_create(&StateLabels {
                 service: service.to_owned(),
@@ -312,6 +328,9 @@ impl Metrics {
 
     /// The service's override as read from its label; `None` or an expired one clears it.
     pub fn set_override(&self, service: &str, active: Option<&Override>) {
+        if !self.detail {
+            return;
+        }
         let kind_of = |value: &Override| {
             if value.replicas.is_some() {
                 "pin"

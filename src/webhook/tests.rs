@@ -1444,3 +1444,35 @@ async fn tls_is_served_and_reloaded_when_the_files_change() {
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }
+
+/// Without `--metrics-detail`, the open `/metrics` shows no traffic state and no override.
+#[test]
+fn metrics_detail_is_behind_a_flag() {
+    let pinned = Override {
+        replicas: Some(3),
+        pause: false,
+        pause_scale_in: false,
+        pause_scale_out: false,
+        expires_at: Utc::now() + ChronoDuration::minutes(5),
+        reason: "test".into(),
+        by: "ops".into(),
+    };
+    for detail in [false, true] {
+        let metrics = Metrics::new().with_detail(detail);
+        metrics.set_traffic_state("web", Some(TrafficState::Flood));
+        metrics.count_state_change("web", TrafficState::Flood);
+        metrics.set_override("web", Some(&pinned));
+        let text = metrics.encode().unwrap();
+        for series in [
+            "swarmpilot_traffic_state{",
+            "swarmpilot_traffic_state_changes_total{",
+            "swarmpilot_override_active{",
+        ] {
+            assert_eq!(
+                text.contains(series),
+                detail,
+                "{series} with detail {detail}"
+            );
+        }
+    }
+}
