@@ -26,6 +26,8 @@ enum Command {
     Apply(cli::apply::Args),
     /// List the services that declare a policy.
     Get(cli::get::Args),
+    /// List the services' recent events (scales, overrides, state changes, failures); -w follows.
+    Events(cli::events::Args),
     /// Show a service's effective policy, override and scaling state.
     Describe(cli::describe::Args),
     /// Remove a service's policy labels.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Schema(command) => cli::schema::run(command, args.output),
         Command::Apply(command) => cli::apply::run(command, args.output),
         Command::Get(command) => cli::get::run(command, args.output),
+        Command::Events(command) => cli::events::run(command, args.output),
         Command::Describe(command) => cli::describe::run(command, args.output),
         Command::Delete(command) => cli::delete::run(command),
         Command::Run(command) => cli::run::run(command),

@@ -195,3 +195,139 @@ async fn override_acts_at_once_survives_a_restart_and_expires() {
     .await;
     second.stop().await;
 }
+
+/// Runs the `swarmpilot` binary; panics with its output when it fails.
+fn cli(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_swarmpilot"))
+        .args(args)
+        .env_remove("SWARMPILOT_SERVER")
+        .env_remove("SWARMPILOT_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "swarmpilot {args:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The reasons of the service's events as the status API serves them.
+fn event_reasons(status: &Value) -> Vec<String> {
+    status["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `get`, `describe` and `events` against a real service and operator: the targets and
+/// replicas, the HPA-style conditions, and the events, which outlive an operator restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_describe_and_events_show_targets_conditions_and_events_across_a_restart() {
+    let swarm = Arc::new(swarm().await);
+    let run = unique_name("observe-run");
+    // minReplicas 2 for a service started at 1: the operator scales it up (an event), then idle
+    // CPU keeps it limited at the minimum.
+    let service = service_with_policy("observe", &run, |name| {
+        policy(name).replace("minReplicas: 1", "minReplicas: 2")
+    });
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), TOKEN).unwrap();
+    let token = token.path().to_str().unwrap().to_owned();
+
+    let first = Api::start(Arc::clone(&swarm), &run).await;
+    let path = format!("/v1/services/{}", service.name);
+    wait_until("scaled to 2 with the CPU read", || {
+        let first = &first;
+        let path = path.clone();
+        async move {
+            let status = first.get(&path).await;
+            status["current"] == 2
+                && status["metrics"][0]["compared"].is_number()
+                && event_reasons(&status).contains(&"SuccessfulRescale".to_owned())
+        }
+    })
+    .await;
+
+    let get = cli(&["get", "--server", &first.url, "--token-file", &token]);
+    eprintln!("{get}");
+    let header = get.lines().next().unwrap();
+    for column in ["TARGETS", "REPLICAS", "AGE"] {
+        assert!(header.contains(column), "{get}");
+    }
+    let row = get
+        .lines()
+        .find(|line| line.starts_with(&service.name))
+        .unwrap_or_else(|| panic!("no row for {} in\n{get}", service.name));
+    assert!(row.contains("cpu ") && row.contains("%/70%"), "{row}");
+    assert!(row.contains(" 2/2 "), "{row}");
+    assert!(!row.contains("<unknown>"), "{row}");
+
+    let describe = cli(&[
+        "describe",
+        &service.name,
+        "--server",
+        &first.url,
+        "--token-file",
+        &token,
+    ]);
+    eprintln!("{describe}");
+    let line_of = |what: &str| {
+        describe
+            .lines()
+            .find(|line| line.trim_start().starts_with(what))
+            .unwrap_or_else(|| panic!("no {what} line in\n{describe}"))
+            .to_owned()
+    };
+    assert!(describe.contains("Conditions:"), "{describe}");
+    let limited = line_of("ScalingLimited");
+    assert!(
+        limited.contains("True") && limited.contains("TooFewReplicas"),
+        "{limited}"
+    );
+    let active = line_of("ScalingActive");
+    assert!(
+        active.contains("True") && active.contains("ValidMetricFound"),
+        "{active}"
+    );
+    assert!(line_of("AbleToScale").contains("True"), "{describe}");
+    assert!(line_of("MetricsAvailable").contains("True"), "{describe}");
+    assert!(describe.contains("Events:"), "{describe}");
+    let rescale = line_of("Normal   SuccessfulRescale");
+    assert!(rescale.contains("1 -> 2: "), "{rescale}");
+    first.stop().await;
+
+    // With no operator running, the events are in the label.
+    let events = cli(&["events", &service.name]);
+    eprintln!("{events}");
+    assert!(events.contains("SuccessfulRescale"), "{events}");
+    assert!(events.contains("StateRestored"), "{events}");
+
+    // A new operator knows nothing but the labels: it serves the old events and adds its own.
+    let second = Api::start(Arc::clone(&swarm), &run).await;
+    wait_until(
+        "the restarted operator serves the events of the first",
+        || {
+            let second = &second;
+            let path = path.clone();
+            async move {
+                let reasons = event_reasons(&second.get(&path).await);
+                reasons.contains(&"SuccessfulRescale".to_owned())
+                    && reasons.iter().filter(|r| *r == "StateRestored").count() == 2
+            }
+        },
+    )
+    .await;
+    second.stop().await;
+    let events = cli(&["events", &service.name, "-o", "json"]);
+    let events: Vec<Value> = serde_json::from_str(&events).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "SuccessfulRescale" && e["service"] == service.name.as_str()),
+        "{events:?}"
+    );
+}

@@ -6,13 +6,15 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use super::events::event_rows;
 use super::operator_api::ServerArgs;
 use super::table::write_table;
 use super::{block_on, write_structured, Output};
 use crate::decide::{Condition, PendingTasks};
 use crate::policy::labels;
-use crate::policy::{Override, ScaleState, ScalingPolicy};
+use crate::policy::{Event, Override, ScaleState, ScalingPolicy};
 use crate::swarm::{DockerSwarm, ServiceInfo, Swarm};
+use chrono::Utc;
 
 /// What `describe` reports about one service.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -103,8 +105,9 @@ pub fn write_description(
         }
     }
     write_section(out, "Override", d.override_.as_ref())?;
-    write_section(out, "State", d.state.as_ref())?;
+    write_section(out, "State", d.state.as_ref().map(without_log).as_ref())?;
     write_section(out, "Effective policy", d.policy.as_ref())?;
+    write_events(out, d.state.as_ref().map_or(&[], |s| &s.log))?;
     match &d.operator {
         None => {}
         Some(Err(error)) => writeln!(out, "Operator: unavailable ({error})")?,
@@ -203,6 +206,32 @@ fn write_conditions(out: &mut dyn Write, conditions: &serde_json::Value) -> anyh
             c.message.clone(),
         ]
     }));
+    let mut table = Vec::new();
+    write_table(&mut table, &header, &rows)?;
+    for line in String::from_utf8_lossy(&table).lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
+/// The state without its event ring, which has a table of its own.
+fn without_log(state: &ScaleState) -> ScaleState {
+    ScaleState {
+        log: Vec::new(),
+        ..state.clone()
+    }
+}
+
+/// The events as `kubectl describe` lists them, oldest first.
+fn write_events(out: &mut dyn Write, log: &[Event]) -> anyhow::Result<()> {
+    if log.is_empty() {
+        writeln!(out, "Events: none")?;
+        return Ok(());
+    }
+    writeln!(out, "Events:")?;
+    let header = ["Type", "Reason", "Age", "Message"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| "-".repeat(h.len())).collect()];
+    rows.extend(event_rows(&log.iter().collect::<Vec<_>>(), Utc::now()));
     let mut table = Vec::new();
     write_table(&mut table, &header, &rows)?;
     for line in String::from_utf8_lossy(&table).lines() {

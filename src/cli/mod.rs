@@ -11,6 +11,7 @@ pub mod agents;
 pub mod apply;
 pub mod delete;
 pub mod describe;
+pub mod events;
 pub mod files;
 pub mod get;
 pub mod label_write;

@@ -49,6 +49,7 @@ impl ScaleState {
                 events,
                 recommendations,
                 last_scale,
+                ..self.clone()
             },
             spec,
             now,

@@ -20,6 +20,6 @@ pub use parse::{
     parse, parse_bytes, parse_documents, parse_documents_bytes, text_of, MAX_INPUT_BYTES,
 };
 pub use schema::{crd_yaml, json_schema, json_schema_text};
-pub use state::{Override, ScaleEvent, ScaleState};
+pub use state::{Event, EventReason, EventType, Override, ScaleEvent, ScaleState, EVENTS_KEPT};
 pub use types::*;
 pub use validate::{is_valid_service_name, validate};

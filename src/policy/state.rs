@@ -62,4 +62,166 @@ pub struct ScaleState {
     /// When the operator last changed the replica count (the AGE column of `get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale: Option<DateTime<Utc>>,
+    /// The service's last [`EVENTS_KEPT`] events, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<Event>,
+}
+
+/// How many events each service keeps, in memory and in its state label. Each is at most about
+/// 250 bytes of JSON (the message is at most 120 characters), so the ring adds at most about
+/// 5 KB to the label.
+pub const EVENTS_KEPT: usize = 20;
+
+/// Whether an event is routine or asks for attention, as Kubernetes events say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// What happened.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum EventReason {
+    /// The operator changed the replica count.
+    SuccessfulRescale,
+    /// Writing a new replica count failed.
+    FailedRescale,
+    /// An override started applying.
+    OverrideSet,
+    /// An override stopped applying (cleared or expired).
+    OverrideEnded,
+    /// The classifier's traffic state changed.
+    TrafficStateChanged,
+    /// A metric could not be read (once per failing streak).
+    FailedGetMetric,
+    /// Every metric reads again.
+    MetricsRecovered,
+    /// An operator started and took over the service's state from its label.
+    StateRestored,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+impl EventReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventReason::SuccessfulRescale => "SuccessfulRescale",
+            EventReason::FailedRescale => "FailedRescale",
+            EventReason::OverrideSet => "OverrideSet",
+            EventReason::OverrideEnded => "OverrideEnded",
+            EventReason::TrafficStateChanged => "TrafficStateChanged",
+            EventReason::FailedGetMetric => "FailedGetMetric",
+            EventReason::MetricsRecovered => "MetricsRecovered",
+            EventReason::StateRestored => "StateRestored",
+        }
+    }
+}
+
+/// One event of a service, as `kubectl describe` lists them; repeats are counted, not added.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Event {
+    /// When it last happened.
+    pub at: DateTime<Utc>,
+    /// When it first happened, if it repeated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_at: Option<DateTime<Utc>>,
+    /// How many times it happened in a row.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u32,
+    #[serde(rename = "type")]
+    pub type_: EventType,
+    pub reason: EventReason,
+    /// One short sentence (at most 120 characters).
+    pub message: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(count: &u32) -> bool {
+    *count == 1
+}
+
+impl ScaleState {
+    /// Adds an event at the end of the ring; the same reason and message as the last event
+    /// count as a repeat of it. Returns whether a new entry was added (not only counted).
+    pub fn push_event(&mut self, event: Event) -> bool {
+        if let Some(last) = self.log.last_mut() {
+            if last.reason == event.reason && last.message == event.message {
+                last.first_at = last.first_at.or(Some(last.at));
+                last.at = event.at;
+                last.count = last.count.saturating_add(1);
+                return false;
+            }
+        }
+        if self.log.len() >= EVENTS_KEPT {
+            self.log.remove(0);
+        }
+        self.log.push(event);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(reason: EventReason, message: &str, secs: i64) -> Event {
+        Event {
+            at: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs),
+            first_at: None,
+            count: 1,
+            type_: EventType::Normal,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn the_ring_counts_repeats_and_keeps_the_newest() {
+        let mut state = ScaleState::default();
+        assert!(state.push_event(event(EventReason::FailedGetMetric, "rps: down", 0)));
+        assert!(!state.push_event(event(EventReason::FailedGetMetric, "rps: down", 15)));
+        assert_eq!(state.log.len(), 1);
+        assert_eq!(state.log[0].count, 2);
+        assert_eq!(state.log[0].first_at, Some(DateTime::<Utc>::UNIX_EPOCH));
+        for i in 0..(EVENTS_KEPT as i64 + 5) {
+            state.push_event(event(
+                EventReason::SuccessfulRescale,
+                &format!("to {i}"),
+                30 + i,
+            ));
+        }
+        assert_eq!(state.log.len(), EVENTS_KEPT);
+        assert_eq!(
+            state.log.last().unwrap().message,
+            format!("to {}", EVENTS_KEPT + 4)
+        );
+    }
+
+    #[test]
+    fn a_full_ring_fits_a_label_of_a_few_kilobytes() {
+        let mut state = ScaleState::default();
+        let message = "m".repeat(120);
+        for i in 0..EVENTS_KEPT as i64 {
+            let mut e = event(EventReason::OverrideEnded, &format!("{i}{message}"), i);
+            e.first_at = Some(e.at);
+            e.count = u32::MAX;
+            e.type_ = EventType::Warning;
+            state.push_event(e);
+        }
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(json.len() < 6 * 1024, "{} bytes", json.len());
+    }
 }

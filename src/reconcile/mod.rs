@@ -3,6 +3,7 @@
 
 mod batcher;
 pub mod controller;
+pub mod events;
 pub mod notify;
 pub mod service;
 pub mod signals;

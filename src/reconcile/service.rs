@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
+use super::events::{self, Round, Seen};
 use super::notify::{spawn_notifications, StateChangeEvent};
 use super::signals::{ModelRunner, SignalMemory, Signals};
 use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
@@ -22,7 +23,8 @@ use crate::decide::{
 use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
 use crate::policy::{
-    labels, Diagnostics, Override, PolicyCache, PolicySpec, ScalingPolicy, Source,
+    labels, Diagnostics, Event, EventReason, EventType, Override, PolicyCache, PolicySpec,
+    ScalingPolicy, Source,
 };
 use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo, TaskState};
 
@@ -86,6 +88,8 @@ pub struct ServiceMemory {
     signals: SignalMemory,
     /// The policy last decoded from the labels, decoded again only when they change.
     policy: PolicyCache,
+    /// What the last reconcile saw, for telling events from repeats.
+    seen: Seen,
 }
 
 /// Observes, decides and actuates one service at a time.
@@ -228,6 +232,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         if let Some(change) = signals.change {
             self.announce(&info.name, &policy, change);
         }
+        let restored = memory.history.is_none();
         let history = match memory.history.take() {
             Some(history) => history,
             None => restored_history(&info, current, now),
@@ -252,7 +257,21 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         decision.detail.extend(signals.notes.iter().cloned());
 
         let write = decision.should_scale() && !self.options.dry_run;
-        let next_history = history.record(&policy.spec, &decision, write, now);
+        let mut next_history = history.record(&policy.spec, &decision, write, now);
+        let active = override_.as_ref().filter(|o| o.is_active(now));
+        let round = Round {
+            decision: &decision,
+            scaled: write,
+            override_: active,
+            state_change: signals.change.map(|c| (c.from, c.to)),
+            restored,
+            now,
+        };
+        let (happened, seen) = events::events(&round, &memory.seen);
+        memory.seen = seen;
+        for event in happened {
+            next_history.push_event(event);
+        }
         if write {
             let state = BTreeMap::from([(
                 labels::STATE.to_owned(),
@@ -270,8 +289,25 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                     return Ok(Action::Requeue(self.options.conflict_retry));
                 }
                 Err(error) => {
-                    memory.history = Some(history);
                     let failed = Actuation::Failed(clip(&error.to_string(), 80));
+                    // The ring keeps what happened, the write failure included; the next
+                    // reconcile persists it.
+                    let mut kept = history;
+                    kept.log = next_history.log;
+                    kept.push_event(Event {
+                        at: now,
+                        first_at: None,
+                        count: 1,
+                        type_: EventType::Warning,
+                        reason: EventReason::FailedRescale,
+                        message: clip(
+                            &format!("{} -> {}: {error}", decision.current, decision.desired),
+                            HEADLINE_MAX,
+                        ),
+                    });
+                    self.status
+                        .update(&info.name, |status| status.events = kept.log.clone());
+                    memory.history = Some(kept);
                     self.status.update(&info.name, |status| {
                         status.conditions =
                             conditions_now(&policy, &decision, &signals, &failed, status, now);
@@ -280,6 +316,9 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                     return Err(self.engine_failed("scale", error));
                 }
             }
+        }
+        if !write && !self.options.dry_run {
+            self.persist_events(&info, &next_history).await;
         }
         memory.history = Some(next_history);
         if decision.override_expired && !self.options.dry_run {
@@ -322,8 +361,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         } else {
             Actuation::Unchanged
         };
+        let log = memory
+            .history
+            .as_ref()
+            .map(|h| h.log.clone())
+            .unwrap_or_default();
         self.record_status(
-            &info, &policy, &readings, &decision, &signals, override_, &actuation, now,
+            &info, &policy, &readings, &decision, &signals, override_, &actuation, log, now,
         );
         self.telemetry.bounds(
             &info.name,
@@ -340,6 +384,27 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         self.status
             .update(&info.name, |status| status.pending_tasks = pending);
         Ok(Action::Requeue(policy.spec.interval.as_std()))
+    }
+
+    /// Writes the state label when its event ring lags behind the one in memory (a scale
+    /// writes it with the replica count; other events are written here). A lost race is
+    /// harmless: the next reconcile sees the lag again.
+    async fn persist_events(&self, info: &ServiceInfo, history: &History) {
+        let stored = labels::decode_state(&info.labels)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if events::durable(&stored.log) == events::durable(&history.log) {
+            return;
+        }
+        let state = BTreeMap::from([(labels::STATE.to_owned(), labels::encode_state(history))]);
+        if let Err(error) = self
+            .swarm
+            .update_labels(&info.id, info.version, &state, &[])
+            .await
+        {
+            tracing::info!(service = %info.name, %error, "events not written yet; the next reconcile retries");
+        }
     }
 
     /// Logs, counts and posts a traffic-state change; posting happens in the background.
@@ -399,6 +464,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         signals: &Signals,
         override_: Option<Override>,
         actuation: &Actuation,
+        log: Vec<Event>,
         now: DateTime<Utc>,
     ) {
         let applied = *actuation == Actuation::Scaled;
@@ -456,6 +522,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             status.last_reconcile = Some(now);
             status.last_error = None;
             status.conditions = conditions_now(policy, decision, signals, actuation, status, now);
+            status.events.clone_from(&log);
             status.push_decision(DecisionRecord {
                 at: now,
                 current: decision.current,

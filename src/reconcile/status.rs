@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decide::{Condition, PendingTasks, Reason};
 use crate::metrics::TaskError;
-use crate::policy::{Override, ScalingPolicy, Target, TrafficState};
+use crate::policy::{Event, Override, ScalingPolicy, Target, TrafficState};
 
 /// How many decisions are kept per service.
 pub const DECISIONS_KEPT: usize = 64;
@@ -104,6 +104,10 @@ pub struct ServiceStatus {
     /// suitable node (...)"); no scale-up while there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_tasks: Option<PendingTasks>,
+    /// The last events (scales, overrides, state changes, failures, restores), oldest first;
+    /// the same ring as in the state label, so they outlive an operator restart.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
     pub decisions: VecDeque<DecisionRecord>,
     pub samples: VecDeque<Sample>,
     pub last_reconcile: Option<DateTime<Utc>>,
