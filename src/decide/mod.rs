@@ -19,6 +19,7 @@ mod anomaly;
 mod behavior;
 pub mod conditions;
 mod decision;
+pub mod ensemble;
 mod fallback;
 mod forecast;
 mod history;
