@@ -11,7 +11,7 @@
 //! or in process when the node is the operator's own engine's (see [`super::agents`]). A task
 //! whose node has neither is listed in [`Reading::skipped`] with that reason, never left out.
 //!
-//! Rates need a previous sample of the same container, kept here per resource. A container
+//! Rates need a previous sample of the same container, kept here per service and resource. A container
 //! seen for the first time has none: it is listed in [`Reading::skipped`] as warming up, and
 //! when every container is, the read fails with [`MetricError::WarmingUp`].
 
@@ -37,9 +37,12 @@ pub struct DockerReader<S> {
     agents: Agents<S>,
     timeout: Duration,
     concurrency: usize,
-    /// Keyed by container and resource name (`Resource` is not `Hash`).
-    previous: Mutex<HashMap<(String, &'static str), ContainerStats>>,
+    /// Each container's last sample, by service ID and resource name (`Resource` is not `Hash`).
+    previous: Mutex<HashMap<(String, &'static str), Samples>>,
 }
+
+/// The last sample of each container of one service, by container ID.
+type Samples = HashMap<String, ContainerStats>;
 
 /// One task whose container could be sampled.
 struct Sampled {
@@ -168,14 +171,11 @@ impl<S: Swarm> MetricSource for DockerReader<S> {
         let mut latest: Option<DateTime<Utc>> = None;
         {
             let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
-            let containers: Vec<String> = samples
-                .iter()
-                .filter_map(|sample| sample.as_ref().ok().map(|s| s.container_id.clone()))
-                .collect();
-            // Forget containers that are gone, so the map does not grow with every restart.
-            previous.retain(|(container, kept), _| {
-                *kept != resource.name() || containers.contains(container)
-            });
+            // This read's samples replace the service's previous ones for this resource, so
+            // containers that are gone are forgotten and other services' samples are untouched.
+            let key = (service.id.clone(), resource.name());
+            let before = previous.remove(&key).unwrap_or_default();
+            let mut kept = HashMap::new();
             for sample in samples {
                 let sample = match sample {
                     Ok(sample) => sample,
@@ -185,9 +185,13 @@ impl<S: Swarm> MetricSource for DockerReader<S> {
                     }
                 };
                 latest = latest.max(Some(sample.stats.read_at));
-                let key = (sample.container_id.clone(), resource.name());
-                let value = task_value(service, resource, previous.get(&key), &sample.stats);
-                previous.insert(key, sample.stats);
+                let value = task_value(
+                    service,
+                    resource,
+                    before.get(&sample.container_id),
+                    &sample.stats,
+                );
+                kept.insert(sample.container_id, sample.stats);
                 match value {
                     Ok(Some(value)) => tasks.push(TaskValue {
                         task_id: sample.task_id,
@@ -203,6 +207,7 @@ impl<S: Swarm> MetricSource for DockerReader<S> {
                     Err(reason) => skipped.push(TaskError::new(sample.task_id, reason)),
                 }
             }
+            previous.insert(key, kept);
         }
 
         let how = match resource {
