@@ -56,10 +56,19 @@ async fn a_task_burning_cpu_reads_cpu_and_memory_utilization() {
     let info = swarm.inspect_service(&service.id).await.unwrap();
     assert_eq!(info.cpu_limit_nanos, Some(500_000_000));
     let reader = DockerReader::new(swarm.clone(), Duration::from_secs(20), 4);
+    // Another service read by the same reader in between keeps its own previous samples.
+    let other_service = TestService::sleeping("metrics-other", 1, &[]);
+    running_tasks(&swarm, &other_service.id, 1).await;
+    let other = swarm.inspect_service(&other_service.id).await.unwrap();
 
     // The first sample of a container has nothing to compute a rate from.
     let first = read(&reader, &info, Resource::Cpu).await.unwrap_err();
     assert!(matches!(first, MetricError::WarmingUp(_)), "{first:?}");
+    let other_first = read(&reader, &other, Resource::Cpu).await.unwrap_err();
+    assert!(
+        matches!(other_first, MetricError::WarmingUp(_)),
+        "{other_first:?}"
+    );
     let first_rx = read(&reader, &info, Resource::NetworkRx).await.unwrap_err();
     assert!(
         matches!(first_rx, MetricError::WarmingUp(_)),
@@ -75,6 +84,8 @@ async fn a_task_burning_cpu_reads_cpu_and_memory_utilization() {
     assert!(cpu.value > 0.0, "{cpu:?}");
     assert_eq!(cpu.tasks.len(), 1, "{cpu:?}");
     assert_eq!(cpu.tasks[0].task_id, tasks[0].id);
+    let other_cpu = read(&reader, &other, Resource::Cpu).await.unwrap();
+    assert_eq!(other_cpu.tasks.len(), 1, "{other_cpu:?}");
 
     let memory = read(&reader, &info, Resource::Memory).await.unwrap();
     println!(
