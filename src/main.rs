@@ -66,6 +66,6 @@ fn main() -> ExitCode {
         Command::Metrics(command) => cli::metrics::run(command, args.output),
         Command::Record(command) => cli::record::run(command),
         Command::Replay(command) => cli::replay::run(command, args.output),
-        Command::Model(command) => cli::model::run(command),
+        Command::Model(command) => cli::model::run(command, args.output),
     })
 }

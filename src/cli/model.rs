@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use crate::models::eval::{eval_trace, EvalOptions};
+use super::{print_structured, Output};
+use crate::models::eval::{eval_trace, EvalOptions, EvalReport};
 use crate::models::{inspect, Model};
 
 /// Arguments of `swarmpilot model`.
@@ -40,7 +41,46 @@ pub enum Command {
     },
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+/// The report as data for `-o json|yaml`: the confusion matrix as a list, since JSON keys are
+/// strings only.
+fn report_value(report: &EvalReport) -> serde_json::Value {
+    match report {
+        EvalReport::Forecast {
+            column,
+            origins,
+            model,
+            naive,
+            seasonal_naive,
+        } => serde_json::json!({
+            "kind": "forecast",
+            "column": column,
+            "origins": origins,
+            "mase": {"model": model, "naive": naive, "seasonalNaive": seasonal_naive},
+        }),
+        EvalReport::States {
+            rows,
+            distribution,
+            confusion,
+            skipped,
+        } => serde_json::json!({
+            "kind": "states",
+            "rows": rows,
+            "skipped": skipped,
+            "distribution": distribution
+                .iter()
+                .map(|(state, count)| (state.as_str(), *count))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            "confusion": confusion.as_ref().map(|matrix| matrix
+                .iter()
+                .map(|((label, state), count)| serde_json::json!({
+                    "label": label, "predicted": state.as_str(), "count": count,
+                }))
+                .collect::<Vec<_>>()),
+        }),
+    }
+}
+
+pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
     match &args.command {
         Command::Inspect { model } => {
             let loaded = Model::load(model)?;
@@ -64,7 +104,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             let report = eval_trace(model, trace, &options)
                 .with_context(|| format!("evaluating {model} on {}", trace.display()))?;
-            print!("{report}");
+            if output == Output::Table {
+                print!("{report}");
+            } else {
+                print_structured(&report_value(&report), output)?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

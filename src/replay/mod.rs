@@ -76,7 +76,7 @@ pub fn compare(
     models: &dyn Models,
 ) -> Result<Comparison, ReplayError> {
     check_options(options, policy)?;
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = trace.repeat_note().into_iter().collect();
     let load = load_metric(policy)?.clone();
     let column = load_column(trace, &load.name, options.metric.as_deref())?;
     let values: Vec<Option<f64>> = column

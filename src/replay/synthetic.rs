@@ -114,6 +114,7 @@ pub fn generate(options: &Synthetic) -> Trace {
             column("transmit_bytes", &tx),
         ],
         labels: Some(labels),
+        repeated: 0,
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Trace {
     pub columns: Vec<Column>,
     /// The `label` column, when the trace has one (ground truth of synthetic traces).
     pub labels: Option<Vec<String>>,
+    /// Rows whose time repeated the previous row's (an hour repeated by a DST fall-back in a
+    /// trace of local times): each replaced the row before it.
+    pub repeated: usize,
 }
 
 /// One numeric column.
@@ -95,6 +98,7 @@ impl Trace {
                 })
                 .collect(),
             labels: label_index.map(|_| Vec::new()),
+            repeated: 0,
         };
         for (index, record) in reader.records().enumerate() {
             // Row numbers as a text editor shows them: the header is line 1.
@@ -111,6 +115,12 @@ impl Trace {
                 ));
             }
             let at = parse_time(&record[0]).map_err(|problem| bad(row, problem))?;
+            if trace.times.last() == Some(&at) {
+                // The same time again (a DST fall-back repeats an hour of local times): the
+                // later row is the one kept, and the repeat is counted for a note.
+                trace.drop_last();
+                trace.repeated += 1;
+            }
             if let Some(&previous) = trace.times.last() {
                 if at <= previous {
                     return Err(bad(
@@ -194,6 +204,28 @@ impl Trace {
                 })
                 .collect(),
             labels: self.labels.as_ref().map(|l| l[range].to_vec()),
+            repeated: self.repeated,
+        })
+    }
+
+    /// Removes the last row.
+    fn drop_last(&mut self) {
+        self.times.pop();
+        for column in &mut self.columns {
+            column.values.pop();
+        }
+        if let Some(labels) = self.labels.as_mut() {
+            labels.pop();
+        }
+    }
+
+    /// The note a reader of results should see when rows repeated a time, if any did.
+    pub fn repeat_note(&self) -> Option<String> {
+        (self.repeated > 0).then(|| {
+            format!(
+                "{} row(s) repeated the previous row's time (e.g. a DST fall-back hour); the later row of each was kept",
+                self.repeated
+            )
         })
     }
 
@@ -260,6 +292,27 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_time_keeps_the_later_row_and_is_counted() {
+        let trace = read(
+            "timestamp,rps\n2024-11-03T00:00:00,1\n2024-11-03T01:00:00,2\n\
+             2024-11-03T01:00:00,3\n2024-11-03T02:00:00,4\n",
+        )
+        .unwrap();
+        assert_eq!(trace.times.len(), 3);
+        assert_eq!(
+            trace.columns[0].values,
+            vec![Some(1.0), Some(3.0), Some(4.0)]
+        );
+        assert_eq!(trace.repeated, 1);
+        assert!(trace
+            .repeat_note()
+            .unwrap()
+            .starts_with("1 row(s) repeated"));
+        // Going back in time is still an error.
+        assert!(read("timestamp,rps\n2024-11-03T01:00:00,1\n2024-11-03T00:00:00,2\n").is_err());
+    }
+
+    #[test]
     fn reads_the_record_format_with_empty_cells() {
         let trace = read(
             "timestamp,rps,latency\n2024-05-01T12:00:00.000Z,1.5,0.1\n2024-05-01T12:00:05.000Z,,0.2\n",
@@ -294,7 +347,7 @@ mod tests {
 
     #[test]
     fn refuses_time_going_backwards_and_a_missing_time_column() {
-        let error = read("timestamp,rps\n5,1\n5,2\n").unwrap_err().to_string();
+        let error = read("timestamp,rps\n5,1\n4,2\n").unwrap_err().to_string();
         assert!(
             error.contains("row 3") && error.contains("not after"),
             "{error}"

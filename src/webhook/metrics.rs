@@ -475,9 +475,14 @@ impl Metrics {
 
     /// The service's conditions: three series per condition it has, one at 1; the series of
     /// conditions it no longer has are removed.
+    /// Without detail the `TrafficState` condition is left out, as the traffic state is.
     pub fn set_conditions(&self, service: &str, conditions: &[Condition]) {
         for type_ in ConditionType::ALL {
-            let current = conditions.iter().find(|c| c.type_ == type_);
+            let hidden = type_ == ConditionType::TrafficState && !self.detail;
+            let current = conditions
+                .iter()
+                .find(|c| c.type_ == type_)
+                .filter(|_| !hidden);
             for status in ConditionStatus::ALL {
                 let labels = ConditionLabels {
                     service: service.to_owned(),

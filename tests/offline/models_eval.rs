@@ -137,3 +137,36 @@ fn a_missing_column_is_named() {
         "{error}"
     );
 }
+
+/// `-o json` prints the report as JSON, the confusion matrix as a list.
+#[test]
+fn eval_prints_json_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.csv");
+    write_trace(&path, true);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_swarmpilot"))
+        .args(["-o", "json", "model", "eval", "traffic-states", "--trace"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    assert_eq!(value["kind"], "states");
+    assert!(
+        value["rows"].as_u64().is_some_and(|rows| rows > 0),
+        "{value}"
+    );
+    assert!(
+        value["confusion"].as_array().is_some_and(|m| !m.is_empty()),
+        "{value}"
+    );
+}
