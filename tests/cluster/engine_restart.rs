@@ -3,13 +3,11 @@
 //! stopped by the PID in its own pidfile, so no other engine on the machine is touched.
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use swarmpilot::swarm::Swarm;
 
 use crate::cluster::Cluster;
 use crate::common::unique_name;
 use crate::operator::{load_source, service_with_policy_on, wait_until, Operator};
+use crate::replicas_reach;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_managers_dockerd_mid_run_does_not_stop_the_operator() {
@@ -43,23 +41,8 @@ async fn restarting_the_managers_dockerd_mid_run_does_not_stop_the_operator() {
     assert!(operator.is_running());
 
     tokio::task::block_in_place(|| stopped.start());
-    let mut replicas = None;
-    for _ in 0..1200 {
-        replicas = swarm
-            .inspect_service(&service.id)
-            .await
-            .ok()
-            .and_then(|s| s.replicas);
-        if replicas == Some(4) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        replicas,
-        Some(4),
-        "the operator resumed and scaled after the restart"
-    );
+    // The operator resumed and scaled after the restart.
+    replicas_reach(&*swarm, &service, 4).await;
     assert!(operator.is_running());
     operator.stop().await;
 }

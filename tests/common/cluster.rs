@@ -331,7 +331,15 @@ fn state_dir() -> PathBuf {
 
 fn script_status(args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local-cluster.sh");
-    Command::new("bash").arg(script).args(args).status()
+    // In the host's network namespace (the process's main thread's) even when called from a
+    // thread of `Cluster::on_overlay`, whose children would inherit the container's.
+    let host_namespace = format!("--net=/proc/{}/ns/net", std::process::id());
+    Command::new("nsenter")
+        .arg(host_namespace)
+        .arg("bash")
+        .arg(script)
+        .args(args)
+        .status()
 }
 
 /// Runs `deploy/local-cluster.sh` with `args`; a failure means no cluster.
