@@ -48,6 +48,7 @@ fn policy() -> ScalingPolicy {
             observe: vec![],
             forecast: None,
             anomaly: None,
+            alerts: None,
             behavior: Behavior::default(),
             fallback: Fallback::Hold,
         },

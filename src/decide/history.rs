@@ -120,6 +120,7 @@ mod tests {
             observe: vec![],
             forecast: None,
             anomaly: None,
+            alerts: None,
             behavior: Behavior::default(),
             fallback: Fallback::Hold,
         }

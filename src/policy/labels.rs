@@ -307,6 +307,7 @@ fn from_shorthand(
             observe: Vec::new(),
             forecast: None,
             anomaly: None,
+            alerts: None,
             behavior: Behavior::default(),
             fallback: Fallback::default(),
         },

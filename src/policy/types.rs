@@ -72,6 +72,11 @@ pub struct PolicySpec {
     /// Traffic-state classification and what to do in each state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<AnomalySpec>,
+    /// Whether Alertmanager alerts may override this service, and how far. Without it, alerts
+    /// naming the service are rejected: whoever writes alert rules gets only what the policy
+    /// grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsSpec>,
     /// Scale-up and scale-down rules, with HPA's semantics and defaults.
     #[serde(default)]
     pub behavior: Behavior,
@@ -379,6 +384,21 @@ pub enum ForecastUse {
     ScaleUp,
     /// A forecast may also lower the replica count.
     Both,
+}
+
+/// What alert-driven overrides may do to the service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AlertsSpec {
+    /// The most replicas an alert may pin the service at (at most `spec.maxReplicas`).
+    pub max_replicas: u32,
+    /// The longest an alert's override may last. Default 1h.
+    #[serde(default = "default_alert_ttl")]
+    pub max_ttl: HumanDuration,
+}
+
+fn default_alert_ttl() -> HumanDuration {
+    HumanDuration::from_secs(3600)
 }
 
 /// Traffic-state classification and the action taken in each state.

@@ -78,6 +78,9 @@ impl Check {
         if let Some(anomaly) = &spec.anomaly {
             self.anomaly(anomaly, spec, &names);
         }
+        if let Some(alerts) = &spec.alerts {
+            self.alerts(alerts, spec);
+        }
         if let Some(rules) = &spec.behavior.scale_up {
             self.rules("spec.behavior.scaleUp", rules);
         }
@@ -90,6 +93,28 @@ impl Check {
                 self.within_bounds("spec.fallback.currentIfHigher", n, spec)
             }
             Fallback::Replicas(n) => self.within_bounds("spec.fallback.replicas", n, spec),
+        }
+    }
+
+    fn alerts(&mut self, alerts: &AlertsSpec, spec: &PolicySpec) {
+        if alerts.max_replicas < 1 || alerts.max_replicas > spec.max_replicas {
+            self.report(
+                "spec.alerts.maxReplicas",
+                format!(
+                    "must be between 1 and spec.maxReplicas ({}), got {}",
+                    spec.max_replicas, alerts.max_replicas
+                ),
+            );
+        }
+        let ttl = alerts.max_ttl.as_std();
+        if ttl.is_zero() || ttl > std::time::Duration::from_secs(7 * 24 * 3600) {
+            self.report(
+                "spec.alerts.maxTtl",
+                format!(
+                    "must be longer than 0s and at most 7d, got {}",
+                    alerts.max_ttl
+                ),
+            );
         }
     }
 

@@ -9,6 +9,10 @@
 //! - `pin:N`: pin at N (refused when outside the bounds);
 //! - `pause`: make no change at all.
 //!
+//! Only services whose policy opts in (`spec.alerts`) accept alerts, and only up to the policy's
+//! `spec.alerts.maxReplicas` and `maxTtl`: whoever can write an alert rule gets no more than the
+//! policy grants. The receiver takes only an `alerts` token.
+//!
 //! The override lasts `swarmpilot_ttl` (annotation, default 30m) and is written `by`
 //! `alertmanager:<alertname>/<fingerprint>`. Alertmanager re-sends a firing alert every
 //! `group_interval`/`repeat_interval`; a re-send of the alert that set the override only extends it
@@ -31,7 +35,7 @@ use super::overrides::{
     build, change_override, check_bounds, check_ttl, policy_of, Change, Changed, Intent,
 };
 use super::AppState;
-use crate::policy::{HumanDuration, Override};
+use crate::policy::{AlertsSpec, HumanDuration, Override, ScalingPolicy};
 use crate::swarm::Swarm;
 
 /// The label naming the Swarm service an alert is about.
@@ -296,6 +300,7 @@ async fn fire<S: Swarm>(
         change, previous, ..
     } = change_override(state, service, |info, current| {
         let policy = policy_of(info)?;
+        let grant = alerts_granted(&policy, ttl)?;
         let replicas = info.replicas.ok_or_else(|| {
             ApiError::refused(
                 "service",
@@ -317,10 +322,22 @@ async fn fire<S: Swarm>(
             _ => action.intent(
                 u32::try_from(replicas).unwrap_or(u32::MAX),
                 policy.spec.min_replicas,
-                policy.spec.max_replicas,
+                grant.max_replicas.min(policy.spec.max_replicas),
             ),
         };
         check_bounds(intent, &policy, ACTION_ANNOTATION)?;
+        if let Intent::Pin(pinned) = intent {
+            if pinned > grant.max_replicas {
+                return Err(ApiError::refused(
+                    ACTION_ANNOTATION,
+                    format!(
+                        "{pinned} replicas is above spec.alerts.maxReplicas {} of {}'s policy, the most an alert may pin",
+                        grant.max_replicas,
+                        policy.service()
+                    ),
+                ));
+            }
+        }
         Ok(Change::Set(build(
             intent,
             ttl,
@@ -349,6 +366,31 @@ async fn fire<S: Swarm>(
     };
     tracing::info!(%service, %by, ?outcome, "alert applied");
     Ok((outcome, detail, Some(value)))
+}
+
+/// What the service's policy lets alerts do, or why it lets them do nothing: a service accepts
+/// alert-driven overrides only if its policy opts in with `spec.alerts`.
+fn alerts_granted(policy: &ScalingPolicy, ttl: HumanDuration) -> Result<&AlertsSpec, ApiError> {
+    let grant = policy.spec.alerts.as_ref().ok_or_else(|| {
+        ApiError::refused(
+            SERVICE_LABEL,
+            format!(
+                "the policy of {} does not accept alert-driven overrides; add spec.alerts (e.g. {{maxReplicas: 10}}) to opt in",
+                policy.service()
+            ),
+        )
+    })?;
+    if ttl.as_std() > grant.max_ttl.as_std() {
+        return Err(ApiError::refused(
+            TTL_ANNOTATION,
+            format!(
+                "annotation {TTL_ANNOTATION} {ttl} is longer than spec.alerts.maxTtl {} of {}'s policy",
+                grant.max_ttl,
+                policy.service()
+            ),
+        ));
+    }
+    Ok(grant)
 }
 
 async fn resolve<S: Swarm>(state: &AppState<S>, service: &str, by: &str) -> Result<Done, ApiError> {

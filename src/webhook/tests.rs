@@ -179,6 +179,7 @@ pub fn policy(service: &str, min: u32, max: u32) -> ScalingPolicy {
             observe: Vec::new(),
             forecast: None,
             anomaly: None,
+            alerts: None,
             behavior: Default::default(),
             fallback: Default::default(),
         },
@@ -869,6 +870,20 @@ async fn openapi_document_matches_the_routes() {
 
 /// The request format of Alertmanager's documentation (webhook_config), filled in, with two
 /// alerts for swarmpilot and one for someone else.
+/// Gives `service` a policy that accepts alerts up to `max_replicas` (the shorthand labels it
+/// has cannot opt in).
+pub fn accept_alerts(swarm: &FakeSwarm, service: &str, max_replicas: u32) {
+    let policy = format!(
+        "maxReplicas: 10\nmetrics:\n- name: cpu\n  docker: {{resource: cpu}}\n  target: {{utilization: 70}}\nalerts: {{maxReplicas: {max_replicas}, maxTtl: 2h}}\n"
+    );
+    let mut services = swarm.services.lock().unwrap();
+    let info = services.get_mut(service).unwrap();
+    info.labels
+        .retain(|name, _| !name.starts_with("io.swarmpilot."));
+    info.labels
+        .insert(crate::policy::labels::POLICY.to_owned(), policy);
+}
+
 pub fn alertmanager_payload(status: &str, alerts: Value) -> String {
     json!({
         "version": "4",
@@ -900,6 +915,7 @@ fn alert(status: &str, fingerprint: &str, labels: Value, annotations: Value) -> 
 #[tokio::test]
 async fn alertmanager_documentation_payload() {
     let mut f = fixture();
+    accept_alerts(&f.swarm, "web", 10);
     let firing = alertmanager_payload(
         "firing",
         json!([
@@ -1011,6 +1027,7 @@ async fn alertmanager_documentation_payload() {
 #[tokio::test]
 async fn alertmanager_resolved_leaves_a_manual_override() {
     let f = fixture();
+    accept_alerts(&f.swarm, "web", 10);
     let (status, _) = call(
         &f.router,
         "POST",
@@ -1050,6 +1067,31 @@ async fn alertmanager_resolved_leaves_a_manual_override() {
 async fn alertmanager_rejections_and_failures() {
     let f = fixture();
     let labels = json!({"alertname": "A", "swarmpilot_service": "web"});
+    // A policy that does not opt in takes no alert.
+    let pin = alertmanager_payload(
+        "firing",
+        json!([alert(
+            "firing",
+            "0",
+            labels.clone(),
+            json!({"swarmpilot_action": "pin:2"})
+        )]),
+    );
+    let (status, value) = call(
+        &f.router,
+        "POST",
+        "/v1/alertmanager",
+        Some(ALERTS),
+        Some(&pin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["results"][0]["outcome"], "rejected");
+    assert!(value["results"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("does not accept alert-driven overrides; add spec.alerts"));
+    accept_alerts(&f.swarm, "web", 6);
     let payload = alertmanager_payload(
         "firing",
         json!([
@@ -1084,6 +1126,18 @@ async fn alertmanager_rejections_and_failures() {
                 labels.clone(),
                 json!({"swarmpilot_action": "pin:2"})
             ),
+            alert(
+                "firing",
+                "7",
+                labels.clone(),
+                json!({"swarmpilot_action": "pin:8", "swarmpilot_ttl": "3h"})
+            ),
+            alert(
+                "firing",
+                "8",
+                labels.clone(),
+                json!({"swarmpilot_action": "pin:8"})
+            ),
         ]),
     );
     let (status, value) = call(
@@ -1103,8 +1157,19 @@ async fn alertmanager_rejections_and_failures() {
         .collect();
     assert_eq!(
         outcomes,
-        ["rejected", "rejected", "rejected", "rejected", "rejected", "applied"]
+        [
+            "rejected", "rejected", "rejected", "rejected", "rejected", "applied", "rejected",
+            "rejected"
+        ]
     );
+    assert!(value["results"][7]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("above spec.alerts.maxReplicas 6"));
+    assert!(value["results"][6]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("longer than spec.alerts.maxTtl 2h"));
     assert!(value["results"][2]["detail"]
         .as_str()
         .unwrap()

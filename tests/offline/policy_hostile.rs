@@ -102,3 +102,17 @@ fn a_long_scalar_aliased_a_few_times_is_refused_by_the_text_budget() {
         "{found}"
     );
 }
+
+#[test]
+fn the_alerts_grant_is_bounded_by_the_policy() {
+    let text = format!(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  {SPEC}  alerts: {{maxReplicas: 40, maxTtl: 30d}}\n"
+    );
+    let found = parse_documents(&text).expect_err("refused").to_string();
+    assert!(
+        found.contains(
+            "spec.alerts.maxReplicas: must be between 1 and spec.maxReplicas (10), got 40"
+        ) && found.contains("spec.alerts.maxTtl: must be longer than 0s and at most 7d"),
+        "{found}"
+    );
+}

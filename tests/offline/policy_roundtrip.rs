@@ -293,6 +293,7 @@ fn policy() -> impl Strategy<Value = ScalingPolicy> {
                             observe,
                             forecast,
                             anomaly,
+                            alerts: None,
                             behavior: Behavior {
                                 scale_up,
                                 scale_down,

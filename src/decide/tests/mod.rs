@@ -45,6 +45,7 @@ pub(super) fn policy(min: u32, max: u32, behavior: &str) -> ScalingPolicy {
             observe: vec![],
             forecast: None,
             anomaly: None,
+            alerts: None,
             behavior,
             fallback: Fallback::Hold,
         },
