@@ -11,8 +11,8 @@
 //! ```
 //!
 //! The services are created (by default at 0 replicas: cheap, no task runs), each with a
-//! shorthand CPU policy, and removed at the end; with `--replicas`, the pass starts once every
-//! task runs. The passes run in a child process so their figures include nothing of the set-up:
+//! shorthand CPU policy, and removed at the end; with `--replicas` (for the first `--running`
+//! services, or all), the passes start once every task runs. The passes run in a child process so their figures include nothing of the set-up:
 //! connect, list the services, and reconcile each one (inspect, decode the labels, list tasks,
 //! read the metric, decide) with the operator's default concurrency. The first pass takes the
 //! first CPU samples (every read is warming up); the second is a steady-state pass.
@@ -45,6 +45,8 @@ const CONCURRENCY: usize = 16;
 struct Options {
     count: usize,
     replicas: u64,
+    /// How many of the services get `replicas`; the others stay at 0. All when `None`.
+    running: Option<usize>,
     image: Option<String>,
     agent_service: Option<String>,
     agent_token_file: Option<PathBuf>,
@@ -64,6 +66,7 @@ impl Options {
             match arg.as_str() {
                 "--pass" => pass = Some(value()?.clone()),
                 "--replicas" => options.replicas = value()?.parse()?,
+                "--running" => options.running = Some(value()?.parse()?),
                 "--image" => options.image = Some(value()?.clone()),
                 "--agent-service" => options.agent_service = Some(value()?.clone()),
                 "--agent-token-file" => options.agent_token_file = Some(value()?.into()),
@@ -73,7 +76,7 @@ impl Options {
                         .parse()
                         .with_context(|| format!("not a service count: {count:?}"))?
                 }
-                other => bail!("unknown option {other}; usage: reconcile_pass [SERVICES] [--replicas N] [--image IMAGE] [--agent-service NAME --agent-token-file FILE] [--agent-pid PID]..."),
+                other => bail!("unknown option {other}; usage: reconcile_pass [SERVICES] [--replicas N [--running SERVICES]] [--image IMAGE] [--agent-service NAME --agent-token-file FILE] [--agent-pid PID]..."),
             }
         }
         Ok((options, pass))
@@ -127,7 +130,12 @@ async fn bench(options: &Options) -> anyhow::Result<ExitCode> {
             let run = run.clone();
             let image = image.clone();
             let command = command.clone();
-            let replicas = options.replicas as i64;
+            let running = options.running.unwrap_or(count);
+            let replicas = if i < running {
+                options.replicas as i64
+            } else {
+                0
+            };
             async move {
                 let spec = ServiceSpec {
                     name: Some(format!("sp-bench-{run}-{i}")),
@@ -161,7 +169,8 @@ async fn bench(options: &Options) -> anyhow::Result<ExitCode> {
         .await;
     let ids: Vec<String> = created.into_iter().filter_map(Result::ok).collect();
     let outcome = if ids.len() == count {
-        wait_running(&docker, &ids, count * options.replicas as usize).await?;
+        let running = options.running.unwrap_or(count).min(count);
+        wait_running(&docker, &ids, running * options.replicas as usize).await?;
         let status = Command::new(std::env::current_exe()?)
             .args(["--pass", &run])
             .args(options.to_args())
