@@ -56,6 +56,9 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// Called once when a service stops being watched (removed, or its policy label deleted).
     fn forget(&self, _service: &ServiceRef) {}
+
+    /// The Swarm's services were listed successfully (a resync): `services` in all.
+    fn synced(&self, _services: usize) {}
 }
 
 /// How the loop finds services and bounds its work.
@@ -136,6 +139,7 @@ pub async fn run<S: Swarm, R: Reconciler>(
                 match swarm.list_services().await {
                     Ok(services) => {
                         backoff.reset();
+                        reconciler.synced(services.len());
                         sync_workers(&services, &mut workers, &mut tasks, &reconciler, &permits, &shutdown);
                     }
                     Err(error) => {

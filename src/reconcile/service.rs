@@ -704,6 +704,10 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
         Action::Requeue(Backoff::after(failures, self.options.max_backoff))
     }
 
+    fn synced(&self, _services: usize) {
+        self.telemetry.swarm_synced(Utc::now());
+    }
+
     fn forget(&self, service: &ServiceRef) {
         self.status.remove(&service.name);
         self.telemetry.forgotten(&service.name);

@@ -34,6 +34,8 @@ pub trait Telemetry: Send + Sync + 'static {
     fn metric_read(&self, _source: &'static str, _took: Duration) {}
     /// Each metric's value compared with its target, and the target, after a reconcile.
     fn metric_values(&self, _service: &str, _metrics: &[MetricStatus]) {}
+    /// The Swarm's services were listed successfully at `at`.
+    fn swarm_synced(&self, _at: chrono::DateTime<chrono::Utc>) {}
     /// The policy's minReplicas and maxReplicas.
     fn bounds(&self, _service: &str, _min: u32, _max: u32) {}
     /// The service's conditions after a reconcile.

@@ -62,6 +62,11 @@ struct ConditionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: String,
 }
@@ -106,6 +111,8 @@ pub struct Metrics {
     /// Whether each service's traffic state and overrides are shown. They tell a flooder when
     /// it has been detected, so the operator shows them only with `--metrics-detail`.
     detail: bool,
+    swarm_syncs: Counter,
+    last_swarm_sync: FloatGauge,
 }
 
 impl Default for Metrics {
@@ -242,6 +249,32 @@ impl Metrics {
              resources); the count is not raised while above 0",
             tasks_pending.clone(),
         );
+        // Series that exist from the start, so an operator with no policy-labelled service
+        // still shows it is alive and syncing.
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "1, labelled with the operator's version",
+            build_info,
+        );
+        let swarm_syncs: Counter = Counter::default();
+        registry.register(
+            "swarm_syncs",
+            "Successful listings of the Swarm's services by the loop (resyncs)",
+            swarm_syncs.clone(),
+        );
+        let last_swarm_sync = FloatGauge::default();
+        registry.register(
+            "last_swarm_sync_timestamp_seconds",
+            "When the loop last listed the Swarm's services successfully (Unix time; 0 before \
+             the first)",
+            last_swarm_sync.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
@@ -264,6 +297,8 @@ impl Metrics {
             metric_read_duration,
             tasks_pending,
             detail: true,
+            swarm_syncs,
+            last_swarm_sync,
         }
     }
 
@@ -432,6 +467,13 @@ impl Metrics {
             .inc();
     }
 
+    /// The loop listed the Swarm's services at `at`.
+    pub fn count_swarm_sync(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.swarm_syncs.inc();
+        self.last_swarm_sync
+            .set(at.timestamp_millis() as f64 / 1000.0);
+    }
+
     /// One read of a policy metric from `source`.
     pub fn observe_metric_read(&self, source: &str, took: Duration) {
         self.metric_read_duration
@@ -589,5 +631,25 @@ mod tests {
         assert!(!text.contains("swarmpilot_tasks_pending{"));
         assert!(!text.contains("swarmpilot_forecast_member{"));
         assert!(text.contains("swarmpilot_decisions_total{"));
+    }
+
+    #[test]
+    fn an_operator_with_no_service_still_exports_its_own_series() {
+        let metrics = Metrics::new();
+        let text = metrics.encode().unwrap();
+        for line in [
+            "swarmpilot_build_info{version=\"",
+            "swarmpilot_swarm_syncs_total 0",
+            "swarmpilot_last_swarm_sync_timestamp_seconds 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        metrics.count_swarm_sync("2026-01-01T00:00:00Z".parse().unwrap());
+        let text = metrics.encode().unwrap();
+        assert!(text.contains("swarmpilot_swarm_syncs_total 1"), "{text}");
+        assert!(
+            text.contains("swarmpilot_last_swarm_sync_timestamp_seconds 1767225600"),
+            "{text}"
+        );
     }
 }

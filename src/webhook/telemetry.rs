@@ -56,6 +56,10 @@ impl Telemetry for Metrics {
         }
     }
 
+    fn swarm_synced(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.count_swarm_sync(at);
+    }
+
     fn bounds(&self, service: &str, min: u32, max: u32) {
         self.set_bounds(service, min, max);
     }
