@@ -23,6 +23,15 @@ pub fn validate(policy: &ScalingPolicy) -> Result<(), Diagnostics> {
     Diagnostics::result(check.found)
 }
 
+/// The most metrics one policy may scale on.
+pub const MAX_METRICS: usize = 16;
+/// The most observed-only metrics one policy may read.
+pub const MAX_OBSERVE: usize = 16;
+/// The most receivers one policy may notify.
+pub const MAX_NOTIFY: usize = 4;
+/// The highest `maxReplicas` a policy may set: a label cannot ask for an unbounded fleet.
+pub const MAX_REPLICAS: u32 = 1000;
+
 /// Whether `name` is a name Docker accepts for a Swarm service: letters, digits, `-` and `_`,
 /// starting and ending with a letter or digit, at most 63 characters (swarmkit's rule).
 pub fn is_valid_service_name(name: &str) -> bool {
@@ -62,6 +71,7 @@ impl Check {
             self.service_name("spec.service", service);
         }
         self.bounds(spec);
+        self.list_lengths(spec);
         let interval = spec.interval.as_std();
         if interval < std::time::Duration::from_secs(*INTERVAL_SECS.start())
             || interval > std::time::Duration::from_secs(*INTERVAL_SECS.end())
@@ -93,6 +103,23 @@ impl Check {
                 self.within_bounds("spec.fallback.currentIfHigher", n, spec)
             }
             Fallback::Replicas(n) => self.within_bounds("spec.fallback.replicas", n, spec),
+        }
+    }
+
+    /// Each policy's work is bounded: a label cannot ask for thousands of reads or posts.
+    fn list_lengths(&mut self, spec: &PolicySpec) {
+        let notify = spec
+            .anomaly
+            .as_ref()
+            .map_or(0, |anomaly| anomaly.notify.len());
+        for (path, len, most) in [
+            ("spec.metrics", spec.metrics.len(), MAX_METRICS),
+            ("spec.observe", spec.observe.len(), MAX_OBSERVE),
+            ("spec.anomaly.notify", notify, MAX_NOTIFY),
+        ] {
+            if len > most {
+                self.report(path, format!("may hold at most {most} entries, got {len}"));
+            }
         }
     }
 
@@ -134,6 +161,15 @@ impl Check {
             self.report(
                 "spec.maxReplicas",
                 format!("must be at least 1, got {}", spec.max_replicas),
+            );
+        }
+        if spec.max_replicas > MAX_REPLICAS {
+            self.report(
+                "spec.maxReplicas",
+                format!(
+                    "must be at most {MAX_REPLICAS} (the ceiling of a policy), got {}",
+                    spec.max_replicas
+                ),
             );
         }
         if spec.min_replicas < 1 {

@@ -116,3 +116,169 @@ fn the_alerts_grant_is_bounded_by_the_policy() {
         "{found}"
     );
 }
+
+#[test]
+fn list_lengths_and_max_replicas_are_bounded() {
+    let metric = "  - name: m{i}\n    docker: {resource: cpu}\n    target: {utilization: 70}\n";
+    let metrics: String = (0..17)
+        .map(|i| metric.replace("{i}", &i.to_string()))
+        .collect();
+    let text = format!(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  maxReplicas: 5000\n  metrics:\n{metrics}"
+    );
+    let found = parse_documents(&text).expect_err("refused").to_string();
+    assert!(
+        found.contains("spec.metrics: may hold at most 16 entries, got 17")
+            && found.contains(
+                "spec.maxReplicas: must be at most 1000 (the ceiling of a policy), got 5000"
+            ),
+        "{found}"
+    );
+}
+
+// ---- the fuzz harness: random and adversarial YAML, bounded in time and memory ----
+
+mod counting {
+    //! A global allocator that counts each thread's live and peak bytes, so a test can measure
+    //! what one decode allocates (decoding runs on the calling thread).
+
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(delta: isize) {
+        let _ = LIVE.try_with(|live| {
+            let now = live.get() + delta;
+            live.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+    }
+
+    // SAFETY: every call is forwarded to the system allocator unchanged; only counts are kept.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let ptr = System.alloc(layout);
+            if !ptr.is_null() {
+                add(layout.size() as isize);
+            }
+            ptr
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout);
+            add(-(layout.size() as isize));
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let moved = System.realloc(ptr, layout, new_size);
+            if !moved.is_null() {
+                add(new_size as isize - layout.size() as isize);
+            }
+            moved
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// The peak bytes this thread held above what it held when `run` started.
+    pub fn peak_of<T>(run: impl FnOnce() -> T) -> (T, usize) {
+        let start = LIVE.with(Cell::get);
+        PEAK.with(|peak| peak.set(start));
+        let result = run();
+        let peak = PEAK.with(Cell::get) - start;
+        (result, peak.max(0) as usize)
+    }
+}
+
+mod fuzz {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use proptest::prelude::*;
+    use swarmpilot::policy::labels::{self, POLICY};
+    use swarmpilot::policy::parse_documents_bytes;
+
+    use super::counting::peak_of;
+
+    const SECOND: Duration = Duration::from_secs(1);
+    const MEMORY: usize = 100 * 1024 * 1024;
+
+    /// Adversarial YAML: alias expansions, merge keys, deep and wide nesting, huge scalars.
+    fn hostile() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1usize..20_000, 1usize..20_000).prop_map(|(scalars, uses)| {
+                format!(
+                    "a: &a [{}]\nb: [{}]\n",
+                    vec!["x"; scalars].join(","),
+                    vec!["*a"; uses].join(",")
+                )
+            }),
+            (1usize..9, 2usize..12).prop_map(|(levels, fan)| {
+                let mut text = format!("l0: &l0 [{}]\n", vec!["x"; fan].join(","));
+                for level in 1..=levels {
+                    let refs = vec![format!("*l{}", level - 1); fan].join(",");
+                    text.push_str(&format!("l{level}: &l{level} [{refs}]\n"));
+                }
+                text
+            }),
+            (1usize..3_000).prop_map(|n| {
+                let base = "base: &base {minReplicas: 1, maxReplicas: 3}\n";
+                let merges: String = (0..n).map(|i| format!("k{i}: {{<<: *base}}\n")).collect();
+                format!("{base}{merges}")
+            }),
+            (1usize..200_000).prop_map(|depth| format!("spec:\n  {}x\n", "- ".repeat(depth))),
+            (1usize..5_000).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth))),
+            (1usize..50_000).prop_map(|width| {
+                (0..width)
+                    .map(|i| format!("k{i}: {i}\n"))
+                    .collect::<String>()
+            }),
+            (1usize..2_000_000).prop_map(|len| format!("spec: {}\n", "y".repeat(len))),
+            "\\PC{0,2000}",
+        ]
+    }
+
+    /// Within 1 s and 100 MB (the bound for what the operator decodes: labels), or within
+    /// 100 MB only (`timed: false`, files up to 1 MiB that a user gives the CLI).
+    fn check(text: &str, timed: bool, decode: impl FnOnce()) {
+        let started = Instant::now();
+        let ((), peak) = peak_of(decode);
+        let took = started.elapsed();
+        assert!(
+            (!timed || took < SECOND) && peak < MEMORY,
+            "{} bytes took {took:?} and {peak} bytes: {:?}",
+            text.len(),
+            &text[..text.len().min(200)]
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 120, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_label_decoder_answers_every_input_quickly_and_small(text in hostile()) {
+            let labels = BTreeMap::from([(POLICY.to_owned(), text.clone())]);
+            check(&text, true, || {
+                let _ = labels::decode("web", &labels);
+            });
+            check(&text, false, || {
+                let _ = parse_documents_bytes(text.as_bytes());
+            });
+        }
+
+        #[test]
+        fn any_bytes_get_a_diagnostic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            check(&text, true, || {
+                let _ = parse_documents_bytes(&bytes);
+            });
+        }
+    }
+}
