@@ -85,9 +85,21 @@ async fn apply_get_describe_delete_on_a_real_service() {
         .find(|l| l.starts_with(&svc.name))
         .unwrap_or_else(|| panic!("{} not in\n{table}", svc.name));
     let cells: Vec<&str> = row.split_whitespace().collect();
+    // TARGETS is `cpu <unknown>/70%`: the current value comes from the operator's API
+    // (`--server`), which this test does not run; REPLICAS is current/desired.
     assert_eq!(
         cells,
-        [svc.name.as_str(), "recommend", "1", "7", "0", "-", "ok"]
+        [
+            svc.name.as_str(),
+            "recommend",
+            "cpu",
+            "<unknown>/70%",
+            "1",
+            "7",
+            "0/-",
+            "-",
+            "ok"
+        ]
     );
     let json: serde_json::Value =
         serde_json::from_str(&succeeded(swarmpilot(&["get", "-o", "json"]))).unwrap();
