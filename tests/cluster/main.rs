@@ -17,7 +17,6 @@ mod prometheus_server;
 
 mod agents;
 mod engine_restart;
-mod lost_worker;
 mod pending;
 mod scrape;
 
