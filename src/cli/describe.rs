@@ -146,22 +146,6 @@ fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Re
     if let Some(forecast) = status["forecast"].as_f64() {
         writeln!(out, "  forecast: {forecast:.2}")?;
     }
-    let forecaster = &status["forecaster"];
-    if let Some(member) = forecaster["member"].as_str() {
-        let error = |field: &str| {
-            forecaster[field]
-                .as_f64()
-                .map(|e| format!("{e:.3}"))
-                .unwrap_or_else(|| "-".to_owned())
-        };
-        writeln!(
-            out,
-            "  forecast member: {member} (recent error {} vs {} for naive; model {})",
-            error("error"),
-            error("naiveError"),
-            error("modelError")
-        )?;
-    }
     if let Some(state) = status["trafficState"].as_str() {
         writeln!(out, "  traffic state: {state}")?;
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::table::write_table;
 use super::{print_structured, Output};
-use crate::replay::{self, series, trace, Comparison, Models, Options, Summary, Trace};
+use crate::replay::{self, series, trace, Comparison, Options, Signals, Summary, Trace};
 
 /// Arguments of `swarmpilot replay`.
 #[derive(Debug, clap::Args)]
@@ -120,8 +120,8 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
 }
 
 /// The models replay asks for forecasts and traffic states: the ones the policy names.
-fn signals() -> Box<dyn Models> {
-    Box::new(replay::ModelSignals::default())
+fn signals() -> Box<dyn Signals> {
+    Box::new(replay::ModelSignals)
 }
 
 fn write_report(out: &mut dyn Write, comparison: &Comparison, args: &Args) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::decision::{clip, Decision, Limit, MetricResult, Reason, HEADLINE_MAX};
-use super::ensemble::{Choice, Member};
+use super::signals::ForecastVerdict;
 use crate::policy::{PolicySpec, Source, TrafficState};
 
 /// What a condition is about.
@@ -179,8 +179,8 @@ pub struct ConditionInputs<'a> {
     pub spec: &'a PolicySpec,
     pub decision: &'a Decision,
     pub actuation: &'a Actuation,
-    /// The forecast ensemble's choice; `None` when there is no forecast at all.
-    pub forecast: Option<&'a Choice>,
+    /// The forecaster's verdict; `None` when it could not run this time.
+    pub forecast: Option<&'a ForecastVerdict>,
     /// The classifier's state; `None` when it could not run this time.
     pub traffic: Option<TrafficState>,
 }
@@ -415,25 +415,23 @@ fn metrics_available(inputs: &ConditionInputs<'_>) -> Found {
     (ConditionType::MetricsAvailable, status, reason, message)
 }
 
-/// Whether the forecast model is the ensemble member in use: True while it is (or while too few
-/// forecasts came due to judge), False while a simpler member has lately done better.
-fn forecast_trusted(choice: Option<&Choice>) -> Found {
+fn forecast_trusted(verdict: Option<&ForecastVerdict>) -> Found {
     use ConditionReason::*;
-    let (status, reason, message) = match choice {
-        Some(choice) if choice.member == Member::Model => {
-            (ConditionStatus::True, ForecastUsed, choice.describe())
-        }
-        Some(choice) if choice.model_error.is_some() => {
-            (ConditionStatus::False, ForecastIgnored, choice.describe())
-        }
-        Some(choice) if choice.model_value.is_some() => {
-            (ConditionStatus::True, ForecastLearning, choice.describe())
-        }
-        _ => (
+    let (status, reason, message) = match verdict {
+        None => (
             ConditionStatus::Unknown,
             ForecastUnavailable,
-            "the forecast model could not run; see the decision's detail".to_owned(),
+            "the forecaster could not run; see the decision's detail".to_owned(),
         ),
+        Some(verdict @ ForecastVerdict::Learning { .. }) => {
+            (ConditionStatus::True, ForecastLearning, verdict.describe())
+        }
+        Some(verdict @ ForecastVerdict::Trusted { .. }) => {
+            (ConditionStatus::True, ForecastUsed, verdict.describe())
+        }
+        Some(verdict @ ForecastVerdict::Ignored { .. }) => {
+            (ConditionStatus::False, ForecastIgnored, verdict.describe())
+        }
     };
     (ConditionType::ForecastTrusted, status, reason, message)
 }

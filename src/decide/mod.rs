@@ -19,7 +19,6 @@ mod anomaly;
 mod behavior;
 pub mod conditions;
 mod decision;
-pub mod ensemble;
 mod fallback;
 mod forecast;
 mod history;

@@ -1,10 +1,8 @@
 //! `swarmpilot model eval`: a model's accuracy on a recorded trace (`timestamp,<metric>...`).
 //!
-//! Forecaster: MASE of the model, naive last-value, Holt, seasonal-naive (one day back) and the
-//! online ensemble the operator runs ([`crate::decide::ensemble`], fed the trace sample by
-//! sample as the live loop would), over every origin on the model's sample grid where all can
-//! be computed, scaled by the mean absolute one-step change of the evaluated series (the
-//! pipeline's definition); overall and per step ahead.
+//! Forecaster: MASE of the model, naive last-value and seasonal-naive (one day back) forecasts,
+//! over every origin on the model's sample grid where all three can be computed, scaled by the
+//! mean absolute one-step change of the evaluated series (the pipeline's definition).
 //! Classifier: the state distribution, and a confusion matrix when the trace has a `label` or
 //! `state` column.
 
@@ -16,7 +14,6 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use thiserror::Error;
 
-use crate::decide::ensemble::{Ensemble, Member};
 use crate::policy::TrafficState;
 
 use super::classify::Classifier;
@@ -160,16 +157,10 @@ pub enum EvalReport {
     Forecast {
         column: String,
         origins: usize,
-        /// The model's sample period, seconds: step `k` is `k` periods ahead.
-        period_secs: f64,
         model: f64,
         naive: f64,
         /// `None` when the trace is shorter than a day plus the window and horizon.
         seasonal_naive: Option<f64>,
-        holt: f64,
-        ensemble: f64,
-        /// MASE per step ahead, by forecaster.
-        per_step: PerStep,
     },
     States {
         rows: usize,
@@ -178,16 +169,6 @@ pub enum EvalReport {
         confusion: Option<BTreeMap<(String, TrafficState), usize>>,
         skipped: usize,
     },
-}
-
-/// MASE per step ahead of each forecaster (`seasonal_naive` empty without a day of history).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PerStep {
-    pub model: Vec<f64>,
-    pub naive: Vec<f64>,
-    pub holt: Vec<f64>,
-    pub seasonal_naive: Vec<f64>,
-    pub ensemble: Vec<f64>,
 }
 
 /// Options for [`evaluate`].
@@ -304,27 +285,14 @@ fn evaluate_forecaster(
             .collect();
         forecasts.extend(model.forecast(&windows)?);
     }
-    let steps = ensemble_and_holt(&series, &origins, &forecasts, meta, horizon, first);
-    let mut per_step = PerStep {
-        model: vec![0.0; horizon],
-        naive: vec![0.0; horizon],
-        holt: vec![0.0; horizon],
-        seasonal_naive: if seasonal {
-            vec![0.0; horizon]
-        } else {
-            Vec::new()
-        },
-        ensemble: vec![0.0; horizon],
-    };
-    for ((&o, forecast), (holt, ensemble)) in origins.iter().zip(&forecasts).zip(&steps) {
+    let (mut err_model, mut err_naive, mut err_seasonal) = (0.0, 0.0, 0.0);
+    for (&o, forecast) in origins.iter().zip(&forecasts) {
         for h in 0..horizon {
             let actual = series[o + 1 + h];
-            per_step.model[h] += (f64::from(forecast[h]) - actual).abs();
-            per_step.naive[h] += (series[o] - actual).abs();
-            per_step.holt[h] += (holt[h] - actual).abs();
-            per_step.ensemble[h] += (ensemble[h] - actual).abs();
+            err_model += (f64::from(forecast[h]) - actual).abs();
+            err_naive += (series[o] - actual).abs();
             if seasonal {
-                per_step.seasonal_naive[h] += (series[o + 1 + h - season] - actual).abs();
+                err_seasonal += (series[o + 1 + h - season] - actual).abs();
             }
         }
     }
@@ -340,71 +308,14 @@ fn evaluate_forecaster(
             problem: format!("{column} never changes: MASE is undefined for a constant series"),
         });
     }
-    let count = origins.len() as f64 * scale;
-    for errors in [
-        &mut per_step.model,
-        &mut per_step.naive,
-        &mut per_step.holt,
-        &mut per_step.seasonal_naive,
-        &mut per_step.ensemble,
-    ] {
-        errors.iter_mut().for_each(|e| *e /= count);
-    }
-    let mean = |errors: &[f64]| errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+    let count = (origins.len() * horizon) as f64 * scale;
     Ok(EvalReport::Forecast {
         column,
         origins: origins.len(),
-        period_secs: meta.sample_period_secs,
-        model: mean(&per_step.model),
-        naive: mean(&per_step.naive),
-        seasonal_naive: seasonal.then(|| mean(&per_step.seasonal_naive)),
-        holt: mean(&per_step.holt),
-        ensemble: mean(&per_step.ensemble),
-        per_step,
+        model: err_model / count,
+        naive: err_naive / count,
+        seasonal_naive: seasonal.then_some(err_seasonal / count),
     })
-}
-
-/// Runs the operator's forecast ensemble over the grid, sample by sample from `first`, with
-/// the model's forecast at each origin; returns, per origin, the Holt member's path and the
-/// path of the member the ensemble chose there (NaN where one has none).
-fn ensemble_and_holt(
-    series: &[f64],
-    origins: &[usize],
-    forecasts: &[Vec<f32>],
-    meta: &super::metadata::ModelMetadata,
-    horizon: usize,
-    first: usize,
-) -> Vec<(Vec<f64>, Vec<f64>)> {
-    let period_ms = (meta.sample_period_secs * 1000.0).round() as i64;
-    let period = chrono::Duration::milliseconds(period_ms);
-    let at = |k: usize| DateTime::<Utc>::UNIX_EPOCH + period * k as i32;
-    let mut ensemble = Ensemble::new(std::time::Duration::from_millis(
-        (period_ms * horizon as i64) as u64,
-    ));
-    let mut out = Vec::with_capacity(origins.len());
-    let mut next = 0;
-    for (k, &value) in series.iter().enumerate().skip(first.saturating_sub(1)) {
-        if value.is_finite() {
-            ensemble.observe(at(k), value);
-        }
-        let model = (origins.get(next) == Some(&k)).then(|| forecasts[next].as_slice());
-        let path = model.map(|path| (path, meta.sample_period_secs));
-        let Some(choice) = ensemble.forecast(at(k), path) else {
-            continue;
-        };
-        if model.is_some() {
-            let paths = |member| {
-                ensemble
-                    .path(at(k), horizon, period, path, member)
-                    .into_iter()
-                    .map(|v| v.unwrap_or(f64::NAN))
-                    .collect::<Vec<f64>>()
-            };
-            out.push((paths(Member::Holt), paths(choice.member)));
-            next += 1;
-        }
-    }
-    out
 }
 
 fn evaluate_classifier(
@@ -505,13 +416,9 @@ impl std::fmt::Display for EvalReport {
             EvalReport::Forecast {
                 column,
                 origins,
-                period_secs,
                 model,
                 naive,
                 seasonal_naive,
-                holt,
-                ensemble,
-                per_step,
             } => {
                 writeln!(
                     f,
@@ -519,39 +426,13 @@ impl std::fmt::Display for EvalReport {
                 )?;
                 writeln!(f, "  model            {model:.3}")?;
                 writeln!(f, "  naive last-value {naive:.3}")?;
-                writeln!(f, "  holt             {holt:.3}")?;
                 match seasonal_naive {
-                    Some(value) => writeln!(f, "  seasonal naive   {value:.3}")?,
+                    Some(value) => writeln!(f, "  seasonal naive   {value:.3}"),
                     None => writeln!(
                         f,
                         "  seasonal naive   n/a (trace shorter than a day plus one window)"
-                    )?,
+                    ),
                 }
-                writeln!(f, "  ensemble         {ensemble:.3}")?;
-                writeln!(f, "  ensemble / naive {:.3}", ensemble / naive)?;
-                writeln!(f, "per step ahead (MASE):")?;
-                write!(f, "  {:<16}", "")?;
-                for k in 1..=per_step.naive.len() {
-                    write!(f, " {:>6}", format!("{:.0}s", k as f64 * period_secs))?;
-                }
-                writeln!(f)?;
-                for (name, errors) in [
-                    ("model", &per_step.model),
-                    ("naive", &per_step.naive),
-                    ("holt", &per_step.holt),
-                    ("seasonal naive", &per_step.seasonal_naive),
-                    ("ensemble", &per_step.ensemble),
-                ] {
-                    if errors.is_empty() {
-                        continue;
-                    }
-                    write!(f, "  {name:<16}")?;
-                    for e in errors {
-                        write!(f, " {e:>6.3}")?;
-                    }
-                    writeln!(f)?;
-                }
-                Ok(())
             }
             EvalReport::States {
                 rows,

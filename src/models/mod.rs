@@ -13,7 +13,6 @@ mod features;
 mod forecast;
 pub mod inspect;
 mod load;
-mod memory;
 mod metadata;
 mod policy_check;
 mod window;
@@ -24,8 +23,6 @@ pub use error::ModelError;
 pub use features::{classifier_features, RoleHistories, FEATURE_NAMES};
 pub use forecast::Forecaster;
 pub use load::{Model, MAX_MODEL_BYTES, SHIPPED};
-
-pub use memory::{Answers, Inputs, SignalMemory, Signals, HISTORY};
 pub use metadata::{ModelKind, ModelMetadata};
 pub use policy_check::{check_anomaly, check_forecast};
 pub use window::{forecast_window, Sample, WindowError, MAX_FILL_SECS};

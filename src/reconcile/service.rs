@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
 use super::events::{self, Round, Seen};
 use super::notify::{spawn_notifications, StateChangeEvent};
-use super::signals::{self as model_signals, ModelRunner};
+use super::signals::{ModelRunner, SignalMemory, Signals};
 use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
 use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
@@ -21,7 +21,7 @@ use crate::decide::{
     HEADLINE_MAX,
 };
 use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
-use crate::models::{ModelCache, SignalMemory, Signals};
+use crate::models::ModelCache;
 use crate::policy::{
     labels, Diagnostics, Event, EventReason, EventType, Override, PolicyCache, PolicySpec,
     ScalingPolicy, Source,
@@ -222,10 +222,12 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             .await;
         let mut observation = observe(&policy.spec, current, &tasks, &readings);
         let now = Utc::now();
-        model_signals::record(&mut memory.signals, &readings);
-        let signals =
-            model_signals::evaluate(&mut memory.signals, &policy.spec, &self.models, now).await;
-        observation.forecast = signals.forecast_value();
+        memory.signals.record(&readings);
+        let signals = memory
+            .signals
+            .evaluate(&policy.spec, &self.models, now)
+            .await;
+        observation.forecast = signals.forecast;
         observation.traffic = signals.traffic;
         if let Some(change) = signals.change {
             self.announce(&info.name, &policy, change);
@@ -349,7 +351,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             .override_seen(&info.name, override_.as_ref().filter(|o| o.is_active(now)));
         self.telemetry.models(
             &info.name,
-            signals.forecast.as_ref(),
+            signals.forecast_seen,
             signals.traffic.map(|t| t.state),
         );
         let actuation = if write {
@@ -515,8 +517,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             status.desired = Some(decision.desired);
             status.metrics = metrics;
             status.traffic_state = signals.traffic.map(|t| t.state);
-            status.forecast = signals.forecast_value();
-            status.forecaster.clone_from(&signals.forecast);
+            status.forecast = signals.forecast_seen;
             status.override_ = override_.filter(|o| o.is_active(now));
             status.last_reconcile = Some(now);
             status.last_error = None;
@@ -536,7 +537,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 demand,
                 replicas: decision.current,
                 desired: decision.desired,
-                forecast: signals.forecast_value(),
+                forecast: signals.forecast_seen,
                 state: signals.traffic.map(|t| t.state),
             });
         });
@@ -556,7 +557,7 @@ fn conditions_now(
         spec: &policy.spec,
         decision,
         actuation,
-        forecast: signals.forecast.as_ref(),
+        forecast: signals.verdict.as_ref(),
         traffic: signals.traffic.map(|t| t.state),
     };
     decide::conditions(&inputs, &status.conditions, now)

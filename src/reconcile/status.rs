@@ -10,7 +10,6 @@ use std::sync::RwLock;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::decide::ensemble::Choice;
 use crate::decide::{Condition, PendingTasks, Reason};
 use crate::metrics::TaskError;
 use crate::policy::{Event, Override, ScalingPolicy, Target, TrafficState};
@@ -94,9 +93,6 @@ pub struct ServiceStatus {
     pub metrics: Vec<MetricStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<f64>,
-    /// The forecast ensemble's member in use, its recent error and naive's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub forecaster: Option<Choice>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic_state: Option<TrafficState>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use super::MetricStatus;
-use crate::decide::ensemble::Choice;
 use crate::decide::Condition;
 use crate::policy::{Override, TrafficState};
 
@@ -20,8 +19,8 @@ pub trait Telemetry: Send + Sync + 'static {
         _desired: u32,
     ) {
     }
-    /// The forecast ensemble's choice and the traffic state, if any.
-    fn models(&self, _service: &str, _forecast: Option<&Choice>, _state: Option<TrafficState>) {}
+    /// The forecast and traffic state the models gave, if any.
+    fn models(&self, _service: &str, _forecast: Option<f64>, _state: Option<TrafficState>) {}
     /// The classifier's state for the service changed to `to`.
     fn state_changed(&self, _service: &str, _to: TrafficState) {}
     /// The service's active override, or none.

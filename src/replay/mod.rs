@@ -22,12 +22,13 @@ use chrono::{DateTime, Duration, Utc};
 pub use demand::{Demand, Point};
 pub use error::ReplayError;
 pub use models::ModelSignals;
-pub use signals::{Models, NoModels};
-pub use simulate::{Service, Skipped, Tick};
+pub use signals::{NoModels, PerTick, RoleSeries, Signals};
+pub use simulate::{Service, Tick};
 pub use summary::Summary;
 pub use trace::Trace;
 
 use crate::policy::{AnomalySpec, Behavior, Mode, ScalingPolicy};
+use simulate::TickSignals;
 use summary::Labels;
 
 /// How to read the trace and what the simulated service is like.
@@ -73,7 +74,7 @@ pub fn compare(
     policy: &ScalingPolicy,
     trace: &Trace,
     options: &Options,
-    models: &dyn Models,
+    signals: &dyn Signals,
 ) -> Result<Comparison, ReplayError> {
     check_options(options, policy)?;
     let mut notes: Vec<String> = trace.repeat_note().into_iter().collect();
@@ -116,21 +117,30 @@ pub fn compare(
     let interval = Duration::from_std(policy.spec.interval.as_std())
         .map_err(|e| ReplayError::Options(format!("interval: {e}")))?;
     let ticks = simulate::tick_times(&demand, interval);
-    // What the live loop would read each tick: the load metric and the classifier's inputs.
-    let mut series: Vec<(String, Demand)> = vec![(load.name.clone(), demand.clone())];
-    match &simulated.spec.forecast {
-        Some(spec) if spec.metric != load.name => notes.push(format!(
-            "forecast.metric {} is not the replayed metric {}: no forecast",
-            spec.metric, load.name
-        )),
-        _ => {}
-    }
-    if let Some(spec) = &simulated.spec.anomaly {
-        for (name, values) in role_series(spec, trace, &load.name)? {
-            series.push((name, Demand::new(&trace.times, &values, trace.step())));
+    let forecasts = match &simulated.spec.forecast {
+        Some(spec) if spec.metric == load.name => {
+            let per_tick = signals.forecasts(spec, &demand.points, &ticks)?;
+            notes.extend(skipped("forecast", &per_tick));
+            Some(per_tick)
         }
-    }
-    let readings: Vec<(&str, &Demand)> = series.iter().map(|(n, d)| (n.as_str(), d)).collect();
+        Some(spec) => {
+            notes.push(format!(
+                "forecast.metric {} is not the replayed metric {}: no forecast",
+                spec.metric, load.name
+            ));
+            None
+        }
+        None => None,
+    };
+    let states = match &simulated.spec.anomaly {
+        Some(spec) => {
+            let roles = role_series(spec, trace, &load.name, &demand)?;
+            let per_tick = signals.states(spec, &roles, &ticks)?;
+            notes.extend(skipped("traffic state", &per_tick));
+            Some(per_tick)
+        }
+        None => None,
+    };
 
     let service = Service {
         capacity_per_replica: options.capacity_per_replica,
@@ -144,20 +154,8 @@ pub fn compare(
         times: &trace.times,
         labels,
     });
-    let run = |name: String, policy: &ScalingPolicy, notes: &mut Vec<String>| {
-        let (ticks, skipped) =
-            simulate::simulate(policy, &load, service, &demand, &readings, &ticks, models);
-        let count = ticks.len();
-        for (what, skip) in [
-            ("forecast model", skipped.forecast),
-            ("traffic state", skipped.state),
-        ] {
-            if let Some((missing, first)) = skip {
-                notes.push(format!(
-                    "{what}: none at {missing} of {count} ticks (first: {first})"
-                ));
-            }
-        }
+    let run = |name: String, policy: &ScalingPolicy, signals: &TickSignals<'_>| {
+        let ticks = simulate::simulate(policy, &load, service, &demand, &ticks, signals);
         let summary = summary::summarize(&demand, &ticks, service.capacity_per_replica, labels);
         Run {
             name,
@@ -165,24 +163,22 @@ pub fn compare(
             summary,
         }
     };
-    let policy_run = run(policy.metadata.name.clone(), &simulated, &mut notes);
-    let mut members = std::collections::BTreeMap::new();
-    for tick in &policy_run.ticks {
-        if let Some(choice) = &tick.forecast {
-            *members.entry(choice.member).or_insert(0usize) += 1;
-        }
-    }
-    if !members.is_empty() {
-        let used: Vec<String> = members
-            .iter()
-            .map(|(member, n)| format!("{member} {n}"))
-            .collect();
+    let with_models = TickSignals {
+        forecasts: forecasts.as_ref(),
+        states: states.as_ref(),
+    };
+    let policy_run = run(policy.metadata.name.clone(), &simulated, &with_models);
+    let ignored = policy_run
+        .ticks
+        .iter()
+        .filter(|t| t.forecast_ignored)
+        .count();
+    if ignored > 0 {
         notes.push(format!(
-            "forecast member in use, by ticks: {}",
-            used.join(", ")
+            "forecast ignored at {ignored} of {} ticks: lately worse than the naive forecast",
+            policy_run.ticks.len()
         ));
     }
-    let baseline_run = run("HPA baseline".to_owned(), &baseline, &mut Vec::new());
     Ok(Comparison {
         metric: load.name.clone(),
         column: column.name.clone(),
@@ -193,7 +189,11 @@ pub fn compare(
             .as_ref()
             .and_then(|f| Duration::from_std(f.horizon.as_std()).ok()),
         policy: policy_run,
-        baseline: baseline_run,
+        baseline: run(
+            "HPA baseline".to_owned(),
+            &baseline,
+            &TickSignals::default(),
+        ),
         demand,
         service,
         notes,
@@ -279,28 +279,20 @@ fn check_options(options: &Options, policy: &ScalingPolicy) -> Result<(), Replay
     Ok(())
 }
 
-/// A trace column by metric name.
-type NamedColumn = (String, Vec<Option<f64>>);
-
-/// The classifier's inputs other than the load metric: each named metric's trace column.
+/// The classifier's role series: the load metric's role reads the (scaled) demand column,
+/// every other named metric the trace column of the same name.
 fn role_series(
     spec: &AnomalySpec,
     trace: &Trace,
     load: &str,
-) -> Result<Vec<NamedColumn>, ReplayError> {
-    let inputs = &spec.inputs;
-    let roles = [
-        ("requests", &inputs.requests),
-        ("errors", &inputs.errors),
-        ("latency", &inputs.latency),
-        ("receiveBytes", &inputs.receive_bytes),
-        ("transmitBytes", &inputs.transmit_bytes),
-    ];
-    let mut out: Vec<NamedColumn> = Vec::new();
-    for (role, metric) in roles {
-        let Some(metric) = metric else { continue };
-        if metric == load || out.iter().any(|(name, _)| name == metric) {
-            continue;
+    demand: &Demand,
+) -> Result<RoleSeries, ReplayError> {
+    let series = |role: &str, metric: &Option<String>| -> Result<Option<Vec<Point>>, ReplayError> {
+        let Some(metric) = metric else {
+            return Ok(None);
+        };
+        if metric == load {
+            return Ok(Some(demand.points.clone()));
         }
         let column = trace
             .column(metric)
@@ -309,7 +301,31 @@ fn role_series(
                 why: format!("anomaly.inputs.{role} names it"),
                 columns: trace.column_names(),
             })?;
-        out.push((metric.clone(), column.values.clone()));
-    }
-    Ok(out)
+        Ok(Some(
+            trace
+                .times
+                .iter()
+                .zip(&column.values)
+                .filter_map(|(&at, v)| v.map(|value| Point { at, value }))
+                .collect(),
+        ))
+    };
+    let inputs = &spec.inputs;
+    Ok(RoleSeries {
+        requests: series("requests", &inputs.requests)?,
+        errors: series("errors", &inputs.errors)?,
+        latency: series("latency", &inputs.latency)?,
+        receive_bytes: series("receiveBytes", &inputs.receive_bytes)?,
+        transmit_bytes: series("transmitBytes", &inputs.transmit_bytes)?,
+    })
+}
+
+/// A note on how many ticks a model gave nothing, with the first reason.
+fn skipped<T>(what: &str, per_tick: &PerTick<T>) -> Option<String> {
+    let missing = per_tick.iter().filter(|r| r.is_err()).count();
+    let first = per_tick.iter().find_map(|r| r.as_ref().err())?;
+    Some(format!(
+        "{what}: none at {missing} of {} ticks (first: {first})",
+        per_tick.len()
+    ))
 }

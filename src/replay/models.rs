@@ -1,78 +1,162 @@
-//! The shipped (or user's) ONNX models for replay: loaded once with the same checks as the live
-//! loop, then run on each tick's window or feature row.
+//! The shipped (or user's) ONNX models as replay [`Signals`]: windows and feature rows built
+//! per tick from the trace up to that tick with the `models` runtime's own builders, then one
+//! batched tract run per chunk of ticks.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
-use super::signals::Models;
-use crate::models::{check_anomaly, check_forecast, Classifier, Forecaster, Model, ModelMetadata};
+use super::demand::Point;
+use super::error::ReplayError;
+use super::signals::{PerTick, RoleSeries, Signals};
+use crate::models::{
+    check_anomaly, check_forecast, classifier_features, forecast_window, Classifier, Forecaster,
+    Model, RoleHistories, Sample, MAX_FILL_SECS,
+};
 use crate::policy::{AnomalySpec, ForecastSpec, TrafficState};
 
-/// Loads the models a policy names and runs them tick by tick.
-#[derive(Debug, Default)]
-pub struct ModelSignals {
-    forecasters: Mutex<HashMap<String, Forecaster>>,
-    classifiers: Mutex<HashMap<String, Classifier>>,
+/// Rows per tract run: large enough to amortize a run, small enough to bound memory.
+const BATCH: usize = 2048;
+
+/// Loads the models a policy names and runs them over the trace.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ModelSignals;
+
+fn model_error(error: impl std::fmt::Display) -> ReplayError {
+    ReplayError::Model(error.to_string())
 }
 
-impl ModelSignals {
-    fn forecaster_for(&self, spec: &ForecastSpec) -> Result<Forecaster, String> {
-        let mut known = self.forecasters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(found) = known.get(&spec.model) {
-            return Ok(found.clone());
-        }
-        let model = Arc::new(Model::load(&spec.model).map_err(|e| e.to_string())?);
-        check_forecast(spec, &model).map_err(|e| e.to_string())?;
-        let forecaster = Forecaster::new(model).map_err(|e| e.to_string())?;
-        known.insert(spec.model.clone(), forecaster.clone());
-        Ok(forecaster)
-    }
-
-    fn classifier_for(&self, spec: &AnomalySpec) -> Result<Classifier, String> {
-        let mut known = self.classifiers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(found) = known.get(&spec.model) {
-            return Ok(found.clone());
-        }
-        let model = Arc::new(Model::load(&spec.model).map_err(|e| e.to_string())?);
-        check_anomaly(spec, &model).map_err(|e| e.to_string())?;
-        let classifier = Classifier::new(model).map_err(|e| e.to_string())?;
-        known.insert(spec.model.clone(), classifier.clone());
-        Ok(classifier)
-    }
+fn samples(points: &[Point]) -> Vec<Sample> {
+    points
+        .iter()
+        .map(|p| Sample {
+            at: p.at,
+            value: p.value,
+        })
+        .collect()
 }
 
-impl Models for ModelSignals {
-    fn forecaster(&self, spec: &ForecastSpec) -> Result<ModelMetadata, String> {
-        Ok(self.forecaster_for(spec)?.model().metadata.clone())
-    }
+/// The samples in `(at - span, at]`: what a window ending at `at` can read.
+fn recent(samples: &[Sample], at: DateTime<Utc>, span: Duration) -> &[Sample] {
+    let end = samples.partition_point(|s| s.at <= at);
+    let start = samples[..end].partition_point(|s| s.at <= at - span);
+    &samples[start..end]
+}
 
-    fn forecast(
+fn millis(secs: f64) -> Duration {
+    Duration::milliseconds((secs * 1000.0).round() as i64)
+}
+
+/// Runs `infer` on the rows of the ticks that have one, in batches; the others keep their reason.
+fn batched<R, T>(
+    rows: Vec<Result<R, String>>,
+    mut infer: impl FnMut(&[R]) -> Result<Vec<T>, ReplayError>,
+) -> Result<PerTick<T>, ReplayError> {
+    let mut out: PerTick<T> = Vec::with_capacity(rows.len());
+    let mut slots: Vec<usize> = Vec::new();
+    let mut ready: Vec<R> = Vec::new();
+    for row in rows {
+        match row {
+            Ok(row) => {
+                slots.push(out.len());
+                ready.push(row);
+                out.push(Err("no model output".to_owned()));
+            }
+            Err(reason) => out.push(Err(reason)),
+        }
+    }
+    for (chunk, slots) in ready.chunks(BATCH).zip(slots.chunks(BATCH)) {
+        for (&slot, value) in slots.iter().zip(infer(chunk)?) {
+            out[slot] = Ok(value);
+        }
+    }
+    Ok(out)
+}
+
+impl Signals for ModelSignals {
+    fn forecasts(
         &self,
         spec: &ForecastSpec,
-        window: Vec<f32>,
-        _: DateTime<Utc>,
-    ) -> Result<Vec<f32>, String> {
-        let mut out = self
-            .forecaster_for(spec)?
-            .forecast(&[window])
-            .map_err(|e| e.to_string())?;
-        out.pop()
-            .ok_or_else(|| "the model gave no output".to_owned())
+        load: &[Point],
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<f64>, ReplayError> {
+        let model = Model::load(&spec.model).map_err(model_error)?;
+        check_forecast(spec, &model).map_err(model_error)?;
+        let meta = model.metadata.clone();
+        let forecaster = Forecaster::new(Arc::new(model)).map_err(model_error)?;
+        // The value at the policy's horizon: the step that many sample periods ahead.
+        let step = ((spec.horizon.as_secs_f64() / meta.sample_period_secs).round() as usize)
+            .clamp(1, meta.horizon.max(1));
+        let history = samples(load);
+        let span = millis(meta.window as f64 * meta.sample_period_secs + MAX_FILL_SECS);
+        let windows = ticks
+            .iter()
+            .map(|&at| {
+                forecast_window(
+                    &spec.metric,
+                    recent(&history, at, span),
+                    at,
+                    meta.window,
+                    meta.sample_period_secs,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .collect();
+        batched(windows, |rows: &[Vec<f32>]| {
+            let out = forecaster.forecast(rows).map_err(model_error)?;
+            Ok(out
+                .iter()
+                .map(|values| f64::from(values.get(step - 1).copied().unwrap_or(f32::NAN)))
+                .collect())
+        })
     }
 
-    fn classifier(&self, spec: &AnomalySpec) -> Result<ModelMetadata, String> {
-        Ok(self.classifier_for(spec)?.model().metadata.clone())
-    }
-
-    fn classify(&self, spec: &AnomalySpec, row: [f32; 5]) -> Result<TrafficState, String> {
-        let mut out = self
-            .classifier_for(spec)?
-            .classify(&[row])
-            .map_err(|e| e.to_string())?;
-        out.pop()
-            .map(|c| c.state)
-            .ok_or_else(|| "the model gave no output".to_owned())
+    fn states(
+        &self,
+        spec: &AnomalySpec,
+        roles: &RoleSeries,
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<TrafficState>, ReplayError> {
+        let model = Model::load(&spec.model).map_err(model_error)?;
+        check_anomaly(spec, &model).map_err(model_error)?;
+        let meta = model.metadata.clone();
+        let classifier = Classifier::new(Arc::new(model)).map_err(model_error)?;
+        let convert = |series: &Option<Vec<Point>>| series.as_deref().map(samples);
+        let (requests, errors, latency, rx, tx) = (
+            convert(&roles.requests),
+            convert(&roles.errors),
+            convert(&roles.latency),
+            convert(&roles.receive_bytes),
+            convert(&roles.transmit_bytes),
+        );
+        let span = millis(meta.baseline_window as f64 * meta.sample_period_secs);
+        let rows = ticks
+            .iter()
+            .map(|&at| {
+                fn cut(
+                    s: &Option<Vec<Sample>>,
+                    at: DateTime<Utc>,
+                    span: Duration,
+                ) -> Option<&[Sample]> {
+                    s.as_deref().map(|s| recent(s, at, span))
+                }
+                let histories = RoleHistories {
+                    requests: cut(&requests, at, span),
+                    errors: cut(&errors, at, span),
+                    latency: cut(&latency, at, span),
+                    receive_bytes: cut(&rx, at, span),
+                    transmit_bytes: cut(&tx, at, span),
+                };
+                classifier_features(&histories, at, &meta).map_err(|e| e.to_string())
+            })
+            .collect();
+        batched(rows, |rows: &[[f32; 5]]| {
+            Ok(classifier
+                .classify(rows)
+                .map_err(model_error)?
+                .into_iter()
+                .map(|c| c.state)
+                .collect())
+        })
     }
 }

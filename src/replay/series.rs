@@ -8,7 +8,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::error::ReplayError;
 use super::simulate::Tick;
 use super::{Comparison, Run};
-use crate::decide::ensemble::Member;
 use crate::policy::TrafficState;
 
 /// One run at one grid time.
@@ -19,8 +18,6 @@ pub struct RunPoint {
     pub capacity: f64,
     /// The forecast made at the latest tick (of the load metric at the horizon after it).
     pub forecast: Option<f64>,
-    /// The ensemble member that made it.
-    pub member: Option<Member>,
     pub state: Option<TrafficState>,
 }
 
@@ -58,7 +55,6 @@ fn point(run: &Run, at: DateTime<Utc>, capacity_per_replica: f64) -> RunPoint {
             ready: 0,
             capacity: 0.0,
             forecast: None,
-            member: None,
             state: None,
         };
     };
@@ -67,14 +63,12 @@ fn point(run: &Run, at: DateTime<Utc>, capacity_per_replica: f64) -> RunPoint {
         replicas: tick.desired(),
         ready,
         capacity: f64::from(ready) * capacity_per_replica,
-        forecast: tick.forecast.as_ref().map(|c| c.value),
-        member: tick.forecast.as_ref().map(|c| c.member),
+        forecast: tick.forecast,
         state: tick.state,
     }
 }
 
-/// Writes the series as CSV: `timestamp,demand`, then
-/// `capacity,replicas,ready,forecast,forecast_member,state`
+/// Writes the series as CSV: `timestamp,demand`, then `capacity,replicas,ready,forecast,state`
 /// for the policy (`policy_` prefix) and the baseline (`baseline_`). Empty cells are unknowns.
 pub fn write_csv(rows: &[Row], out: impl Write) -> Result<(), ReplayError> {
     let csv_error = |e: csv::Error| ReplayError::Io {
@@ -84,14 +78,7 @@ pub fn write_csv(rows: &[Row], out: impl Write) -> Result<(), ReplayError> {
     let mut writer = csv::Writer::from_writer(out);
     let mut header = vec!["timestamp".to_owned(), "demand".to_owned()];
     for run in ["policy", "baseline"] {
-        for field in [
-            "capacity",
-            "replicas",
-            "ready",
-            "forecast",
-            "forecast_member",
-            "state",
-        ] {
+        for field in ["capacity", "replicas", "ready", "forecast", "state"] {
             header.push(format!("{run}_{field}"));
         }
     }
@@ -108,7 +95,6 @@ pub fn write_csv(rows: &[Row], out: impl Write) -> Result<(), ReplayError> {
                 point.replicas.to_string(),
                 point.ready.to_string(),
                 number(point.forecast),
-                point.member.map(|m| m.to_string()).unwrap_or_default(),
                 point.state.map(|s| s.to_string()).unwrap_or_default(),
             ]);
         }

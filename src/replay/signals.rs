@@ -1,58 +1,70 @@
-//! The models as `replay` runs them: one tick at a time, through the same
-//! [`crate::models::SignalMemory`] as the live loop, behind the [`Models`] trait so the
+//! What the models say during a replay: the forecast of the load metric and the traffic state at
+//! each tick, computed for the whole trace at once (batched) behind the [`Signals`] trait, so the
 //! simulation does not depend on how (or whether) models are run.
 
 use chrono::{DateTime, Utc};
 
-use crate::models::ModelMetadata;
+use super::demand::Point;
+use super::error::ReplayError;
 use crate::policy::{AnomalySpec, ForecastSpec, TrafficState};
 
-/// The forecaster and classifier a policy names, loaded once, asked per tick.
-pub trait Models {
-    /// The forecaster's metadata (window, sample period), or why it cannot run.
-    fn forecaster(&self, spec: &ForecastSpec) -> Result<ModelMetadata, String>;
+/// A model's answer at one tick, or why it gave none (history too short, a gap...).
+pub type PerTick<T> = Vec<Result<T, String>>;
 
-    /// The forecaster's output for one window ending at `now`: one value per sample period.
-    fn forecast(
-        &self,
-        spec: &ForecastSpec,
-        window: Vec<f32>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<f32>, String>;
-
-    /// The classifier's metadata (windows, baseline), or why it cannot run.
-    fn classifier(&self, spec: &AnomalySpec) -> Result<ModelMetadata, String>;
-
-    /// The traffic state of one feature row.
-    fn classify(&self, spec: &AnomalySpec, row: [f32; 5]) -> Result<TrafficState, String>;
+/// The classifier's inputs by role, as trace series (see `anomaly.inputs`); `None` for a role
+/// the policy does not name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoleSeries {
+    pub requests: Option<Vec<Point>>,
+    pub errors: Option<Vec<Point>>,
+    pub latency: Option<Vec<Point>>,
+    pub receive_bytes: Option<Vec<Point>>,
+    pub transmit_bytes: Option<Vec<Point>>,
 }
 
-/// No models: every tick says why there is no model forecast or state. The forecast ensemble's
-/// simple members still forecast; the report says why the model did not.
+/// The forecaster and classifier as replay uses them.
+pub trait Signals {
+    /// For each tick, the forecast value of the load metric within `spec.horizon` after it,
+    /// made only from the samples at or before the tick.
+    fn forecasts(
+        &self,
+        spec: &ForecastSpec,
+        load: &[Point],
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<f64>, ReplayError>;
+
+    /// For each tick, the traffic state from the role series at or before it.
+    fn states(
+        &self,
+        spec: &AnomalySpec,
+        roles: &RoleSeries,
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<TrafficState>, ReplayError>;
+}
+
+/// No models: every tick says why there is no forecast or state. The policy then runs on its
+/// observed metrics only, and the report says so.
 #[derive(Clone, Debug)]
 pub struct NoModels {
     pub reason: String,
 }
 
-impl Models for NoModels {
-    fn forecaster(&self, _: &ForecastSpec) -> Result<ModelMetadata, String> {
-        Err(self.reason.clone())
-    }
-
-    fn forecast(
+impl Signals for NoModels {
+    fn forecasts(
         &self,
         _: &ForecastSpec,
-        _: Vec<f32>,
-        _: DateTime<Utc>,
-    ) -> Result<Vec<f32>, String> {
-        Err(self.reason.clone())
+        _: &[Point],
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<f64>, ReplayError> {
+        Ok(ticks.iter().map(|_| Err(self.reason.clone())).collect())
     }
 
-    fn classifier(&self, _: &AnomalySpec) -> Result<ModelMetadata, String> {
-        Err(self.reason.clone())
-    }
-
-    fn classify(&self, _: &AnomalySpec, _: [f32; 5]) -> Result<TrafficState, String> {
-        Err(self.reason.clone())
+    fn states(
+        &self,
+        _: &AnomalySpec,
+        _: &RoleSeries,
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<TrafficState>, ReplayError> {
+        Ok(ticks.iter().map(|_| Err(self.reason.clone())).collect())
     }
 }

@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 
 use super::demand::Demand;
-use super::signals::Models;
-use crate::decide::ensemble::Choice;
+use super::signals::PerTick;
+use crate::decide::signals::{ForecastTracker, StateTracker};
 use crate::decide::{
     decide, History, MetricSample, Observation, Reason, TaskObservation, TaskPhase,
 };
-use crate::models::{Answers, Sample, SignalMemory};
 use crate::policy::{MetricSpec, ScalingPolicy, Target, TrafficState};
 
 /// What one replica of the simulated service can do and how long it takes to get there.
@@ -43,9 +42,10 @@ pub struct Tick {
     pub current: u32,
     /// The replicas after applying it, oldest first.
     pub replicas: Vec<Replica>,
-    /// The forecast ensemble's choice: the load at the horizon, the member that made it, the
-    /// recent errors and the model's own value.
-    pub forecast: Option<Choice>,
+    /// The forecaster's value of the load metric at the horizon, if it gave one.
+    pub forecast: Option<f64>,
+    /// The forecast was left out of the decision: lately worse than the naive forecast.
+    pub forecast_ignored: bool,
     /// The classifier's state at this tick, if it gave one.
     pub state: Option<TrafficState>,
     pub reason: Reason,
@@ -62,22 +62,11 @@ impl Tick {
     }
 }
 
-/// The trace series the live loop would have read at each tick, by metric name: the load
-/// metric and the classifier's other inputs.
-pub type Readings<'a> = [(&'a str, &'a Demand)];
-
-/// How often a model gave nothing during a run, and the first reason: for the report.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Skipped {
-    pub forecast: Option<(usize, String)>,
-    pub state: Option<(usize, String)>,
-}
-
-fn count_skip(slot: &mut Option<(usize, String)>, why: &str) {
-    match slot {
-        Some((count, _)) => *count += 1,
-        None => *slot = Some((1, why.to_owned())),
-    }
+/// The model outputs per tick, when the policy uses them.
+#[derive(Clone, Debug, Default)]
+pub struct TickSignals<'a> {
+    pub forecasts: Option<&'a PerTick<f64>>,
+    pub states: Option<&'a PerTick<TrafficState>>,
 }
 
 /// The decision times: the trace start, then every `interval`, before the trace end.
@@ -91,19 +80,15 @@ pub fn tick_times(demand: &Demand, interval: Duration) -> Vec<DateTime<Utc>> {
     ticks
 }
 
-/// Runs `policy` (whose metric `load` is the one the trace drives) over the demand. At each
-/// tick the [`SignalMemory`] reads what the live loop would have read (each series' value at
-/// the tick), the models are asked what the live loop would ask, and their answers are taken
-/// the same way.
+/// Runs `policy` (whose metric `load` is the one the trace drives) over the demand.
 pub fn simulate(
     policy: &ScalingPolicy,
     load: &MetricSpec,
     service: Service,
     demand: &Demand,
-    readings: &Readings<'_>,
     ticks: &[DateTime<Utc>],
-    models: &dyn Models,
-) -> (Vec<Tick>, Skipped) {
+    signals: &TickSignals<'_>,
+) -> Vec<Tick> {
     let mut next_id = 0u64;
     let mut new_replica = |created: DateTime<Utc>, ready_at: DateTime<Utc>| {
         next_id += 1;
@@ -119,28 +104,47 @@ pub fn simulate(
         .map(|_| new_replica(long_ago, demand.start))
         .collect();
     let mut history = History::default();
-    let mut memory = SignalMemory::default();
-    let mut skipped = Skipped::default();
+    // The same per-service memory of model signals the live loop keeps.
+    let mut scoring = policy.spec.forecast.as_ref().map(|f| {
+        ForecastTracker::new(
+            f.horizon.as_std(),
+            policy.spec.behavior.scale_up().tolerance,
+        )
+    });
+    let mut traffic = StateTracker::default();
     let mut out = Vec::with_capacity(ticks.len());
 
-    for &now in ticks {
+    for (k, &now) in ticks.iter().enumerate() {
         let value = demand.at(now);
         let serving = replicas.iter().filter(|r| r.ready_at <= now).count();
         let capacity = serving as f64 * service.capacity_per_replica;
         let mut observation = observe(load, &replicas, value, capacity, now);
-        let answers = ask_models(&policy.spec, &mut memory, readings, models, now);
-        if let Some(Err(why)) = &answers.forecast {
-            count_skip(&mut skipped.forecast, why);
+        let forecast = signals
+            .forecasts
+            .and_then(|f| f.get(k)?.as_ref().ok().copied());
+        let mut usable = true;
+        if let Some(scoring) = scoring.as_mut() {
+            if let Some(actual) = value {
+                scoring.observed(now, actual);
+            }
+            usable = scoring.verdict().usable();
+            if let (Some(forecast), Some(current)) = (forecast, value) {
+                scoring.predicted(now, forecast, current);
+            }
         }
-        if let Some(Err(why)) = &answers.state {
-            count_skip(&mut skipped.state, why);
-        }
-        let state = answers.state.clone().and_then(Result::ok);
-        let signals = memory.conclude(&policy.spec, answers, now);
-        observation.forecast = signals
-            .forecast_value()
+        observation.forecast = forecast
+            .filter(|_| usable)
             .and_then(|f| as_metric(load.target, f, capacity));
-        observation.traffic = signals.traffic;
+        let state = signals
+            .states
+            .and_then(|s| s.get(k)?.as_ref().ok().copied());
+        match state {
+            Some(state) => {
+                traffic.observe(state, now);
+            }
+            None => traffic.lost(),
+        }
+        observation.traffic = traffic.current();
 
         let decision = decide(policy, &observation, &history, None, now);
         history = history.record(&policy.spec, &decision, true, now);
@@ -157,51 +161,13 @@ pub fn simulate(
             demand: value,
             current: decision.current,
             replicas: replicas.clone(),
-            forecast: signals.forecast,
+            forecast,
+            forecast_ignored: forecast.is_some() && !usable,
             state,
             reason: decision.reason,
         });
     }
-    (out, skipped)
-}
-
-/// Records the tick's readings and runs the models on what the memory asks.
-fn ask_models(
-    spec: &crate::policy::PolicySpec,
-    memory: &mut SignalMemory,
-    readings: &Readings<'_>,
-    models: &dyn Models,
-    now: DateTime<Utc>,
-) -> Answers {
-    memory.record(readings.iter().map(|(name, series)| {
-        let sample = series.at(now).map(|value| Sample { at: now, value });
-        (*name, sample)
-    }));
-    let mut period = None;
-    let inputs = memory.inputs(
-        spec,
-        |forecast| {
-            let meta = models.forecaster(forecast)?;
-            period = Some(meta.sample_period_secs);
-            Ok(meta)
-        },
-        |anomaly| models.classifier(anomaly),
-        now,
-    );
-    let forecast = spec
-        .forecast
-        .as_ref()
-        .zip(inputs.forecast)
-        .map(|(f, window)| {
-            let steps = models.forecast(f, window?, now)?;
-            Ok((steps, period.unwrap_or(f64::NAN)))
-        });
-    let state = spec
-        .anomaly
-        .as_ref()
-        .zip(inputs.classify)
-        .map(|(a, row)| models.classify(a, row?));
-    Answers { forecast, state }
+    out
 }
 
 /// The observation of the load metric as the policy reads it: `averageValue` sees the total

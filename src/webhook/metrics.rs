@@ -12,7 +12,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::decide::ensemble::{Choice, Member};
 use crate::decide::{Condition, ConditionStatus, ConditionType};
 use crate::policy::{Override, TrafficState};
 
@@ -34,12 +33,6 @@ struct DecisionLabels {
 struct StateLabels {
     service: String,
     state: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MemberLabels {
-    service: String,
-    member: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,8 +87,6 @@ pub struct Metrics {
     current_replicas: Family<ServiceLabel, Gauge>,
     desired_replicas: Family<ServiceLabel, Gauge>,
     forecast: Family<ServiceLabel, FloatGauge>,
-    forecast_member: Family<MemberLabels, Gauge>,
-    forecast_error: Family<MemberLabels, FloatGauge>,
     traffic_state: Family<StateLabels, Gauge>,
     state_changes: Family<StateLabels, Counter>,
     overrides: Family<OverrideLabels, Gauge>,
@@ -155,20 +146,8 @@ impl Metrics {
         let forecast = Family::<ServiceLabel, FloatGauge>::default();
         registry.register(
             "forecast",
-            "The forecast ensemble's prediction of the service's load metric at the horizon",
+            "The forecast model's prediction of the service's load metric at the horizon",
             forecast.clone(),
-        );
-        let forecast_member = Family::<MemberLabels, Gauge>::default();
-        registry.register(
-            "forecast_member",
-            "1 for the forecast ensemble member in use (naive, holt, seasonalNaive, model), 0 for the others",
-            forecast_member.clone(),
-        );
-        let forecast_error = Family::<MemberLabels, FloatGauge>::default();
-        registry.register(
-            "forecast_error",
-            "Recent mean absolute error at the horizon of the member in use and of naive",
-            forecast_error.clone(),
         );
         let traffic_state = Family::<StateLabels, Gauge>::default();
         registry.register(
@@ -282,8 +261,6 @@ impl Metrics {
             current_replicas,
             desired_replicas,
             forecast,
-            forecast_member,
-            forecast_error,
             traffic_state,
             state_changes,
             overrides,
@@ -329,49 +306,15 @@ impl Metrics {
             .set(i64::from(desired));
     }
 
-    /// The latest forecast, its member and recent errors; `None` removes the series (no
-    /// forecast configured or available).
-    pub fn set_forecast(&self, service: &str, forecast: Option<&Choice>) {
+    /// The latest forecast; `None` removes the series (no forecast configured or available).
+    pub fn set_forecast(&self, service: &str, forecast: Option<f64>) {
         let label = service_label(service);
         match forecast {
-            Some(choice) => {
-                self.forecast.get_or_create(&label).set(choice.value);
+            Some(value) => {
+                self.forecast.get_or_create(&label).set(value);
             }
             None => {
                 self.forecast.remove(&label);
-            }
-        }
-        let labels = |member: Member| MemberLabels {
-            service: service.to_owned(),
-            member: member.as_str().to_owned(),
-        };
-        for member in Member::ALL {
-            let in_use = forecast.map(|c| c.member == member);
-            match in_use {
-                Some(in_use) => {
-                    self.forecast_member
-                        .get_or_create(&labels(member))
-                        .set(i64::from(in_use));
-                }
-                None => {
-                    self.forecast_member.remove(&labels(member));
-                }
-            }
-            let error = forecast.and_then(|c| match member {
-                _ if member == c.member => c.error,
-                Member::Naive => c.naive_error,
-                Member::Model => c.model_error,
-                _ => None,
-            });
-            match error {
-                Some(error) => {
-                    self.forecast_error
-                        .get_or_create(&labels(member))
-                        .set(error);
-                }
-                None => {
-                    self.forecast_error.remove(&labels(member));
-                }
             }
         }
     }
@@ -582,17 +525,7 @@ mod tests {
     fn exports_what_the_loop_records() {
         let metrics = Metrics::new();
         metrics.observe_reconcile("web", Duration::from_millis(30), "ScaleUp", 2, 4);
-        metrics.set_forecast(
-            "web",
-            Some(&Choice {
-                member: Member::Holt,
-                value: 120.5,
-                error: Some(3.5),
-                naive_error: Some(7.25),
-                model_error: None,
-                model_value: Some(150.0),
-            }),
-        );
+        metrics.set_forecast("web", Some(120.5));
         metrics.set_traffic_state("web", Some(TrafficState::FlashCrowd));
         metrics.count_metric_error("web", "rps");
         metrics.count_docker_error("inspect_service");
@@ -611,10 +544,6 @@ mod tests {
             "swarmpilot_current_replicas{service=\"web\"} 2",
             "swarmpilot_desired_replicas{service=\"web\"} 4",
             "swarmpilot_forecast{service=\"web\"} 120.5",
-            "swarmpilot_forecast_member{service=\"web\",member=\"holt\"} 1",
-            "swarmpilot_forecast_member{service=\"web\",member=\"model\"} 0",
-            "swarmpilot_forecast_error{service=\"web\",member=\"holt\"} 3.5",
-            "swarmpilot_forecast_error{service=\"web\",member=\"naive\"} 7.25",
             "swarmpilot_traffic_state{service=\"web\",state=\"flash_crowd\"} 1",
             "swarmpilot_traffic_state{service=\"web\",state=\"normal\"} 0",
             "swarmpilot_metric_source_errors_total{service=\"web\",metric=\"rps\"} 1",
@@ -629,7 +558,6 @@ mod tests {
         assert!(!text.contains("swarmpilot_traffic_state{"));
         assert!(!text.contains("swarmpilot_metric_value{service=\"web\",metric=\"cpu\"}"));
         assert!(!text.contains("swarmpilot_tasks_pending{"));
-        assert!(!text.contains("swarmpilot_forecast_member{"));
         assert!(text.contains("swarmpilot_decisions_total{"));
     }
 

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use super::Metrics;
-use crate::decide::ensemble::Choice;
 use crate::decide::Condition;
 use crate::policy::{Override, Target, TrafficState};
 use crate::reconcile::{MetricStatus, Telemetry};
@@ -20,7 +19,7 @@ impl Telemetry for Metrics {
         self.observe_reconcile(service, duration, reason, current, desired);
     }
 
-    fn models(&self, service: &str, forecast: Option<&Choice>, state: Option<TrafficState>) {
+    fn models(&self, service: &str, forecast: Option<f64>, state: Option<TrafficState>) {
         self.set_forecast(service, forecast);
         self.set_traffic_state(service, state);
     }

@@ -96,17 +96,7 @@ fn the_dashboard_queries_only_metrics_the_operator_exports() {
     // Families appear in the exposition once they have a series: give each one.
     let metrics = Metrics::new();
     metrics.observe_reconcile("web", Duration::from_millis(5), "ScaleUp", 1, 2);
-    metrics.set_forecast(
-        "web",
-        Some(&swarmpilot::decide::ensemble::Choice {
-            member: swarmpilot::decide::ensemble::Member::Model,
-            value: 12.0,
-            error: Some(1.0),
-            naive_error: Some(2.0),
-            model_error: Some(1.0),
-            model_value: Some(12.0),
-        }),
-    );
+    metrics.set_forecast("web", Some(12.0));
     metrics.set_traffic_state("web", Some(TrafficState::Flood));
     metrics.set_override(
         "web",

@@ -104,10 +104,6 @@ fn the_forecaster_reports_mase_against_the_baselines() {
         model,
         naive,
         seasonal_naive,
-        holt,
-        ensemble,
-        per_step,
-        ..
     } = &report
     else {
         panic!("{report:?}")
@@ -122,12 +118,6 @@ fn the_forecaster_reports_mase_against_the_baselines() {
         *seasonal_naive, None,
         "a two-hour trace has no day-old values"
     );
-    assert!(holt.is_finite() && ensemble.is_finite(), "{report}");
-    assert_eq!(per_step.ensemble.len(), 12);
-    // The mean of the per-step figures is the overall one.
-    let mean = per_step.naive.iter().sum::<f64>() / 12.0;
-    assert!((mean - naive).abs() < 1e-9, "{report}");
-    assert!(report.to_string().contains("ensemble / naive"), "{report}");
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn a_flood_hold_policy_stops_scaling_once_the_flood_persisted() {
         startup: Duration::seconds(30),
         initial_replicas: None,
     };
-    let result = compare(&policy, &trace, &options, &ModelSignals::default()).unwrap();
+    let result = compare(&policy, &trace, &options, &ModelSignals).unwrap();
     let flood_ups = |s: &swarmpilot::replay::Summary| s.scale_ups_by_label.get("flood").copied();
     let (p, b) = (&result.policy.summary, &result.baseline.summary);
     // The policy makes no scale-up during the flood at all; the baseline scales into it.

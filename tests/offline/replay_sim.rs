@@ -1,9 +1,11 @@
 //! `replay` on small synthetic traces whose figures can be worked out by hand.
 
 use chrono::{DateTime, Duration, Utc};
-use swarmpilot::models::{Model, ModelMetadata};
 use swarmpilot::policy::{parse, AnomalySpec, ForecastSpec, ScalingPolicy, TrafficState};
-use swarmpilot::replay::{compare, hpa_baseline, Models, NoModels, Options, Trace};
+use swarmpilot::replay::{
+    compare, hpa_baseline, NoModels, Options, PerTick, Point, ReplayError, RoleSeries, Signals,
+    Trace,
+};
 
 const T0: i64 = 1_700_000_000;
 
@@ -124,37 +126,27 @@ fn the_baseline_is_the_policy_with_hpa_defaults_and_no_models() {
     assert_eq!(baseline.spec.metrics, policy.spec.metrics);
 }
 
-/// Test-only models: a forecaster whose one output step, a horizon (60 s) ahead, is a function
-/// of the tick time (an oracle or a constant), and no classifier. Never used outside tests.
+/// Test-only signals: forecasts from a function of the tick time (an oracle or a constant),
+/// and no traffic states. Never used outside tests.
 struct Scripted<F: Fn(DateTime<Utc>) -> f64>(F);
 
-impl<F: Fn(DateTime<Utc>) -> f64> Models for Scripted<F> {
-    fn forecaster(&self, _: &ForecastSpec) -> Result<ModelMetadata, String> {
-        static META: std::sync::OnceLock<ModelMetadata> = std::sync::OnceLock::new();
-        Ok(META
-            .get_or_init(|| {
-                let mut meta = Model::load("traffic-forecast").unwrap().metadata;
-                (meta.window, meta.sample_period_secs, meta.horizon) = (1, 60.0, 1);
-                meta
-            })
-            .clone())
-    }
-
-    fn forecast(
+impl<F: Fn(DateTime<Utc>) -> f64> Signals for Scripted<F> {
+    fn forecasts(
         &self,
         _: &ForecastSpec,
-        _: Vec<f32>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<f32>, String> {
-        Ok(vec![(self.0)(now) as f32])
+        _: &[Point],
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<f64>, ReplayError> {
+        Ok(ticks.iter().map(|&t| Ok((self.0)(t))).collect())
     }
 
-    fn classifier(&self, _: &AnomalySpec) -> Result<ModelMetadata, String> {
-        Err("none".to_owned())
-    }
-
-    fn classify(&self, _: &AnomalySpec, _: [f32; 5]) -> Result<TrafficState, String> {
-        Err("none".to_owned())
+    fn states(
+        &self,
+        _: &AnomalySpec,
+        _: &RoleSeries,
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<TrafficState>, ReplayError> {
+        Ok(ticks.iter().map(|_| Err("none".to_owned())).collect())
     }
 }
 
@@ -172,11 +164,7 @@ fn a_forecast_never_scales_in_under_use_scale_up() {
         run.ticks.iter().map(|t| t.desired()).collect()
     };
     assert_eq!(counts(&zero.policy), counts(&observed.policy));
-    assert!(zero
-        .policy
-        .ticks
-        .iter()
-        .all(|t| t.forecast.as_ref().and_then(|c| c.model_value) == Some(0.0)));
+    assert!(zero.policy.ticks.iter().all(|t| t.forecast == Some(0.0)));
     assert_eq!(zero.policy.summary, observed.policy.summary);
 }
 

@@ -176,13 +176,9 @@ fn forecast_and_traffic_conditions_where_the_policy_has_them() {
         Some(serde_yaml::from_str("{model: traffic-forecast, metric: rps, horizon: 60s}").unwrap());
     spec.spec.anomaly = Some(serde_yaml::from_str("{model: traffic-states}").unwrap());
     let decision = decide(&spec, &total_rps(3, 300.0), &History::default(), None, t(0));
-    let ignored = Choice {
-        member: Member::Naive,
-        value: 300.0,
-        error: Some(1.0),
-        naive_error: Some(1.0),
-        model_error: Some(2.0),
-        model_value: Some(310.0),
+    let ignored = ForecastVerdict::Ignored {
+        model_error: 2.0,
+        naive_error: 1.0,
     };
     let inputs = ConditionInputs {
         spec: &spec.spec,
