@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
 use super::events::{self, Round, Seen};
 use super::notify::{spawn_notifications, StateChangeEvent};
-use super::signals::{ModelRunner, SignalMemory, Signals};
+use super::signals::{self as model_signals, ModelRunner};
 use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
 use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
@@ -22,6 +22,7 @@ use crate::decide::{
 };
 use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
+use crate::models::{SignalMemory, Signals};
 use crate::policy::{
     labels, Diagnostics, Event, EventReason, EventType, Override, PolicyCache, PolicySpec,
     ScalingPolicy, Source,
@@ -222,11 +223,9 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             .await;
         let mut observation = observe(&policy.spec, current, &tasks, &readings);
         let now = Utc::now();
-        memory.signals.record(&readings);
-        let signals = memory
-            .signals
-            .evaluate(&policy.spec, &self.models, now)
-            .await;
+        model_signals::record(&mut memory.signals, &readings);
+        let signals =
+            model_signals::evaluate(&mut memory.signals, &policy.spec, &self.models, now).await;
         observation.forecast = signals.forecast;
         observation.traffic = signals.traffic;
         if let Some(change) = signals.change {

@@ -1,25 +1,21 @@
-//! The models in the live loop: each service's recent metric history, its forecast (scored
-//! against the naive forecast before it may drive a decision) and its traffic state, with
-//! inference batched across the services reconciled together.
+//! The models in the live loop: loaded once, with inference batched across the services
+//! reconciled together. What is asked and what the answers mean (windows, the forecast rule,
+//! scoring, the ignore rule, state streaks) is the shared [`SignalMemory`]'s, as in `replay`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::batcher::Batcher;
-use crate::decide::signals::{ForecastTracker, ForecastVerdict, StateChange, StateTracker};
-use crate::decide::ObservedState;
 use crate::metrics::MetricReading;
 use crate::models::{
-    check_anomaly, check_forecast, classifier_features, forecast_window, Classification,
-    Classifier, Forecaster, ModelCache, RoleHistories, Sample,
+    check_anomaly, check_forecast, Answers, Classification, Classifier, ForecastPath, Forecaster,
+    ModelCache, Sample, SignalMemory, Signals,
 };
 use crate::policy::{AnomalySpec, ForecastSpec, PolicySpec};
 
-/// How much history is kept per metric: the classifier's one-hour baseline and a margin.
-const HISTORY: chrono::Duration = chrono::Duration::minutes(65);
 /// How long a batch waits for other services' requests after the first one.
 const LINGER: Duration = Duration::from_millis(20);
 const MAX_BATCH: usize = 1024;
@@ -102,208 +98,65 @@ impl ModelRunner {
     }
 }
 
-/// What the models say about a service this reconcile, and why when they say nothing.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Signals {
-    /// The forecast peak within the horizon, when the forecaster may be trusted.
-    pub forecast: Option<f64>,
-    /// The forecast whether trusted or not, for the status and charts.
-    pub forecast_seen: Option<f64>,
-    pub traffic: Option<ObservedState>,
-    /// A change of traffic state this reconcile.
-    pub change: Option<StateChange>,
-    /// The forecaster's standing, when it ran (the `ForecastTrusted` condition).
-    pub verdict: Option<ForecastVerdict>,
-    /// Sentences for the decision message: the forecast's verdict, or why a model was skipped.
-    pub notes: Vec<String>,
+/// Adds a reconcile's readings to the memory and forgets the metrics the policy no longer reads.
+pub fn record(memory: &mut SignalMemory, readings: &[MetricReading]) {
+    for reading in readings {
+        if let Ok(value) = &reading.result {
+            let sample = Sample {
+                at: value.at,
+                value: value.value,
+            };
+            memory.push(&reading.name, sample);
+        }
+    }
+    memory.keep_only(readings.iter().map(|r| r.name.as_str()));
 }
 
-/// One service's memory for the models.
-#[derive(Debug, Default)]
-pub struct SignalMemory {
-    series: BTreeMap<String, VecDeque<Sample>>,
-    /// The tracker and the (model, horizon, tolerance) it scores, reset when the policy changes them.
-    tracker: Option<(String, ForecastTracker)>,
-    states: StateTracker,
-}
-
-impl SignalMemory {
-    /// Adds this reconcile's readings to the history and forgets what no model can use.
-    pub fn record(&mut self, readings: &[MetricReading]) {
-        for reading in readings {
-            let series = self.series.entry(reading.name.clone()).or_default();
-            if let Ok(value) = &reading.result {
-                if series.back().is_none_or(|last| last.at < value.at) {
-                    series.push_back(Sample {
-                        at: value.at,
-                        value: value.value,
-                    });
-                }
-            }
-            if let Some(newest) = series.back().map(|s| s.at) {
-                while series.front().is_some_and(|s| newest - s.at > HISTORY) {
-                    series.pop_front();
-                }
-            }
-        }
-        self.series
-            .retain(|name, _| readings.iter().any(|r| &r.name == name));
+/// Asks the policy's models about a service at `now` through the memory `replay` shares (see
+/// [`SignalMemory`]); inference is batched with the other services reconciled meanwhile.
+pub async fn evaluate(
+    memory: &mut SignalMemory,
+    spec: &PolicySpec,
+    runner: &ModelRunner,
+    now: DateTime<Utc>,
+) -> Signals {
+    let mut answers = Answers::default();
+    if let Some(forecast) = &spec.forecast {
+        answers.forecast = Some(match runner.forecaster(forecast).await {
+            Ok((batcher, meta)) => match memory.forecast_input(forecast, &meta, now) {
+                Ok(window) => match batcher.call(window).await {
+                    Some(Ok(steps)) => Ok(ForecastPath {
+                        steps,
+                        period_secs: meta.sample_period_secs,
+                    }),
+                    Some(Err(error)) => Err(error),
+                    None => Err("the model failed to run".to_owned()),
+                },
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(error),
+        });
     }
-
-    /// Asks the policy's models about the service at `now`.
-    pub async fn evaluate(
-        &mut self,
-        spec: &PolicySpec,
-        runner: &ModelRunner,
-        now: DateTime<Utc>,
-    ) -> Signals {
-        let mut signals = Signals::default();
-        match &spec.forecast {
-            Some(forecast) => {
-                let tolerance = spec.behavior.scale_up().tolerance;
-                self.forecast(forecast, tolerance, runner, now, &mut signals)
-                    .await
-            }
-            None => self.tracker = None,
-        }
-        match &spec.anomaly {
-            Some(anomaly) => self.classify(anomaly, runner, now, &mut signals).await,
-            None => self.states.lost(),
-        }
-        signals
+    if let Some(anomaly) = &spec.anomaly {
+        answers.state = Some(match runner.classifier(anomaly).await {
+            Ok((batcher, meta)) => match memory.classifier_input(anomaly, &meta, now) {
+                Ok(row) => match batcher.call(row).await {
+                    Some(Ok(classification)) => Ok(classification.state),
+                    Some(Err(error)) => Err(error),
+                    None => Err("the model failed to run".to_owned()),
+                },
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(error),
+        });
     }
-
-    async fn forecast(
-        &mut self,
-        spec: &ForecastSpec,
-        tolerance: f64,
-        runner: &ModelRunner,
-        now: DateTime<Utc>,
-        signals: &mut Signals,
-    ) {
-        let (batcher, metadata) = match runner.forecaster(spec).await {
-            Ok(found) => found,
-            Err(error) => return signals.notes.push(format!("forecast skipped: {error}")),
-        };
-        let series = self.series.entry(spec.metric.clone()).or_default();
-        let current = series.back().filter(|s| s.at <= now).map(|s| s.value);
-        let window = match forecast_window(
-            &spec.metric,
-            series.make_contiguous(),
-            now,
-            metadata.window,
-            metadata.sample_period_secs,
-        ) {
-            Ok(window) => window,
-            Err(error) => return signals.notes.push(format!("forecast skipped: {error}")),
-        };
-        let steps = match batcher.call(window).await {
-            Some(Ok(steps)) if !steps.is_empty() => steps,
-            Some(Ok(_)) => {
-                return signals
-                    .notes
-                    .push("forecast skipped: the model gave no steps".to_owned())
-            }
-            Some(Err(error)) => return signals.notes.push(format!("forecast skipped: {error}")),
-            None => {
-                return signals
-                    .notes
-                    .push("forecast skipped: the model failed to run".to_owned())
-            }
-        };
-        let horizon_steps = ((spec.horizon.as_secs_f64() / metadata.sample_period_secs).ceil()
-            as usize)
-            .clamp(1, steps.len());
-        let ahead = &steps[..horizon_steps];
-        let peak = ahead.iter().copied().fold(f32::MIN, f32::max) as f64;
-        let at_horizon = ahead[horizon_steps - 1] as f64;
-
-        let key = format!("{}@{}~{tolerance}", spec.model, spec.horizon);
-        if self
-            .tracker
-            .as_ref()
-            .is_none_or(|(tracked, _)| *tracked != key)
-        {
-            self.tracker = Some((key, ForecastTracker::new(spec.horizon.as_std(), tolerance)));
-        }
-        let Some((_, tracker)) = self.tracker.as_mut() else {
-            return;
-        };
-        if let Some(current) = current {
-            tracker.observed(now, current);
-            tracker.predicted(now, at_horizon, current);
-        }
-        let verdict = tracker.verdict();
-        signals.forecast_seen = Some(peak);
-        signals.forecast = verdict.usable().then_some(peak);
-        signals.notes.push(verdict.describe());
-        signals.verdict = Some(verdict);
-    }
-
-    async fn classify(
-        &mut self,
-        spec: &AnomalySpec,
-        runner: &ModelRunner,
-        now: DateTime<Utc>,
-        signals: &mut Signals,
-    ) {
-        let (batcher, metadata) = match runner.classifier(spec).await {
-            Ok(found) => found,
-            Err(error) => {
-                self.states.lost();
-                return signals
-                    .notes
-                    .push(format!("traffic state skipped: {error}"));
-            }
-        };
-        for series in self.series.values_mut() {
-            series.make_contiguous();
-        }
-        let history = |role: &Option<String>| {
-            role.as_ref()
-                .and_then(|name| self.series.get(name))
-                .map(|series| series.as_slices().0)
-        };
-        let roles = RoleHistories {
-            requests: history(&spec.inputs.requests),
-            errors: history(&spec.inputs.errors),
-            latency: history(&spec.inputs.latency),
-            receive_bytes: history(&spec.inputs.receive_bytes),
-            transmit_bytes: history(&spec.inputs.transmit_bytes),
-        };
-        let row = match classifier_features(&roles, now, &metadata) {
-            Ok(row) => row,
-            Err(error) => {
-                self.states.lost();
-                return signals
-                    .notes
-                    .push(format!("traffic state skipped: {error}"));
-            }
-        };
-        match batcher.call(row).await {
-            Some(Ok(classification)) => {
-                signals.change = self.states.observe(classification.state, now);
-                signals.traffic = self.states.current();
-            }
-            Some(Err(error)) => {
-                self.states.lost();
-                signals
-                    .notes
-                    .push(format!("traffic state skipped: {error}"));
-            }
-            None => {
-                self.states.lost();
-                signals
-                    .notes
-                    .push("traffic state skipped: the model failed to run".to_owned());
-            }
-        }
-    }
+    memory.conclude(spec, answers, now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::signals::StateChange;
     use crate::metrics::Reading;
     use crate::policy::TrafficState;
 
@@ -351,8 +204,8 @@ spec:
         let mut all = Vec::new();
         for step in steps {
             let now = start() + chrono::Duration::seconds(5 * step);
-            memory.record(&reading(load(step), now));
-            all.push(memory.evaluate(spec, runner, now).await);
+            record(memory, &reading(load(step), now));
+            all.push(evaluate(memory, spec, runner, now).await);
         }
         all
     }

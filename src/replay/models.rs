@@ -1,17 +1,17 @@
 //! The shipped (or user's) ONNX models as replay [`Signals`]: windows and feature rows built
-//! per tick from the trace up to that tick with the `models` runtime's own builders, then one
-//! batched tract run per chunk of ticks.
+//! per tick by the live loop's [`SignalMemory`] fed the trace up to that tick, then one batched
+//! tract run per chunk of ticks.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::demand::Point;
 use super::error::ReplayError;
 use super::signals::{PerTick, RoleSeries, Signals};
 use crate::models::{
-    check_anomaly, check_forecast, classifier_features, forecast_window, Classifier, Forecaster,
-    Model, RoleHistories, Sample, MAX_FILL_SECS,
+    check_anomaly, check_forecast, Classifier, ForecastPath, Forecaster, Model, Sample,
+    SignalMemory,
 };
 use crate::policy::{AnomalySpec, ForecastSpec, TrafficState};
 
@@ -26,25 +26,31 @@ fn model_error(error: impl std::fmt::Display) -> ReplayError {
     ReplayError::Model(error.to_string())
 }
 
-fn samples(points: &[Point]) -> Vec<Sample> {
-    points
+/// Feeds `memory` the samples of `series` (metric `name`, oldest first) up to each tick in turn
+/// and asks `input` at each tick: the windows are those the live loop's memory builds.
+fn per_tick<R>(
+    memory: &mut SignalMemory,
+    series: &[(&str, &[Point])],
+    ticks: &[DateTime<Utc>],
+    mut input: impl FnMut(&mut SignalMemory, DateTime<Utc>) -> Result<R, String>,
+) -> Vec<Result<R, String>> {
+    let mut next = vec![0usize; series.len()];
+    ticks
         .iter()
-        .map(|p| Sample {
-            at: p.at,
-            value: p.value,
+        .map(|&at| {
+            for ((name, points), next) in series.iter().zip(next.iter_mut()) {
+                while let Some(point) = points.get(*next).filter(|p| p.at <= at) {
+                    let sample = Sample {
+                        at: point.at,
+                        value: point.value,
+                    };
+                    memory.push(name, sample);
+                    *next += 1;
+                }
+            }
+            input(memory, at)
         })
         .collect()
-}
-
-/// The samples in `(at - span, at]`: what a window ending at `at` can read.
-fn recent(samples: &[Sample], at: DateTime<Utc>, span: Duration) -> &[Sample] {
-    let end = samples.partition_point(|s| s.at <= at);
-    let start = samples[..end].partition_point(|s| s.at <= at - span);
-    &samples[start..end]
-}
-
-fn millis(secs: f64) -> Duration {
-    Duration::milliseconds((secs * 1000.0).round() as i64)
 }
 
 /// Runs `infer` on the rows of the ticks that have one, in batches; the others keep their reason.
@@ -79,34 +85,25 @@ impl Signals for ModelSignals {
         spec: &ForecastSpec,
         load: &[Point],
         ticks: &[DateTime<Utc>],
-    ) -> Result<PerTick<f64>, ReplayError> {
+    ) -> Result<PerTick<ForecastPath>, ReplayError> {
         let model = Model::load(&spec.model).map_err(model_error)?;
         check_forecast(spec, &model).map_err(model_error)?;
         let meta = model.metadata.clone();
         let forecaster = Forecaster::new(Arc::new(model)).map_err(model_error)?;
-        // The value at the policy's horizon: the step that many sample periods ahead.
-        let step = ((spec.horizon.as_secs_f64() / meta.sample_period_secs).round() as usize)
-            .clamp(1, meta.horizon.max(1));
-        let history = samples(load);
-        let span = millis(meta.window as f64 * meta.sample_period_secs + MAX_FILL_SECS);
-        let windows = ticks
-            .iter()
-            .map(|&at| {
-                forecast_window(
-                    &spec.metric,
-                    recent(&history, at, span),
-                    at,
-                    meta.window,
-                    meta.sample_period_secs,
-                )
-                .map_err(|e| e.to_string())
-            })
-            .collect();
+        let windows = per_tick(
+            &mut SignalMemory::default(),
+            &[(spec.metric.as_str(), load)],
+            ticks,
+            |memory, at| memory.forecast_input(spec, &meta, at),
+        );
         batched(windows, |rows: &[Vec<f32>]| {
             let out = forecaster.forecast(rows).map_err(model_error)?;
             Ok(out
-                .iter()
-                .map(|values| f64::from(values.get(step - 1).copied().unwrap_or(f32::NAN)))
+                .into_iter()
+                .map(|steps| ForecastPath {
+                    steps,
+                    period_secs: meta.sample_period_secs,
+                })
                 .collect())
         })
     }
@@ -121,35 +118,24 @@ impl Signals for ModelSignals {
         check_anomaly(spec, &model).map_err(model_error)?;
         let meta = model.metadata.clone();
         let classifier = Classifier::new(Arc::new(model)).map_err(model_error)?;
-        let convert = |series: &Option<Vec<Point>>| series.as_deref().map(samples);
-        let (requests, errors, latency, rx, tx) = (
-            convert(&roles.requests),
-            convert(&roles.errors),
-            convert(&roles.latency),
-            convert(&roles.receive_bytes),
-            convert(&roles.transmit_bytes),
-        );
-        let span = millis(meta.baseline_window as f64 * meta.sample_period_secs);
-        let rows = ticks
+        let inputs = &spec.inputs;
+        let named = [
+            (&inputs.requests, &roles.requests),
+            (&inputs.errors, &roles.errors),
+            (&inputs.latency, &roles.latency),
+            (&inputs.receive_bytes, &roles.receive_bytes),
+            (&inputs.transmit_bytes, &roles.transmit_bytes),
+        ];
+        let series: Vec<(&str, &[Point])> = named
             .iter()
-            .map(|&at| {
-                fn cut(
-                    s: &Option<Vec<Sample>>,
-                    at: DateTime<Utc>,
-                    span: Duration,
-                ) -> Option<&[Sample]> {
-                    s.as_deref().map(|s| recent(s, at, span))
-                }
-                let histories = RoleHistories {
-                    requests: cut(&requests, at, span),
-                    errors: cut(&errors, at, span),
-                    latency: cut(&latency, at, span),
-                    receive_bytes: cut(&rx, at, span),
-                    transmit_bytes: cut(&tx, at, span),
-                };
-                classifier_features(&histories, at, &meta).map_err(|e| e.to_string())
-            })
+            .filter_map(|(name, points)| Some((name.as_deref()?, points.as_deref()?)))
             .collect();
+        let rows = per_tick(
+            &mut SignalMemory::default(),
+            &series,
+            ticks,
+            |memory, at| memory.classifier_input(spec, &meta, at),
+        );
         batched(rows, |rows: &[[f32; 5]]| {
             Ok(classifier
                 .classify(rows)

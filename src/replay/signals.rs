@@ -1,11 +1,12 @@
-//! What the models say during a replay: the forecast of the load metric and the traffic state at
-//! each tick, computed for the whole trace at once (batched) behind the [`Signals`] trait, so the
-//! simulation does not depend on how (or whether) models are run.
+//! What the models say during a replay: the forecaster's path of the load metric and the traffic
+//! state at each tick, computed for the whole trace at once (batched) behind the [`Signals`]
+//! trait, so the simulation does not depend on how (or whether) models are run.
 
 use chrono::{DateTime, Utc};
 
 use super::demand::Point;
 use super::error::ReplayError;
+use crate::models::ForecastPath;
 use crate::policy::{AnomalySpec, ForecastSpec, TrafficState};
 
 /// A model's answer at one tick, or why it gave none (history too short, a gap...).
@@ -24,14 +25,15 @@ pub struct RoleSeries {
 
 /// The forecaster and classifier as replay uses them.
 pub trait Signals {
-    /// For each tick, the forecast value of the load metric within `spec.horizon` after it,
-    /// made only from the samples at or before the tick.
+    /// For each tick, the forecaster's path of the load metric, made only from the samples at
+    /// or before the tick. What the path means (the forecast rule, its scoring) is the shared
+    /// [`crate::models::SignalMemory`]'s, as in the live loop.
     fn forecasts(
         &self,
         spec: &ForecastSpec,
         load: &[Point],
         ticks: &[DateTime<Utc>],
-    ) -> Result<PerTick<f64>, ReplayError>;
+    ) -> Result<PerTick<ForecastPath>, ReplayError>;
 
     /// For each tick, the traffic state from the role series at or before it.
     fn states(
@@ -55,7 +57,7 @@ impl Signals for NoModels {
         _: &ForecastSpec,
         _: &[Point],
         ticks: &[DateTime<Utc>],
-    ) -> Result<PerTick<f64>, ReplayError> {
+    ) -> Result<PerTick<ForecastPath>, ReplayError> {
         Ok(ticks.iter().map(|_| Err(self.reason.clone())).collect())
     }
 

@@ -8,10 +8,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::demand::Demand;
 use super::signals::PerTick;
-use crate::decide::signals::{ForecastTracker, StateTracker};
 use crate::decide::{
     decide, History, MetricSample, Observation, Reason, TaskObservation, TaskPhase,
 };
+use crate::models::{Answers, ForecastPath, Sample, SignalMemory};
 use crate::policy::{MetricSpec, ScalingPolicy, Target, TrafficState};
 
 /// What one replica of the simulated service can do and how long it takes to get there.
@@ -42,7 +42,7 @@ pub struct Tick {
     pub current: u32,
     /// The replicas after applying it, oldest first.
     pub replicas: Vec<Replica>,
-    /// The forecaster's value of the load metric at the horizon, if it gave one.
+    /// The forecast of the load metric (the peak over the horizon), if the forecaster gave one.
     pub forecast: Option<f64>,
     /// The forecast was left out of the decision: lately worse than the naive forecast.
     pub forecast_ignored: bool,
@@ -65,7 +65,7 @@ impl Tick {
 /// The model outputs per tick, when the policy uses them.
 #[derive(Clone, Debug, Default)]
 pub struct TickSignals<'a> {
-    pub forecasts: Option<&'a PerTick<f64>>,
+    pub forecasts: Option<&'a PerTick<ForecastPath>>,
     pub states: Option<&'a PerTick<TrafficState>>,
 }
 
@@ -104,14 +104,9 @@ pub fn simulate(
         .map(|_| new_replica(long_ago, demand.start))
         .collect();
     let mut history = History::default();
-    // The same per-service memory of model signals the live loop keeps.
-    let mut scoring = policy.spec.forecast.as_ref().map(|f| {
-        ForecastTracker::new(
-            f.horizon.as_std(),
-            policy.spec.behavior.scale_up().tolerance,
-        )
-    });
-    let mut traffic = StateTracker::default();
+    // The same per-service memory of model signals the live loop keeps, fed the trace.
+    let mut memory = SignalMemory::default();
+    let mut fed = 0;
     let mut out = Vec::with_capacity(ticks.len());
 
     for (k, &now) in ticks.iter().enumerate() {
@@ -119,32 +114,23 @@ pub fn simulate(
         let serving = replicas.iter().filter(|r| r.ready_at <= now).count();
         let capacity = serving as f64 * service.capacity_per_replica;
         let mut observation = observe(load, &replicas, value, capacity, now);
-        let forecast = signals
-            .forecasts
-            .and_then(|f| f.get(k)?.as_ref().ok().copied());
-        let mut usable = true;
-        if let Some(scoring) = scoring.as_mut() {
-            if let Some(actual) = value {
-                scoring.observed(now, actual);
-            }
-            usable = scoring.verdict().usable();
-            if let (Some(forecast), Some(current)) = (forecast, value) {
-                scoring.predicted(now, forecast, current);
-            }
+        while let Some(point) = demand.points.get(fed).filter(|p| p.at <= now) {
+            let sample = Sample {
+                at: point.at,
+                value: point.value,
+            };
+            memory.push(&load.name, sample);
+            fed += 1;
         }
-        observation.forecast = forecast
-            .filter(|_| usable)
+        let answers = Answers {
+            forecast: signals.forecasts.and_then(|f| f.get(k).cloned()),
+            state: signals.states.and_then(|s| s.get(k).cloned()),
+        };
+        let said = memory.conclude(&policy.spec, answers, now);
+        observation.forecast = said
+            .forecast
             .and_then(|f| as_metric(load.target, f, capacity));
-        let state = signals
-            .states
-            .and_then(|s| s.get(k)?.as_ref().ok().copied());
-        match state {
-            Some(state) => {
-                traffic.observe(state, now);
-            }
-            None => traffic.lost(),
-        }
-        observation.traffic = traffic.current();
+        observation.traffic = said.traffic;
 
         let decision = decide(policy, &observation, &history, None, now);
         history = history.record(&policy.spec, &decision, true, now);
@@ -161,9 +147,9 @@ pub fn simulate(
             demand: value,
             current: decision.current,
             replicas: replicas.clone(),
-            forecast,
-            forecast_ignored: forecast.is_some() && !usable,
-            state,
+            forecast: said.forecast_seen,
+            forecast_ignored: said.forecast_seen.is_some() && said.forecast.is_none(),
+            state: said.traffic.map(|t| t.state),
             reason: decision.reason,
         });
     }

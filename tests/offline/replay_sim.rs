@@ -1,6 +1,7 @@
 //! `replay` on small synthetic traces whose figures can be worked out by hand.
 
 use chrono::{DateTime, Duration, Utc};
+use swarmpilot::models::ForecastPath;
 use swarmpilot::policy::{parse, AnomalySpec, ForecastSpec, ScalingPolicy, TrafficState};
 use swarmpilot::replay::{
     compare, hpa_baseline, NoModels, Options, PerTick, Point, ReplayError, RoleSeries, Signals,
@@ -131,13 +132,18 @@ fn the_baseline_is_the_policy_with_hpa_defaults_and_no_models() {
 struct Scripted<F: Fn(DateTime<Utc>) -> f64>(F);
 
 impl<F: Fn(DateTime<Utc>) -> f64> Signals for Scripted<F> {
+    /// A path of one step, a horizon ahead.
     fn forecasts(
         &self,
-        _: &ForecastSpec,
+        spec: &ForecastSpec,
         _: &[Point],
         ticks: &[DateTime<Utc>],
-    ) -> Result<PerTick<f64>, ReplayError> {
-        Ok(ticks.iter().map(|&t| Ok((self.0)(t))).collect())
+    ) -> Result<PerTick<ForecastPath>, ReplayError> {
+        let path = |t| ForecastPath {
+            steps: vec![(self.0)(t) as f32],
+            period_secs: spec.horizon.as_std().as_secs_f64(),
+        };
+        Ok(ticks.iter().map(|&t| Ok(path(t))).collect())
     }
 
     fn states(
