@@ -234,3 +234,92 @@ async fn a_write_that_loses_a_race_is_retried_and_never_overwrites_the_other_cha
     );
     operator.stop().await;
 }
+
+/// After a restart, the loop asks Prometheus for the history its forecaster reads: one range
+/// query, one sample per policy interval, as the loop would have read them; a Prometheus that
+/// cannot be reached leaves the history to fill as the loop reads the metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_history_is_backfilled_from_prometheus_at_start_up() {
+    use swarmpilot::metrics::{PrometheusClient, PrometheusClientConfig};
+    use swarmpilot::models::SignalMemory;
+    use swarmpilot::reconcile::signals::{backfill, ModelRunner};
+    use swarmpilot::swarm::ServiceInfo;
+
+    let (exporter, prometheus) = load_source(10.0).await;
+    wait_prometheus_sees(&prometheus, 10.0).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    exporter.text("sp_load 20\n");
+    wait_prometheus_sees(&prometheus, 20.0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let text = policy(
+        "backfill",
+        "  forecast: {model: traffic-forecast, metric: load, horizon: 60s}\n",
+    );
+    let spec = swarmpilot::policy::parse(&text).unwrap().spec;
+    let service = ServiceInfo {
+        id: "backfill".into(),
+        name: "backfill".into(),
+        version: 1,
+        labels: Default::default(),
+        replicas: Some(1),
+        stack: None,
+        cpu_limit_nanos: None,
+        memory_limit_bytes: None,
+        ports: Vec::new(),
+    };
+    let client = |url: String| {
+        PrometheusClient::new(PrometheusClientConfig {
+            default_url: Some(url),
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let runner = ModelRunner::default();
+    let now = chrono::Utc::now();
+
+    let mut memory = SignalMemory::default();
+    let done = backfill(
+        &mut memory,
+        &spec,
+        &runner,
+        &client(prometheus.url.clone()),
+        &service,
+        now,
+    )
+    .await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].metric, "load");
+    let added = *done[0].result.as_ref().unwrap();
+    let kept: Vec<_> = memory.series("load").copied().collect();
+    assert_eq!(kept.len(), added);
+    assert!(added >= 6, "at least 6 s of history, got {kept:?}");
+    assert!(
+        kept.windows(2)
+            .all(|w| w[1].at - w[0].at == chrono::Duration::seconds(1)),
+        "one sample per 1 s interval: {kept:?}"
+    );
+    assert!(kept
+        .iter()
+        .all(|s| s.at <= now && now - s.at <= chrono::Duration::minutes(5)));
+    let values: Vec<f64> = kept.iter().map(|s| s.value).collect();
+    let first_20 = values.iter().position(|&v| v == 20.0).unwrap();
+    assert!(values[..first_20].iter().all(|&v| v == 10.0), "{values:?}");
+    assert!(values[first_20..].iter().all(|&v| v == 20.0), "{values:?}");
+    assert!(first_20 >= 3, "the 10s before the 20s: {values:?}");
+
+    let refused = format!("http://{}", exporter::refused_address());
+    let mut untouched = SignalMemory::default();
+    let done = backfill(
+        &mut untouched,
+        &spec,
+        &runner,
+        &client(refused),
+        &service,
+        now,
+    )
+    .await;
+    assert!(done[0].result.is_err(), "{done:?}");
+    assert_eq!(untouched.series("load").count(), 0);
+}

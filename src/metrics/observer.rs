@@ -66,6 +66,11 @@ impl<S: Swarm, T: Targets> Observer<S, T> {
         }
     }
 
+    /// The Prometheus client, for range queries over a metric's past (the start-up backfill).
+    pub fn prometheus(&self) -> &PrometheusClient {
+        &self.prometheus
+    }
+
     /// Read one metric of `service` from `source`; `name` keys the rate history.
     pub async fn read(
         &self,

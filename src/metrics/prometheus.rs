@@ -108,6 +108,22 @@ impl PrometheusClient {
         &self.config
     }
 
+    /// A policy's Prometheus metric for a service over `[start, end]` every `step`, oldest first
+    /// (the history [`MetricSource::read`] would have given): placeholders filled, at most one
+    /// series, an empty result an empty list.
+    pub async fn read_range(
+        &self,
+        service: &ServiceInfo,
+        source: &PrometheusSource,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> Result<Vec<Sample>, MetricError> {
+        let query = fill_placeholders(&source.query, &service.name, service.stack.as_deref())?;
+        self.range(source.server.as_deref(), &query, start, end, step)
+            .await
+    }
+
     /// Evaluate an instant query that must yield a single finite number.
     pub async fn instant(
         &self,

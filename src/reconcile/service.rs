@@ -87,6 +87,8 @@ pub struct ServiceMemory {
     reported: Vec<String>,
     /// Metric history and model state for forecasts and traffic states.
     signals: SignalMemory,
+    /// Whether the models' history was asked of Prometheus (once, at the first reconcile).
+    backfilled: bool,
     /// The policy last decoded from the labels, decoded again only when they change.
     policy: PolicyCache,
     /// What the last reconcile saw, for telling events from repeats.
@@ -223,6 +225,23 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             .await;
         let mut observation = observe(&policy.spec, current, &tasks, &readings);
         let now = Utc::now();
+        if !memory.backfilled {
+            memory.backfilled = true;
+            let backfill = model_signals::backfill(
+                &mut memory.signals,
+                &policy.spec,
+                &self.models,
+                self.observer.prometheus(),
+                &info,
+                now,
+            );
+            if tokio::time::timeout(self.options.metric_deadline, backfill)
+                .await
+                .is_err()
+            {
+                tracing::warn!(service = %info.name, "backfill timed out: the history fills as the metrics are read");
+            }
+        }
         model_signals::record(&mut memory.signals, &readings);
         let signals =
             model_signals::evaluate(&mut memory.signals, &policy.spec, &self.models, now).await;

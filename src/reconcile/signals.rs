@@ -2,19 +2,20 @@
 //! reconciled together. What is asked and what the answers mean (windows, the forecast rule,
 //! scoring, the ignore rule, state streaks) is the shared [`SignalMemory`]'s, as in `replay`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::batcher::Batcher;
-use crate::metrics::MetricReading;
+use crate::metrics::{policy_sources, MetricReading, PrometheusClient};
 use crate::models::{
     check_anomaly, check_forecast, Answers, Classification, Classifier, ForecastPath, Forecaster,
     ModelCache, Sample, SignalMemory, Signals,
 };
-use crate::policy::{AnomalySpec, ForecastSpec, PolicySpec};
+use crate::policy::{AnomalySpec, ForecastSpec, PolicySpec, Source};
+use crate::swarm::ServiceInfo;
 
 /// How long a batch waits for other services' requests after the first one.
 const LINGER: Duration = Duration::from_millis(20);
@@ -110,6 +111,105 @@ pub fn record(memory: &mut SignalMemory, readings: &[MetricReading]) {
         }
     }
     memory.keep_only(readings.iter().map(|r| r.name.as_str()));
+}
+
+/// The history each metric the policy's models read needs, longest first wins: the forecaster's
+/// window, the classifier's baseline. A model that cannot be loaded asks for none.
+async fn wanted(spec: &PolicySpec, runner: &ModelRunner) -> BTreeMap<String, chrono::Duration> {
+    fn span(samples: usize, period_secs: f64) -> chrono::Duration {
+        chrono::Duration::milliseconds((samples as f64 * period_secs * 1000.0).round() as i64)
+    }
+    let mut wanted: BTreeMap<String, chrono::Duration> = BTreeMap::new();
+    let mut want = |name: &str, needed: chrono::Duration| {
+        let entry = wanted.entry(name.to_owned()).or_insert(needed);
+        *entry = (*entry).max(needed);
+    };
+    if let Some(forecast) = &spec.forecast {
+        if let Ok((_, meta)) = runner.forecaster(forecast).await {
+            want(&forecast.metric, span(meta.window, meta.sample_period_secs));
+        }
+    }
+    if let Some(anomaly) = &spec.anomaly {
+        if let Ok((_, meta)) = runner.classifier(anomaly).await {
+            let inputs = &anomaly.inputs;
+            let baseline = span(meta.baseline_window, meta.sample_period_secs);
+            for name in [
+                &inputs.requests,
+                &inputs.errors,
+                &inputs.latency,
+                &inputs.receive_bytes,
+                &inputs.transmit_bytes,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                want(name, baseline);
+            }
+        }
+    }
+    wanted
+}
+
+/// What a backfill did for one metric: samples added, or why none.
+#[derive(Debug)]
+pub struct Backfilled {
+    pub metric: String,
+    pub result: Result<usize, String>,
+}
+
+/// Fills a service's memory, after a restart, with the history its models read, so forecasts
+/// and traffic states work at once instead of after their window has filled again. Only metrics
+/// whose source is Prometheus have a history to ask for: one range query per metric, over the
+/// span its model reads, one sample per `step` (the policy's interval, as the loop would have
+/// read it). A failed query leaves that metric to fill as the loop reads it; each outcome is
+/// logged and returned.
+pub async fn backfill(
+    memory: &mut SignalMemory,
+    spec: &PolicySpec,
+    runner: &ModelRunner,
+    prometheus: &PrometheusClient,
+    service: &ServiceInfo,
+    now: DateTime<Utc>,
+) -> Vec<Backfilled> {
+    let wanted = wanted(spec, runner).await;
+    let step = spec.interval.as_std();
+    let mut done = Vec::new();
+    for (name, source) in policy_sources(spec) {
+        let Some(span) = wanted.get(name) else {
+            continue;
+        };
+        let Some(Source::Prometheus(source)) = source else {
+            tracing::debug!(service = %service.name, metric = name, "no backfill: not a Prometheus metric");
+            continue;
+        };
+        let result = prometheus
+            .read_range(service, source, now - *span, now, step)
+            .await
+            .map(|samples| {
+                for sample in &samples {
+                    let sample = Sample {
+                        at: sample.at,
+                        value: sample.value,
+                    };
+                    memory.push(name, sample);
+                }
+                samples.len()
+            })
+            .map_err(|error| error.to_string());
+        match &result {
+            Ok(samples) => {
+                tracing::info!(service = %service.name, metric = name, samples, "backfilled the models' history from Prometheus")
+            }
+            Err(error) => {
+                tracing::warn!(service = %service.name, metric = name, %error, "backfill failed: the history fills as the metric is read")
+            }
+        }
+        done.push(Backfilled {
+            metric: name.to_owned(),
+            result,
+        });
+    }
+    done
 }
 
 /// Asks the policy's models about a service at `now` through the memory `replay` shares (see
