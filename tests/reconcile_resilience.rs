@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{swarm, unique_name};
+use common::{replicas_reach, swarm, unique_name};
 use operator::{load_source, service_with_policy, wait_until, Operator};
 use swarmpilot::swarm::{DockerSwarm, Swarm};
 use tokio::net::{TcpListener, UnixStream};
@@ -98,17 +98,8 @@ async fn the_loop_survives_losing_the_engine_and_resumes_when_it_is_back() {
     );
 
     let _link = EngineLink::up(port).await;
-    for _ in 0..600 {
-        if direct.inspect_service(&service.id).await.unwrap().replicas == Some(3) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        direct.inspect_service(&service.id).await.unwrap().replicas,
-        Some(3),
-        "resumed and scaled"
-    );
+    // Resumed and scaled.
+    replicas_reach(&direct, &service, 3).await;
     assert!(
         status.get(&service.name).unwrap().last_error.is_none(),
         "the error cleared"

@@ -372,6 +372,7 @@ mod tests {
             id: id.into(),
             service_id: "agent".into(),
             node_id: Some(node.into()),
+            slot: None,
             container_id: Some(format!("c-{id}")),
             state: TaskState::Running,
             desired_running: true,

@@ -8,6 +8,7 @@ pub mod notify;
 pub mod service;
 pub mod signals;
 pub mod status;
+mod tasks;
 pub mod telemetry;
 
 pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};

@@ -13,12 +13,12 @@ use super::events::{self, Round, Seen};
 use super::notify::{spawn_notifications, StateChangeEvent};
 use super::signals::{self as model_signals, ModelRunner};
 use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
+use super::tasks::observed_tasks;
 use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
 use crate::decide::{
     self, clip, Actuation, Condition, ConditionInputs, Decision, History, MetricOutcome,
-    MetricResult, MetricSample, Observation, PendingTasks, TaskObservation, TaskPhase,
-    HEADLINE_MAX,
+    MetricResult, MetricSample, Observation, PendingTasks, HEADLINE_MAX,
 };
 use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
@@ -27,7 +27,7 @@ use crate::policy::{
     labels, Diagnostics, Event, EventReason, EventType, Override, PolicyCache, PolicySpec,
     ScalingPolicy, Source,
 };
-use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo, TaskState};
+use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo};
 
 /// How the reconciler behaves, beyond what each policy says.
 #[derive(Clone, Debug)]
@@ -634,26 +634,7 @@ pub fn observe(
     readings: &[MetricReading],
 ) -> Observation {
     let mut observation = Observation::new(current);
-    observation.tasks = tasks
-        .iter()
-        .filter_map(|task| {
-            let phase = match (task.state, task.desired_running) {
-                (TaskState::Stopped, _) => return None,
-                (_, false) => TaskPhase::ShuttingDown,
-                (TaskState::Starting, true) => TaskPhase::Starting,
-                (TaskState::Running, true) => TaskPhase::Running,
-            };
-            let started_at = (phase == TaskPhase::Running)
-                .then_some(task.since)
-                .flatten();
-            Some(TaskObservation {
-                id: task.id.clone(),
-                phase,
-                started_at,
-                unplaced: task.unplaced_reason().map(str::to_owned),
-            })
-        })
-        .collect();
+    observation.tasks = observed_tasks(tasks);
     observation.metrics = readings
         .iter()
         .map(|reading| {

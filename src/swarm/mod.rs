@@ -81,10 +81,15 @@ pub struct TaskInfo {
     pub id: String,
     pub service_id: String,
     pub node_id: Option<String>,
+    /// The replica slot of a replicated service's task: a task Swarm replaces (its node was
+    /// lost, it failed, a rolling update) and its replacement share one. `None` for a global
+    /// service's task.
+    pub slot: Option<u64>,
     /// The container, once the task has one.
     pub container_id: Option<String>,
     pub state: TaskState,
-    /// Whether the orchestrator wants this task running (false for tasks being shut down).
+    /// Whether the orchestrator wants this task running: false for tasks being shut down, true
+    /// too for a replacement held back by the restart delay (Swarm's desired state `ready`).
     pub desired_running: bool,
     /// When the task entered its current state.
     pub since: Option<DateTime<Utc>>,

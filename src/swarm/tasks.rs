@@ -21,6 +21,9 @@ pub(crate) struct EngineTask {
     service_id: String,
     #[serde(rename = "NodeID", default)]
     node_id: Option<String>,
+    /// 0 or absent for a global service's task.
+    #[serde(default)]
+    slot: u64,
     #[serde(default)]
     status: EngineTaskStatus,
     #[serde(default)]
@@ -105,13 +108,16 @@ pub(crate) fn task_from_engine(task: EngineTask) -> TaskInfo {
         id: task.id,
         service_id: task.service_id,
         node_id: task.node_id.filter(|n| !n.is_empty()),
+        slot: (task.slot > 0).then_some(task.slot),
         container_id: task
             .status
             .container_status
             .and_then(|c| c.container_id)
             .filter(|c| !c.is_empty()),
         state: task_state(&task.status.state),
-        desired_running: task.desired_state == "running",
+        // `ready`: a replacement the restart supervisor holds back for the restart delay (5 s by
+        // default, also after a node is lost) before it sets `running`. It is on its way to run.
+        desired_running: matches!(task.desired_state.as_str(), "running" | "ready"),
         since: task.status.timestamp.as_deref().and_then(parse_time),
         addresses,
         message: task.status.message.filter(|m| !m.is_empty()),
@@ -176,6 +182,7 @@ mod tests {
             "DesiredState": "running"}"#;
         let task = task_from_engine(serde_json::from_str(json).unwrap());
         assert_eq!(task.state, TaskState::Starting);
+        assert_eq!(task.slot, Some(1));
         assert_eq!(task.message.as_deref(), Some("pending task scheduling"));
         assert_eq!(
             task.unplaced_reason(),
@@ -193,6 +200,23 @@ mod tests {
             ..task
         };
         assert_eq!(assigned.unplaced_reason(), None);
+    }
+
+    #[test]
+    fn a_replacement_held_back_by_the_restart_delay_is_wanted_running() {
+        // A lost worker's task's replacement, as a Docker 20.10 manager lists it for the 5 s of
+        // the restart delay.
+        let json = r#"{"ID": "t3", "ServiceID": "s1", "NodeID": "n2", "Slot": 2,
+                       "DesiredState": "ready", "Status": {"State": "ready"}}"#;
+        let task = task_from_engine(serde_json::from_str(json).unwrap());
+        assert!(task.desired_running);
+        assert_eq!(task.state, TaskState::Starting);
+        assert_eq!(task.slot, Some(2));
+        let global = r#"{"ID": "t4", "ServiceID": "s1", "DesiredState": "shutdown",
+                         "Status": {"State": "running"}}"#;
+        let task = task_from_engine(serde_json::from_str(global).unwrap());
+        assert!(!task.desired_running);
+        assert_eq!(task.slot, None);
     }
 
     #[test]

@@ -103,26 +103,9 @@ async fn a_service_loaded_on_the_workers_scales_up_through_the_agents() {
     );
 
     // With them, every task has a value (what `swarmpilot metrics SERVICE -o json` lists).
-    let mut report = inspect(
-        Arc::clone(&swarm),
-        &cpu.name,
-        PrometheusClientConfig::default(),
-        Some(agents.config()),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
+    let mut report = None;
     for _ in 0..30 {
-        if report.metrics[0]
-            .result
-            .as_ref()
-            .is_ok_and(|r| r.tasks.len() == 3)
-        {
-            break;
-        }
-        // The agents may still be starting to listen.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        report = inspect(
+        let read = inspect(
             Arc::clone(&swarm),
             &cpu.name,
             PrometheusClientConfig::default(),
@@ -131,7 +114,18 @@ async fn a_service_loaded_on_the_workers_scales_up_through_the_agents() {
         )
         .await
         .unwrap();
+        let complete = read.metrics[0]
+            .result
+            .as_ref()
+            .is_ok_and(|r| r.tasks.len() == 3);
+        report = Some(read);
+        if complete {
+            break;
+        }
+        // The agents may still be starting to listen.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let report = report.expect("at least one report");
     println!("{report}");
     let reading = report.metrics[0].result.as_ref().unwrap();
     assert_eq!(reading.tasks.len(), 3, "{report}");

@@ -15,7 +15,7 @@ use crate::replicas_reach;
 /// N being `worker_load` on a worker and `manager_load` on the manager (`NODE` is the task's
 /// node, from a Swarm template), with a scrape policy: a per-task average of 10, at most `max`
 /// replicas, scale-down as soon as asked (no stabilization window).
-fn load_service(
+pub(crate) fn load_service(
     engine: &Engine,
     prefix: &str,
     run: &str,

@@ -290,3 +290,23 @@ pub fn spec_json(name: &str) -> serde_json::Value {
     ]))
     .expect("spec JSON")
 }
+
+/// Polls the service's replica count for up to two minutes until it is `expected`.
+pub async fn replicas_reach<S: Swarm>(swarm: &S, service: &TestService, expected: u64) {
+    let mut replicas = None;
+    for _ in 0..1200 {
+        replicas = swarm
+            .inspect_service(&service.id)
+            .await
+            .ok()
+            .and_then(|s| s.replicas);
+        if replicas == Some(expected) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} has {replicas:?} replicas, not {expected}, after two minutes",
+        service.name
+    );
+}
