@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{replicas_reach, swarm, unique_name};
-use operator::{load_source, service_with_policy, wait_until, Operator};
+use operator::{load_source, service_with_policy, Operator};
 use swarmpilot::swarm::{DockerSwarm, Swarm};
 use tokio::net::{TcpListener, UnixStream};
 use tokio::task::JoinSet;
@@ -76,22 +76,11 @@ async fn the_loop_survives_losing_the_engine_and_resumes_when_it_is_back() {
             .unwrap(),
     );
     let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
-    let status = Arc::clone(&operator.status);
 
-    wait_until("the first decision", || {
-        status
-            .get(&service.name)
-            .is_some_and(|s| !s.decisions.is_empty())
-    })
-    .await;
+    operator.first_decision(&service).await;
     link.cut().await;
     exporter.text("sp_load 30\n");
-    wait_until("a reconcile failing on the lost engine", || {
-        status
-            .get(&service.name)
-            .is_some_and(|s| s.last_error.is_some())
-    })
-    .await;
+    operator.failing(&service).await;
     assert_eq!(
         direct.inspect_service(&service.id).await.unwrap().replicas,
         Some(1)
@@ -101,7 +90,12 @@ async fn the_loop_survives_losing_the_engine_and_resumes_when_it_is_back() {
     // Resumed and scaled.
     replicas_reach(&direct, &service, 3).await;
     assert!(
-        status.get(&service.name).unwrap().last_error.is_none(),
+        operator
+            .status
+            .get(&service.name)
+            .unwrap()
+            .last_error
+            .is_none(),
         "the error cleared"
     );
     operator.stop().await;

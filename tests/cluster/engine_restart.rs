@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::cluster::Cluster;
 use crate::common::unique_name;
-use crate::operator::{load_source, service_with_policy_on, wait_until, Operator};
+use crate::operator::{load_source, service_with_policy_on, Operator};
 use crate::replicas_reach;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,23 +21,12 @@ async fn restarting_the_managers_dockerd_mid_run_does_not_stop_the_operator() {
         policy.to_owned()
     });
     let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
-    let status = Arc::clone(&operator.status);
-    wait_until("the first decision", || {
-        status
-            .get(&service.name)
-            .is_some_and(|s| !s.decisions.is_empty())
-    })
-    .await;
+    operator.first_decision(&service).await;
 
     // Blocks this worker until dockerd has exited; the loop runs on the other one.
     let stopped = tokio::task::block_in_place(|| cluster.stop(manager));
     exporter.text("sp_load 40\n");
-    wait_until("a reconcile failing while the engine is gone", || {
-        status
-            .get(&service.name)
-            .is_some_and(|s| s.last_error.is_some())
-    })
-    .await;
+    operator.failing(&service).await;
     assert!(operator.is_running());
 
     tokio::task::block_in_place(|| stopped.start());

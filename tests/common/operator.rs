@@ -99,6 +99,26 @@ impl Operator {
         !self.handle.is_finished()
     }
 
+    /// Waits until the loop has decided on `service` once.
+    pub async fn first_decision(&self, service: &TestService) {
+        wait_until("the first decision", || {
+            self.status
+                .get(&service.name)
+                .is_some_and(|s| !s.decisions.is_empty())
+        })
+        .await;
+    }
+
+    /// Waits until a reconcile of `service` fails (its engine gone, say).
+    pub async fn failing(&self, service: &TestService) {
+        wait_until("a reconcile failing", || {
+            self.status
+                .get(&service.name)
+                .is_some_and(|s| s.last_error.is_some())
+        })
+        .await;
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.handle.await.unwrap();
