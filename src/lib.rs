@@ -11,6 +11,9 @@
 //! - [`decide`]: the pure decision engine (HPA algorithm and behavior, forecasts, traffic
 //!   states, overrides, fallback), and the per-service memory of model signals.
 //! - [`swarm`]: the Swarm port, a small trait and its bollard adapter.
+//! - [`servers`]: the outbound addresses a policy may name (registered servers, the
+//!   allow-list), their credentials, and HTTP clients that follow no redirect and refuse
+//!   link-local and metadata addresses.
 //! - [`metrics`]: observing services through Prometheus, the tasks' exposition endpoints and
 //!   Docker stats, each source behind one trait.
 //! - [`agent`]: `swarmpilot agent`, which serves its node's engine stats to the operator.
@@ -34,5 +37,6 @@ pub mod models;
 pub mod policy;
 pub mod reconcile;
 pub mod replay;
+pub mod servers;
 pub mod swarm;
 pub mod webhook;

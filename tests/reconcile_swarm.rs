@@ -323,3 +323,96 @@ async fn the_models_history_is_backfilled_from_prometheus_at_start_up() {
     assert!(done[0].result.is_err(), "{done:?}");
     assert_eq!(untouched.series("load").count(), 0);
 }
+
+/// What a policy may not make the operator do, each refused on its own service with a
+/// diagnostic naming the field, while another service keeps scaling: a replica count over the
+/// operator's ceiling, a Prometheus URL the operator did not allow (a metadata address here),
+/// an unregistered receiver, and a model file outside the model directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_policies_urls_and_model_paths_stop_only_their_own_service() {
+    let swarm = Arc::new(swarm().await);
+    let (_exporter, prometheus) = load_source(30.0).await;
+    let run = unique_name("run");
+    let scaling = service_with_policy("refuse-ok", &run, |name| policy(name, ""));
+    let too_large = service_with_policy("refuse-ceiling", &run, |name| {
+        policy(name, "").replace("maxReplicas: 8", "maxReplicas: 5000")
+    });
+    let metadata = service_with_policy("refuse-url", &run, |name| {
+        policy(name, "").replace(
+            "prometheus: {query:",
+            "prometheus: {server: 'http://169.254.169.254/latest/meta-data', query:",
+        )
+    });
+    let receiver = service_with_policy("refuse-receiver", &run, |name| {
+        policy(
+            name,
+            "  anomaly: {model: traffic-states, inputs: {requests: load}, notify: [{receiver: pager}]}\n",
+        )
+    });
+    let model = service_with_policy("refuse-model", &run, |name| {
+        policy(
+            name,
+            "  forecast: {model: /dev/zero, metric: load, horizon: 60s}\n",
+        )
+    });
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
+
+    wait_for_replicas(&*swarm, &scaling.id, 1, 3).await;
+    let diagnostics = |name: &str| {
+        operator
+            .status
+            .get(name)
+            .map(|status| status.diagnostics.join("\n"))
+            .unwrap_or_default()
+    };
+    operator::wait_until("the refused policies' diagnostics", || {
+        !diagnostics(&too_large.name).is_empty()
+            && !diagnostics(&metadata.name).is_empty()
+            && !diagnostics(&receiver.name).is_empty()
+    })
+    .await;
+    let expected = [
+        (
+            &too_large.name,
+            "spec.maxReplicas: must be at most 1000 (the ceiling of a policy), got 5000",
+        ),
+        (
+            &metadata.name,
+            "spec.metrics[0].prometheus.server: http://169.254.169.254/latest/meta-data is not a registered prometheus server and is not under an --allow-url prefix of the operator",
+        ),
+        (
+            &receiver.name,
+            "spec.anomaly.notify[0].receiver: no webhook server named \"pager\" is registered with the operator",
+        ),
+    ];
+    for (name, message) in expected {
+        let found = diagnostics(name);
+        println!("{name}: {found}");
+        assert!(found.contains(message), "{name}: {found}");
+    }
+    // The model is refused by the model cache: the policy applies, the forecast is skipped and
+    // every decision says why.
+    let model_note = || {
+        operator
+            .status
+            .get(&model.name)
+            .and_then(|status| status.decisions.back().map(|d| d.detail.join("\n")))
+            .unwrap_or_default()
+    };
+    operator::wait_until("the model's refusal in a decision", || {
+        model_note().contains("model /dev/zero: is not a shipped model")
+    })
+    .await;
+    println!("{}: {}", model.name, model_note());
+    for refused in [&too_large, &metadata, &receiver] {
+        assert_eq!(
+            replicas_of(&*swarm, &refused.id).await,
+            1,
+            "{}",
+            refused.name
+        );
+    }
+    // Meanwhile the good service scaled to the HPA count and stays there.
+    assert_eq!(replicas_of(&*swarm, &scaling.id).await, 3);
+    operator.stop().await;
+}

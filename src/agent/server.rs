@@ -21,7 +21,7 @@ use super::protocol::{
 };
 use crate::swarm::LocalEngine;
 use crate::webhook::extract::{ApiJson, BODY_LIMIT};
-use crate::webhook::{ApiError, AuthConfig, Scope};
+use crate::webhook::{serve_router, ApiError, AuthConfig, ConnectionLimits, Scope};
 
 /// How the agent serves.
 #[derive(Clone, Debug)]
@@ -33,6 +33,8 @@ pub struct AgentConfig {
     pub stats_timeout: Duration,
     /// Engine calls in flight at once, over all requests: the agent never loads its engine more.
     pub concurrency: usize,
+    /// Header-read and idle timeouts and the connection cap, as the operator's API has.
+    pub connections: ConnectionLimits,
 }
 
 /// What the handlers share.
@@ -75,9 +77,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(addr = %config.listen, "serving this node's task stats");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_router(listener, router(state), config.connections, shutdown).await;
+    Ok(())
 }
 
 /// Checks the bearer token before the body is even read.

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::run::{cancel_on_signal, init_logging, LogFormat};
 use crate::agent::{self, protocol::DEFAULT_PORT, AgentConfig, AgentState};
 use crate::swarm::LocalEngine;
+use crate::webhook::ConnectionLimits;
 use crate::webhook::{AuthConfig, TokenFiles};
 
 /// Arguments of `swarmpilot agent`.
@@ -49,6 +50,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         auth,
         stats_timeout: args.stats_timeout,
         concurrency: args.concurrency,
+        connections: ConnectionLimits::default(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

@@ -24,6 +24,7 @@ pub mod record;
 pub mod replay;
 pub mod run;
 pub mod schema;
+pub mod servers;
 mod table;
 pub mod validate;
 

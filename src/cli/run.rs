@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::AgentArgs;
 use super::prometheus::PrometheusArgs;
+use super::servers::OutboundArgs;
 use crate::metrics::{Observer, ScrapeConfig};
 use crate::reconcile::controller::{self, Backoff};
 use crate::reconcile::{ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker};
@@ -26,6 +27,8 @@ pub struct Args {
     pub prometheus: PrometheusArgs,
     #[command(flatten)]
     pub agents: AgentArgs,
+    #[command(flatten)]
+    pub outbound: OutboundArgs,
     /// Decide and report, but never change a service.
     #[arg(long)]
     pub dry_run: bool,
@@ -90,6 +93,10 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
         .server
         .load()
         .context("cannot load the server's token files")?;
+    let outbound = args
+        .outbound
+        .load()
+        .context("cannot load the servers policies may name")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
@@ -100,12 +107,14 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
     let status = Arc::new(StatusStore::default());
     let metrics = Arc::new(Metrics::new().with_detail(args.metrics_detail));
     let (waker, wakes) = Waker::new();
-    let mut observer = Observer::new(
-        Arc::clone(&swarm),
-        args.prometheus.config(),
-        ScrapeConfig::default(),
-    )
-    .context("cannot set up the metric sources")?;
+    let mut prometheus = args.prometheus.config();
+    if let Some(auth) = &prometheus.auth {
+        auth.check()
+            .context("cannot read the --prometheus-url credentials")?;
+    }
+    prometheus.outbound = outbound;
+    let mut observer = Observer::new(Arc::clone(&swarm), prometheus, ScrapeConfig::default())
+        .context("cannot set up the metric sources")?;
     if let Some(agents) = args.agents.config() {
         tracing::info!(service = %agents.service, route = ?agents.route, "reading engine stats through the node agents");
         observer = observer
@@ -116,6 +125,7 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         selector: args.selector.iter().cloned().collect::<BTreeMap<_, _>>(),
         model_dir: args.model_dir.clone(),
+        max_replicas_ceiling: args.outbound.max_replicas_ceiling,
         ..Default::default()
     };
     let reconciler =

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::decide::clip;
+use crate::servers::ServersError;
 use crate::swarm::SwarmError;
 
 /// Why a metric of a service could not be read. Each variant says what the operator should look at.
@@ -61,6 +62,10 @@ pub enum MetricError {
     /// Docker could not list the tasks or read their stats.
     #[error(transparent)]
     Swarm(#[from] SwarmError),
+    /// The server the policy names is not one the operator may call (not registered, not
+    /// allowed, a metadata address...), or its secret file cannot be read.
+    #[error(transparent)]
+    Outbound(#[from] ServersError),
 }
 
 impl MetricError {
@@ -100,6 +105,10 @@ impl MetricError {
             MetricError::WarmingUp(_) => "warming up: a value comes with the next read".to_owned(),
             MetricError::Swarm(SwarmError::Engine(_)) => "Docker engine error".to_owned(),
             MetricError::Swarm(_) => "the service changed while it was read".to_owned(),
+            MetricError::Outbound(ServersError::Secret { .. }) => {
+                format!("cannot read the {source} credentials")
+            }
+            MetricError::Outbound(_) => format!("{source} server refused by the operator"),
         };
         clip(&text, SUMMARY_MAX)
     }
@@ -256,6 +265,14 @@ mod tests {
                 version: u64::MAX,
             }),
             MetricError::Swarm(SwarmError::NotFound(long.clone())),
+            MetricError::Outbound(ServersError::NotAllowed {
+                url: url.clone(),
+                kind: crate::servers::ServerKind::Prometheus,
+            }),
+            MetricError::Outbound(ServersError::Secret {
+                path: long.clone().into(),
+                reason: long.clone(),
+            }),
         ]
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use tokio::sync::Semaphore;
 
 use super::{
     AgentConfig, DockerReader, MetricError, MetricSource, PrometheusClient, PrometheusClientConfig,
@@ -12,6 +13,10 @@ use super::{
 };
 use crate::policy::{PolicySpec, Source};
 use crate::swarm::{ServiceInfo, Swarm};
+
+/// How many metrics of one policy are read at once: a policy with many metrics waits for its
+/// own reads rather than opening many connections at a time.
+pub const MAX_READS_PER_POLICY: usize = 4;
 
 /// The outcome of reading one named metric of a policy.
 #[derive(Debug)]
@@ -90,17 +95,27 @@ impl<S: Swarm, T: Targets> Observer<S, T> {
         }
     }
 
-    /// Read every metric of the policy, `metrics` then `observe`, concurrently, each bounded by `deadline`.
+    /// The outbound rule of the Prometheus reads (and of notifications): who a policy may name.
+    pub fn outbound(&self) -> &crate::servers::Outbound {
+        self.prometheus.outbound()
+    }
+
+    /// Read every metric of the policy, `metrics` then `observe`, at most
+    /// [`MAX_READS_PER_POLICY`] at once, each bounded by `deadline` from when it starts.
     pub async fn read_policy(
         &self,
         service: &ServiceInfo,
         spec: &PolicySpec,
         deadline: Duration,
     ) -> Vec<MetricReading> {
+        let permits = Semaphore::new(MAX_READS_PER_POLICY);
+        let permits = &permits;
         join_all(
             policy_sources(spec)
                 .into_iter()
                 .map(|(name, source)| async move {
+                    // Never closed, so acquiring fails only if it were; read anyway then.
+                    let _turn = permits.acquire().await.ok();
                     let started = Instant::now();
                     let result = tokio::time::timeout(deadline, self.read(service, name, source))
                         .await

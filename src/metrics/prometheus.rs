@@ -4,7 +4,6 @@
 //! (unless the policy set `treatEmptyAs`), several series are an error asking for an aggregation,
 //! NaN and infinities are errors, and a rejected query shows the server's own message.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +12,9 @@ use serde::Deserialize;
 use super::error::finite;
 use super::http::fetch;
 use super::{MetricError, MetricSource, Reading};
+use crate::decide::clip;
 use crate::policy::PrometheusSource;
+use crate::servers::{Auth, Outbound, ServerKind, Target};
 use crate::swarm::ServiceInfo;
 
 /// How the operator talks to Prometheus.
@@ -23,36 +24,35 @@ pub struct PrometheusClientConfig {
     pub default_url: Option<String>,
     /// Deadline for one query, answer included.
     pub timeout: Duration,
-    /// Responses larger than this are dropped.
+    /// Responses larger than this are dropped, counted while the body streams in.
     pub max_body_bytes: usize,
     /// Credentials, sent only to `default_url`: a policy label naming another server must not
     /// be a way to collect the operator's token.
     pub auth: Option<PrometheusAuth>,
+    /// The servers a policy may name (`server`), and the allow-list of raw URLs. `default_url`
+    /// joins it as the server called `default`.
+    pub outbound: Outbound,
 }
+
+/// The bytes one Prometheus answer may hold. An instant query's answer is a few hundred bytes,
+/// a range query's 10,000 points about 300 KB.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 impl Default for PrometheusClientConfig {
     fn default() -> Self {
         PrometheusClientConfig {
             default_url: None,
             timeout: Duration::from_secs(10),
-            max_body_bytes: 16 * 1024 * 1024,
+            max_body_bytes: MAX_BODY_BYTES,
             auth: None,
+            outbound: Outbound::default(),
         }
     }
 }
 
-/// Credentials read from files (Docker secrets live in `/run/secrets`), re-read on every query
-/// so a rotated secret takes effect without a restart.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PrometheusAuth {
-    Bearer {
-        token_file: PathBuf,
-    },
-    Basic {
-        username: String,
-        password_file: PathBuf,
-    },
-}
+/// Credentials read from files, re-read on every query so a rotated secret takes effect
+/// without a restart: the same [`Auth`] every registered server has.
+pub type PrometheusAuth = Auth;
 
 /// One sample of a query's result.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,7 +66,12 @@ pub struct Sample {
 pub struct PrometheusClient {
     http: reqwest::Client,
     config: PrometheusClientConfig,
+    /// `config.outbound` with the default server registered.
+    outbound: Outbound,
 }
+
+/// The name `--prometheus-url` is registered under.
+pub const DEFAULT_SERVER: &str = "default";
 
 /// Prometheus refuses range queries of more than 11,000 points per series; stay below.
 const MAX_POINTS_PER_RANGE_QUERY: i64 = 10_000;
@@ -96,12 +101,26 @@ impl MetricSource for PrometheusClient {
 
 impl PrometheusClient {
     pub fn new(config: PrometheusClientConfig) -> Result<Self, MetricError> {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|error| MetricError::InvalidSource(format!("HTTP client: {error}")))?;
-        Ok(PrometheusClient { http, config })
+        let outbound = match &config.default_url {
+            Some(url) => config.outbound.clone().with_server(
+                DEFAULT_SERVER,
+                ServerKind::Prometheus,
+                url,
+                config.auth.clone(),
+            )?,
+            None => config.outbound.clone(),
+        };
+        let http = outbound.client(config.timeout)?;
+        Ok(PrometheusClient {
+            http,
+            config,
+            outbound,
+        })
+    }
+
+    /// The outbound rule this client follows, the default server included.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     pub fn config(&self) -> &PrometheusClientConfig {
@@ -133,7 +152,7 @@ impl PrometheusClient {
     ) -> Result<Sample, MetricError> {
         let base = self.server(server)?;
         let data = self
-            .api(base, "query", &[("query", query.to_owned())])
+            .api(&base, "query", &[("query", query.to_owned())])
             .await?;
         let sample = match data {
             Data::Scalar(point) | Data::String(point) => point.sample()?,
@@ -195,11 +214,11 @@ impl PrometheusClient {
                 ("end", rfc3339(chunk_end)),
                 ("step", format!("{}ms", step.num_milliseconds())),
             ];
-            let series = match self.api(base, "query_range", &params).await? {
+            let series = match self.api(&base, "query_range", &params).await? {
                 Data::Matrix(series) => series,
                 _ => {
                     return Err(MetricError::BadResponse {
-                        url: base.to_owned(),
+                        url: base.url.to_string(),
                         reason: "query_range did not return a matrix".into(),
                     })
                 }
@@ -223,27 +242,34 @@ impl PrometheusClient {
         Ok(samples)
     }
 
-    fn server<'a>(&'a self, server: Option<&'a str>) -> Result<&'a str, MetricError> {
-        server
-            .or(self.config.default_url.as_deref())
-            .ok_or_else(|| {
-                MetricError::InvalidSource(
-                    "no Prometheus server: set `server` on the metric or start with --prometheus-url"
-                        .into(),
-                )
-            })
+    /// Where a metric's `server` leads; the default server when it names none.
+    fn server(&self, server: Option<&str>) -> Result<Target, MetricError> {
+        match server {
+            Some(reference) => Ok(self.outbound.resolve(ServerKind::Prometheus, reference)?),
+            None if self.config.default_url.is_none() => Err(MetricError::InvalidSource(
+                "no Prometheus server: set `server` on the metric or start with --prometheus-url"
+                    .into(),
+            )),
+            None => Ok(self
+                .outbound
+                .resolve(ServerKind::Prometheus, DEFAULT_SERVER)?),
+        }
     }
 
     async fn api(
         &self,
-        base: &str,
+        base: &Target,
         endpoint: &str,
         params: &[(&str, String)],
     ) -> Result<Data, MetricError> {
-        let url = format!("{}/api/v1/{endpoint}", base.trim_end_matches('/'));
+        let url = format!(
+            "{}/api/v1/{endpoint}",
+            base.url.as_str().trim_end_matches('/')
+        );
         let mut request = self.http.get(&url).query(params);
-        if Some(base) == self.config.default_url.as_deref() {
-            request = self.authorize(request)?;
+        // Credentials only ever go to the registered server they belong to.
+        if let Some(auth) = &base.auth {
+            request = auth.apply(request)?;
         }
         let (status, body) = fetch(
             request,
@@ -252,41 +278,33 @@ impl PrometheusClient {
             self.config.max_body_bytes,
         )
         .await?;
+        // The body is not quoted: a policy must not be able to read an address's answer
+        // through the status API. Only Prometheus' own error fields are shown, clipped.
         let envelope: Envelope =
             serde_json::from_slice(&body).map_err(|error| MetricError::BadResponse {
                 url: url.clone(),
                 reason: format!(
-                    "HTTP {status}, body is not a Prometheus API answer ({error}): {}",
-                    snippet(&body)
+                    "HTTP {status}, the body is not a Prometheus API answer ({})",
+                    json_problem(&error)
                 ),
             })?;
         match (envelope.status.as_str(), envelope.data) {
             ("success", Some(data)) => Ok(data),
             _ => Err(MetricError::Query {
-                kind: envelope
-                    .error_type
-                    .unwrap_or_else(|| format!("HTTP {status}")),
-                message: envelope
-                    .error
-                    .unwrap_or_else(|| "the server gave no error message".into()),
+                kind: clip(
+                    &envelope
+                        .error_type
+                        .unwrap_or_else(|| format!("HTTP {status}")),
+                    32,
+                ),
+                message: clip(
+                    &envelope
+                        .error
+                        .unwrap_or_else(|| "the server gave no error message".into()),
+                    200,
+                ),
             }),
         }
-    }
-
-    fn authorize(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, MetricError> {
-        Ok(match &self.config.auth {
-            None => request,
-            Some(PrometheusAuth::Bearer { token_file }) => {
-                request.bearer_auth(read_secret(token_file)?)
-            }
-            Some(PrometheusAuth::Basic {
-                username,
-                password_file,
-            }) => request.basic_auth(username, Some(read_secret(password_file)?)),
-        })
     }
 }
 
@@ -313,24 +331,19 @@ fn promql_escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-fn read_secret(path: &PathBuf) -> Result<String, MetricError> {
-    std::fs::read_to_string(path)
-        .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
-        .map_err(|error| {
-            MetricError::InvalidSource(format!(
-                "cannot read Prometheus credentials from {}: {error}",
-                path.display()
-            ))
-        })
+/// What is wrong with a JSON body, in words that quote none of it (serde_json's messages quote
+/// the offending values).
+pub(crate) fn json_problem(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "JSON of another shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    }
 }
 
 fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    text.into_owned()
 }
 
 #[derive(Deserialize)]

@@ -192,7 +192,8 @@ fn from_policy_label(service_name: &str, text: &str) -> Result<ScalingPolicy, Di
         document(service_name, value)
     };
     let at = format!("{where_} at");
-    let policy = policy_from_value(value).map_err(|found| within_label(found, &where_, &at))?;
+    let policy =
+        policy_from_value(value, None).map_err(|found| within_label(found, &where_, &at))?;
     if policy.service() != service_name {
         return Err(Diagnostics::one(
             format!("{at} spec.service"),

@@ -23,5 +23,6 @@ pub use schema::{crd_yaml, json_schema, json_schema_text};
 pub use state::{Event, EventReason, EventType, Override, ScaleEvent, ScaleState, EVENTS_KEPT};
 pub use types::*;
 pub use validate::{
-    is_valid_service_name, validate, MAX_METRICS, MAX_NOTIFY, MAX_OBSERVE, MAX_REPLICAS,
+    check_max_replicas, is_server_name, is_valid_service_name, validate, MAX_METRICS, MAX_NOTIFY,
+    MAX_OBSERVE, MAX_REPLICAS,
 };

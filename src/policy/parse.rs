@@ -19,7 +19,7 @@ use super::diagnostic::{serde_path, Diagnostic, Diagnostics};
 use super::schema::json_schema;
 use super::structure;
 use super::types::ScalingPolicy;
-use super::validate::validate;
+use super::validate::{check_max_replicas, validate, MAX_REPLICAS};
 
 /// The largest policy input accepted, in bytes (1 MiB): far above any real policy, far below
 /// what could hurt the operator. Docker caps a service spec at a similar size anyway.
@@ -33,7 +33,7 @@ pub const MAX_FLOW_DEPTH: usize = 32;
 pub fn parse(text: &str) -> Result<ScalingPolicy, Diagnostics> {
     let mut documents = load(text)?;
     match documents.len() {
-        1 => policy_from_value(documents.remove(0).1),
+        1 => policy_from_value(documents.remove(0).1, Some(MAX_REPLICAS)),
         0 => Err(Diagnostics::one("", "no ScalingPolicy document found")),
         n => Err(Diagnostics::one(
             "",
@@ -67,7 +67,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<ScalingPolicy>, Diagnostics> {
         } else {
             String::new()
         };
-        match policy_from_value(value) {
+        match policy_from_value(value, Some(MAX_REPLICAS)) {
             Ok(policy) => {
                 let service = policy.service().to_owned();
                 if let Some((_, first)) = targets.iter().find(|(s, _)| *s == service) {
@@ -167,7 +167,13 @@ pub(crate) fn load(text: &str) -> Result<Vec<(usize, Yaml)>, Diagnostics> {
 }
 
 /// A parsed YAML value as a validated policy: structure first, then meaning.
-pub(crate) fn policy_from_value(value: Yaml) -> Result<ScalingPolicy, Diagnostics> {
+/// The policy `value` holds, validated. `ceiling` checks `spec.maxReplicas` as well: files are
+/// checked against the default ceiling, labels by the operator against its own
+/// (`--max-replicas-ceiling`).
+pub(crate) fn policy_from_value(
+    value: Yaml,
+    ceiling: Option<u32>,
+) -> Result<ScalingPolicy, Diagnostics> {
     static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
     let schema = SCHEMA.get_or_init(json_schema);
     Diagnostics::result(structure::check(&value, schema))?;
@@ -180,6 +186,13 @@ pub(crate) fn policy_from_value(value: Yaml) -> Result<ScalingPolicy, Diagnostic
         let path = serde_path(error.path());
         Diagnostics::one(path, error.into_inner().to_string())
     })?;
-    validate(&policy)?;
+    let mut found = validate(&policy)
+        .err()
+        .map(|found| found.0)
+        .unwrap_or_default();
+    if let Some(Err(over)) = ceiling.map(|ceiling| check_max_replicas(&policy.spec, ceiling)) {
+        found.push(over);
+    }
+    Diagnostics::result(found)?;
     Ok(policy)
 }

@@ -231,7 +231,8 @@ pub struct PrometheusSource {
     /// The PromQL expression; it must return a single sample (use `sum(...)` or similar).
     /// Only the placeholders `{{service}}` and `{{stack}}` may appear.
     pub query: String,
-    /// Base http(s) URL of the Prometheus server; defaults to the operator's `--prometheus-url`.
+    /// The name of a Prometheus server registered with the operator (`--servers`), or a base
+    /// http(s) URL under the operator's `--allow-url` prefixes; defaults to `--prometheus-url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// Use this value when the query returns an empty vector; by default an empty result is
@@ -521,8 +522,13 @@ pub enum StateAction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Notify {
-    /// An http or https URL.
-    pub url: String,
+    /// The name of a webhook receiver registered with the operator (`--servers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
+    /// An http or https URL, accepted only under the operator's `--allow-url` prefixes. Set
+    /// exactly one of `receiver` and `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// Scale-up and scale-down rules, as HPA's `behavior`.

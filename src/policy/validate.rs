@@ -29,8 +29,36 @@ pub const MAX_METRICS: usize = 16;
 pub const MAX_OBSERVE: usize = 16;
 /// The most receivers one policy may notify.
 pub const MAX_NOTIFY: usize = 4;
-/// The highest `maxReplicas` a policy may set: a label cannot ask for an unbounded fleet.
+/// The highest `maxReplicas` a policy may set unless the operator is started with another
+/// ceiling (`--max-replicas-ceiling`): a label cannot ask for an unbounded fleet.
 pub const MAX_REPLICAS: u32 = 1000;
+
+/// `spec.maxReplicas` against a ceiling: the operator's for labels, [`MAX_REPLICAS`] for files.
+/// Kept apart from [`validate`] because the ceiling is the operator's setting, not the policy's.
+pub fn check_max_replicas(spec: &PolicySpec, ceiling: u32) -> Result<(), Diagnostic> {
+    if spec.max_replicas > ceiling {
+        return Err(Diagnostic::new(
+            "spec.maxReplicas",
+            format!(
+                "must be at most {ceiling} (the ceiling of a policy), got {}",
+                spec.max_replicas
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` can name a server registered with the operator: lowercase letters, digits
+/// and `-`, starting with a letter, at most 63 characters. Any other value is read as a URL.
+pub fn is_server_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
 
 /// Whether `name` is a name Docker accepts for a Swarm service: letters, digits, `-` and `_`,
 /// starting and ending with a letter or digit, at most 63 characters (swarmkit's rule).
@@ -163,15 +191,6 @@ impl Check {
                 format!("must be at least 1, got {}", spec.max_replicas),
             );
         }
-        if spec.max_replicas > MAX_REPLICAS {
-            self.report(
-                "spec.maxReplicas",
-                format!(
-                    "must be at most {MAX_REPLICAS} (the ceiling of a policy), got {}",
-                    spec.max_replicas
-                ),
-            );
-        }
         if spec.min_replicas < 1 {
             self.report(
                 "spec.minReplicas",
@@ -301,7 +320,7 @@ impl Check {
             self.report(format!("{path}.query"), message);
         }
         if let Some(server) = &source.server {
-            self.http_url(&format!("{path}.server"), server);
+            self.server_reference(&format!("{path}.server"), server);
         }
         if let Some(value) = source.treat_empty_as {
             if !value.is_finite() {
@@ -436,7 +455,17 @@ impl Check {
             }
         }
         for (i, notify) in anomaly.notify.iter().enumerate() {
-            self.http_url(&format!("spec.anomaly.notify[{i}].url"), &notify.url);
+            let path = format!("spec.anomaly.notify[{i}]");
+            match (&notify.receiver, &notify.url) {
+                (Some(receiver), None) => {
+                    self.server_reference(&format!("{path}.receiver"), receiver)
+                }
+                (None, Some(url)) => self.http_url(&format!("{path}.url"), url),
+                _ => self.report(
+                    path,
+                    "must set exactly one of receiver (a receiver registered with the operator) and url",
+                ),
+            }
         }
     }
 
@@ -482,6 +511,14 @@ impl Check {
                     format!("must be at least 0 and less than 1, got {tolerance}"),
                 );
             }
+        }
+    }
+
+    /// A server registered with the operator, by name, or an http(s) URL (which the operator
+    /// accepts only under its allow-list).
+    fn server_reference(&mut self, path: &str, text: &str) {
+        if !is_server_name(text) {
+            self.http_url(path, text);
         }
     }
 

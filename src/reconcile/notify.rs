@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::policy::{Notify, StateAction, TrafficState};
+use crate::servers::{Outbound, ServerKind};
 
 /// How long one attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,25 +28,43 @@ pub struct StateChangeEvent {
     pub action: Option<StateAction>,
 }
 
-/// Starts posting `event` to every receiver and returns at once.
+/// Starts posting `event` to every receiver the operator's rule lets the policy name, and
+/// returns at once. A registered receiver gets its credentials; a refused one is logged (the
+/// policy was refused for it already, so this happens only if the rule changed under it).
 pub fn spawn_notifications(
     client: &reqwest::Client,
+    outbound: &Outbound,
     receivers: &[Notify],
     event: StateChangeEvent,
 ) {
     for receiver in receivers {
+        let Some(reference) = receiver.receiver.as_ref().or(receiver.url.as_ref()) else {
+            continue;
+        };
+        let target = match outbound.resolve(ServerKind::Webhook, reference) {
+            Ok(target) => target,
+            Err(error) => {
+                tracing::warn!(%error, "state-change receiver refused");
+                continue;
+            }
+        };
         let client = client.clone();
-        let url = receiver.url.clone();
         let event = event.clone();
         tokio::spawn(async move {
+            let url = target.url.to_string();
             let mut delay = Duration::from_secs(1);
             for attempt in 1..=ATTEMPTS {
-                let sent = client
-                    .post(&url)
-                    .timeout(ATTEMPT_TIMEOUT)
-                    .json(&event)
-                    .send()
-                    .await;
+                let mut request = client.post(&url).timeout(ATTEMPT_TIMEOUT).json(&event);
+                if let Some(auth) = &target.auth {
+                    request = match auth.apply(request) {
+                        Ok(request) => request,
+                        Err(error) => {
+                            tracing::warn!(%url, %error, "state-change notification not sent");
+                            return;
+                        }
+                    };
+                }
+                let sent = request.send().await;
                 match sent {
                     Ok(answer) if answer.status().is_success() => return,
                     Ok(answer) => {
@@ -123,6 +142,13 @@ mod tests {
         }
     }
 
+    fn allowing(url: &str) -> Outbound {
+        Outbound::new(
+            crate::servers::Registry::default(),
+            crate::servers::AllowList::parse([url]).unwrap(),
+        )
+    }
+
     fn event() -> StateChangeEvent {
         StateChangeEvent {
             service: "web".into(),
@@ -138,8 +164,10 @@ mod tests {
         let mut hook = receiver(0).await;
         spawn_notifications(
             &reqwest::Client::new(),
+            &allowing(&hook.url),
             &[Notify {
-                url: hook.url.clone(),
+                receiver: None,
+                url: Some(hook.url.clone()),
             }],
             event(),
         );
@@ -157,8 +185,10 @@ mod tests {
         let mut hook = receiver(usize::MAX).await;
         spawn_notifications(
             &reqwest::Client::new(),
+            &allowing(&hook.url),
             &[Notify {
-                url: hook.url.clone(),
+                receiver: None,
+                url: Some(hook.url.clone()),
             }],
             event(),
         );

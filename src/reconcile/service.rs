@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
 use super::events::{self, Round, Seen};
-use super::notify::{spawn_notifications, StateChangeEvent};
+use super::notify::{spawn_notifications, StateChangeEvent, ATTEMPT_TIMEOUT};
 use super::signals::{self as model_signals, ModelRunner};
 use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
 use super::tasks::observed_tasks;
@@ -24,8 +24,8 @@ use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
 use crate::models::{SignalMemory, Signals};
 use crate::policy::{
-    labels, Diagnostics, Event, EventReason, EventType, Override, PolicyCache, PolicySpec,
-    ScalingPolicy, Source,
+    check_max_replicas, labels, Diagnostics, Event, EventReason, EventType, Override, PolicyCache,
+    PolicySpec, ScalingPolicy, Source,
 };
 use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo};
 
@@ -48,6 +48,8 @@ pub struct ReconcileOptions {
     /// The directory model files may be loaded from (`--model-dir`); `None`: only the shipped
     /// models.
     pub model_dir: Option<std::path::PathBuf>,
+    /// The highest `maxReplicas` a policy label may set (`--max-replicas-ceiling`).
+    pub max_replicas_ceiling: u32,
 }
 
 impl Default for ReconcileOptions {
@@ -60,6 +62,7 @@ impl Default for ReconcileOptions {
             max_backoff: Duration::from_secs(60),
             selector: BTreeMap::new(),
             model_dir: None,
+            max_replicas_ceiling: crate::policy::MAX_REPLICAS,
         }
     }
 }
@@ -113,13 +116,21 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         status: Arc<StatusStore>,
         options: ReconcileOptions,
     ) -> Self {
+        // Receivers get the same rule as every outbound address: no redirects, no metadata.
+        let notify = observer
+            .outbound()
+            .client(ATTEMPT_TIMEOUT)
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot build the notification client; using one without the address guard");
+                reqwest::Client::new()
+            });
         Self {
             swarm,
             observer,
             status,
             telemetry: Arc::new(NoTelemetry),
             models: ModelRunner::new(ModelCache::new(options.model_dir.clone())),
-            notify: reqwest::Client::new(),
+            notify,
             options,
         }
     }
@@ -150,8 +161,10 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         });
     }
 
-    /// The policy to apply, or the problems that stop it from applying.
+    /// The policy to apply, or the problems that stop it from applying: what the label says,
+    /// and what this operator refuses (the replicas ceiling, servers it does not know).
     fn policy_of(
+        &self,
         service: &ServiceInfo,
         cache: &mut PolicyCache,
     ) -> Result<Option<(ScalingPolicy, u32)>, Vec<String>> {
@@ -168,6 +181,19 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 policy.service(),
                 service.name
             )]);
+        }
+        let mut refused: Vec<String> = self
+            .observer
+            .outbound()
+            .check_policy(&policy.spec)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if let Err(over) = check_max_replicas(&policy.spec, self.options.max_replicas_ceiling) {
+            refused.push(over.to_string());
+        }
+        if !refused.is_empty() {
+            return Err(refused);
         }
         let Some(replicas) = service.replicas else {
             return Err(vec![
@@ -196,7 +222,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             }
             Err(error) => return Err(self.engine_failed("inspect_service", error)),
         };
-        let (policy, current) = match Self::policy_of(&info, &mut memory.policy) {
+        let (policy, current) = match self.policy_of(&info, &mut memory.policy) {
             Ok(Some(found)) => found,
             Ok(None) => {
                 self.status.remove(&info.name);
@@ -437,7 +463,12 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 at: change.at,
                 action: anomaly.on_state.get(&change.to).copied(),
             };
-            spawn_notifications(&self.notify, &anomaly.notify, event);
+            spawn_notifications(
+                &self.notify,
+                self.observer.outbound(),
+                &anomaly.notify,
+                event,
+            );
         }
     }
 

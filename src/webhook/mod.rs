@@ -279,5 +279,17 @@ pub async fn serve_with<S: Swarm>(
     Ok(())
 }
 
+/// Serves any `router` on `listener` with the same connection handling as the API (header-read
+/// and idle timeouts, a connection cap, every connection joined at shutdown), without TLS. The
+/// node agent serves its stats through it.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) {
+    server::serve_connections(listener, router, limits, None, shutdown).await;
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -19,6 +19,7 @@ use swarmpilot::metrics::{
     MetricError, MetricSource, PrometheusAuth, PrometheusClient, PrometheusClientConfig, Reading,
 };
 use swarmpilot::policy::{PrometheusSource, ScalingPolicy};
+use swarmpilot::servers::{AllowList, Outbound, Registry};
 use swarmpilot::swarm::ServiceInfo;
 
 /// The exporter's counter grows by this much per second (see [`exporter::drive_counter`]).
@@ -271,8 +272,10 @@ async fn a_body_that_is_not_the_api_or_too_large_is_an_error() {
     let html =
         serve(Router::new().route("/api/v1/query", get(|| async { "<html>login</html>" }))).await;
     let error = read_up(&client(&html)).await.unwrap_err();
+    // The status and a short cause; never what the answer held.
     assert!(
-        matches!(error, MetricError::BadResponse { ref reason, .. } if reason.contains("<html>")),
+        matches!(error, MetricError::BadResponse { ref reason, .. }
+            if reason.contains("HTTP 200") && reason.contains("not JSON") && !reason.contains("login")),
         "{error:?}"
     );
 
@@ -330,10 +333,16 @@ async fn credentials_are_read_from_files_and_sent_only_to_the_default_server() {
     std::fs::write(&password, "pa55").unwrap();
     let web = service("web", None);
 
+    // The same server under another name, which the operator allows as a raw URL.
+    let other_name = checked.replace("127.0.0.1", "localhost");
     let with = |auth| {
         PrometheusClient::new(PrometheusClientConfig {
             default_url: Some(checked.clone()),
             auth: Some(auth),
+            outbound: Outbound::new(
+                Registry::default(),
+                AllowList::parse([other_name.as_str()]).unwrap(),
+            ),
             ..Default::default()
         })
         .unwrap()
@@ -361,18 +370,60 @@ async fn credentials_are_read_from_files_and_sent_only_to_the_default_server() {
         "{error:?}"
     );
 
-    // A metric naming another server gets no credentials (here the same server under another name).
+    // A metric naming an allowed raw URL gets no credentials; the default server's own URL,
+    // or its name, is the default server and does.
     let elsewhere = PrometheusSource {
-        server: Some(checked.replace("127.0.0.1", "localhost")),
+        server: Some(other_name.clone()),
         ..source("up")
     };
     assert_eq!(bearer.read(&web, "m", &elsewhere).await.unwrap().value, 0.0);
+    std::fs::write(&token, "s3cret").unwrap();
+    for reference in [checked.clone(), "default".to_owned()] {
+        let named = PrometheusSource {
+            server: Some(reference),
+            ..source("up")
+        };
+        assert_eq!(bearer.read(&web, "m", &named).await.unwrap().value, 7.0);
+    }
+    // Neither registered nor allowed: refused before any request, naming the rule.
+    let unknown = PrometheusSource {
+        server: Some(checked.replace("127.0.0.1", "127.0.0.2")),
+        ..source("up")
+    };
+    let error = bearer.read(&web, "m", &unknown).await.unwrap_err();
+    assert!(error.to_string().contains("--allow-url"), "{error}");
 
     let missing = with(PrometheusAuth::Bearer {
         token_file: dir.path().join("absent"),
     });
     let error = missing.read(&web, "m", &source("up")).await.unwrap_err();
     assert!(error.to_string().contains("absent"), "{error}");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let target_hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hits = Arc::clone(&target_hits);
+    let target = serve(Router::new().route(
+        "/api/v1/query",
+        get(move || async move {
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ONE_SAMPLE
+        }),
+    ))
+    .await;
+    let location = format!("{target}/api/v1/query?query=up");
+    let redirecting = serve(Router::new().route(
+        "/api/v1/query",
+        get(move || async move { axum::response::Redirect::temporary(&location) }),
+    ))
+    .await;
+    let error = read_up(&client(&redirecting)).await.unwrap_err();
+    assert!(
+        matches!(error, MetricError::BadResponse { ref reason, .. } if reason.contains("HTTP 307")),
+        "{error:?}"
+    );
+    assert_eq!(target_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

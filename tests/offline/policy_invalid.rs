@@ -365,7 +365,7 @@ fn unclosed_placeholder_and_empty_query() {
 }
 
 #[test]
-fn prometheus_server_must_be_http_url() {
+fn prometheus_server_is_a_server_name_or_an_http_url() {
     let text = with(
         "docker: {resource: cpu}",
         "prometheus: {query: up, server: 'ftp://prom:9090'}",
@@ -376,15 +376,22 @@ fn prometheus_server_must_be_http_url() {
         "spec.metrics[0].prometheus.server",
         "must be an http or https URL, got scheme \"ftp\"",
     );
+    // A server name (registered with the operator) is not a URL: the operator checks it.
     let text = with(
         "docker: {resource: cpu}",
         "prometheus: {query: up, server: 'prometheus'}",
     )
     .replace("utilization", "value");
+    assert!(swarmpilot::policy::parse(&text).is_ok());
+    let text = with(
+        "docker: {resource: cpu}",
+        "prometheus: {query: up, server: 'Prometheus'}",
+    )
+    .replace("utilization", "value");
     expect(
         &text,
         "spec.metrics[0].prometheus.server",
-        "must be an http or https URL, got \"prometheus\"",
+        "must be an http or https URL, got \"Prometheus\"",
     );
 }
 
@@ -558,6 +565,28 @@ fn anomaly_inputs_cap_and_notify() {
         "must be an http or https URL",
     );
     assert_eq!(found.len(), 3, "{found}");
+}
+
+#[test]
+fn a_receiver_is_named_or_given_as_a_url_not_both() {
+    let found = diagnostics_of(&spec_plus(
+        "  anomaly:\n    model: traffic-states\n    notify: [{receiver: pager, url: 'http://h/'}, {}, {receiver: 'Not A Name'}]\n",
+    ));
+    assert_diagnostic(
+        &found,
+        "spec.anomaly.notify[0]",
+        "must set exactly one of receiver",
+    );
+    assert_diagnostic(
+        &found,
+        "spec.anomaly.notify[1]",
+        "must set exactly one of receiver",
+    );
+    assert_diagnostic(
+        &found,
+        "spec.anomaly.notify[2].receiver",
+        "must be an http or https URL",
+    );
 }
 
 #[test]

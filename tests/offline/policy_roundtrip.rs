@@ -234,7 +234,13 @@ fn policy() -> impl Strategy<Value = ScalingPolicy> {
                     vec(option::of(any_name), 5..=5),
                     duration_ms(0..=600_000),
                     btree_map(state, action, 0..5),
-                    vec(url().prop_map(|url| Notify { url }), 0..2),
+                    vec(
+                        url().prop_map(|url| Notify {
+                            receiver: None,
+                            url: Some(url),
+                        }),
+                        0..2,
+                    ),
                 )
                     .prop_map(|(model, roles, for_duration, on_state, notify)| {
                         AnomalySpec {
