@@ -13,8 +13,12 @@ use super::agents::AgentArgs;
 use super::prometheus::PrometheusArgs;
 use super::servers::OutboundArgs;
 use crate::metrics::{Observer, ScrapeConfig};
+use crate::policy::HumanDuration;
 use crate::reconcile::controller::{self, Backoff};
-use crate::reconcile::{ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker};
+use crate::reconcile::lease::{self, Elector, LeaseTimings};
+use crate::reconcile::{
+    ControllerConfig, Leadership, PolicyReconciler, ReconcileOptions, StatusStore, Waker,
+};
 use crate::swarm::DockerSwarm;
 use crate::webhook::{self, AppState, Metrics, ServeArgs};
 
@@ -46,6 +50,16 @@ pub struct Args {
     /// How many services are reconciled at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
+    /// The operator's own Swarm service, whose `io.swarmpilot.lease` label elects the one
+    /// operator that acts when several run (a second replica, a partitioned manager still
+    /// running the old task): the others stand by. Set it in the stack with
+    /// `SWARMPILOT_LEASE_SERVICE: '{{.Service.Name}}'`. Without it the operator acts alone.
+    #[arg(long, value_name = "SERVICE", env = "SWARMPILOT_LEASE_SERVICE")]
+    pub lease_service: Option<String>,
+    /// How long the lease lasts without renewal: renewed every third of it, and no write
+    /// after two thirds of it without a successful renewal.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub lease_ttl: HumanDuration,
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty, env = "SWARMPILOT_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -104,7 +118,37 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     };
     let swarm = Arc::new(swarm);
-    let status = Arc::new(StatusStore::default());
+    anyhow::ensure!(
+        args.lease_ttl.as_std() >= Duration::from_secs(3),
+        "--lease-ttl must be at least 3s (renewals come every third of it), not {}",
+        args.lease_ttl
+    );
+    let (status, election) = match &args.lease_service {
+        Some(service) => {
+            let leadership = Leadership::elected();
+            let elector = Elector::new(
+                holder_id(),
+                LeaseTimings {
+                    ttl: args.lease_ttl.as_std(),
+                },
+            );
+            let election = tokio::spawn(lease::run(
+                Arc::clone(&swarm),
+                service.clone(),
+                elector,
+                leadership.clone(),
+                shutdown.clone(),
+            ));
+            (StatusStore::with_leadership(leadership), Some(election))
+        }
+        None => {
+            tracing::info!(
+                "no --lease-service: acting alone, with no election (run one operator only)"
+            );
+            (StatusStore::default(), None)
+        }
+    };
+    let status = Arc::new(status);
     let metrics = Arc::new(Metrics::new().with_detail(args.metrics_detail));
     let (waker, wakes) = Waker::new();
     let mut prometheus = args.prometheus.config();
@@ -149,9 +193,22 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
     tracing::info!(dry_run = args.dry_run, "swarmpilot is running");
     controller::run(swarm, Arc::new(reconciler), config, wakes, shutdown.clone()).await;
     shutdown.cancel();
+    if let Some(election) = election {
+        election.await.context("the lease loop panicked")?;
+    }
     server.await.context("the HTTP server panicked")??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This process's name in the lease: the host (a task's container ID in Swarm), the PID and
+/// the start time, so a restarted operator is a new holder.
+fn holder_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".to_owned());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{host}-{}-{started:x}", std::process::id())
 }
 
 /// Connects to the engine, retrying with backoff: an operator started before dockerd (or during

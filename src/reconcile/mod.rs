@@ -4,6 +4,7 @@
 mod batcher;
 pub mod controller;
 pub mod events;
+pub mod lease;
 pub mod notify;
 pub mod service;
 pub mod signals;
@@ -12,6 +13,7 @@ mod tasks;
 pub mod telemetry;
 
 pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};
+pub use lease::{Leadership, Role};
 pub use service::{PolicyReconciler, ReconcileError, ReconcileOptions, ServiceMemory};
 pub use status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
 pub use telemetry::{NoTelemetry, Telemetry};

@@ -300,7 +300,15 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         }
         decision.detail.extend(signals.notes.iter().cloned());
 
-        let write = decision.should_scale() && !self.options.dry_run;
+        // A standby (another operator holds the lease) decides and reports like a dry run.
+        let standby = !self.status.leadership().may_write();
+        if standby {
+            decision
+                .detail
+                .push("standby: another operator holds the lease and acts".to_owned());
+        }
+        let may_write = !self.options.dry_run && !standby;
+        let write = decision.should_scale() && may_write;
         let mut next_history = history.record(&policy.spec, &decision, write, now);
         let active = override_.as_ref().filter(|o| o.is_active(now));
         let round = Round {
@@ -361,11 +369,11 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 }
             }
         }
-        if !write && !self.options.dry_run {
+        if !write && may_write {
             self.persist_events(&info, &next_history).await;
         }
         memory.history = Some(next_history);
-        if decision.override_expired && !self.options.dry_run {
+        if decision.override_expired && may_write {
             self.remove_expired_override(&info.id).await;
         }
 
@@ -410,6 +418,12 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             .as_ref()
             .map(|h| h.log.clone())
             .unwrap_or_default();
+        if standby {
+            // The acting operator writes the state label: read it afresh at each reconcile, so
+            // taking over starts from its stabilization and rate-limit memory, and waits a
+            // whole window before scaling in, as any operator that starts does.
+            memory.history = None;
+        }
         self.record_status(
             &info, &policy, &readings, &decision, &signals, override_, &actuation, log, now,
         );

@@ -10,6 +10,7 @@ use std::sync::RwLock;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::lease::Leadership;
 use crate::decide::{Condition, PendingTasks, Reason};
 use crate::metrics::TaskError;
 use crate::policy::{Event, Override, ScalingPolicy, Target, TrafficState};
@@ -137,9 +138,23 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, bound: usize) {
 #[derive(Debug, Default)]
 pub struct StatusStore {
     services: RwLock<BTreeMap<String, ServiceStatus>>,
+    /// Whether this operator acts or stands by (see [`super::lease`]).
+    leadership: Leadership,
 }
 
 impl StatusStore {
+    /// A store for an operator whose writes `leadership` allows.
+    pub fn with_leadership(leadership: Leadership) -> Self {
+        Self {
+            services: RwLock::default(),
+            leadership,
+        }
+    }
+
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
+    }
+
     /// Changes one service's status in place, creating it when first seen.
     pub fn update(&self, service: &str, change: impl FnOnce(&mut ServiceStatus)) {
         let mut services = self

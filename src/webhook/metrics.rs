@@ -104,6 +104,7 @@ pub struct Metrics {
     detail: bool,
     swarm_syncs: Counter,
     last_swarm_sync: FloatGauge,
+    standby: Gauge,
 }
 
 impl Default for Metrics {
@@ -254,6 +255,13 @@ impl Metrics {
              the first)",
             last_swarm_sync.clone(),
         );
+        let standby = Gauge::default();
+        registry.register(
+            "standby",
+            "1 while another operator holds the lease (this one decides and reports, never \
+             writes), 0 while acting or without a lease",
+            standby.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
@@ -276,6 +284,7 @@ impl Metrics {
             detail: true,
             swarm_syncs,
             last_swarm_sync,
+            standby,
         }
     }
 
@@ -408,6 +417,11 @@ impl Metrics {
                 operation: operation.to_owned(),
             })
             .inc();
+    }
+
+    /// Whether this operator stands by (another holds the lease).
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.set(i64::from(standby));
     }
 
     /// The loop listed the Swarm's services at `at`.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::ServiceName;
 use super::AppState;
-use crate::reconcile::ServiceStatus;
+use crate::reconcile::{Role, ServiceStatus};
 use crate::swarm::Swarm;
 
 /// The OpenAPI 3.1 description of this server, committed beside the code.
@@ -54,9 +54,13 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// `GET /readyz`: the Docker engine answers.
+/// `GET /readyz`: the Docker engine answers; `standby` when another operator holds the lease
+/// (this one serves the read APIs and takes over when the lease expires).
 pub async fn readyz<S: Swarm>(State(state): State<AppState<S>>) -> Result<Json<Health>, ApiError> {
     match state.swarm.ping().await {
+        Ok(()) if state.status.leadership().role() == Role::Standby => {
+            Ok(Json(Health { status: "standby" }))
+        }
         Ok(()) => Ok(Json(Health { status: "ready" })),
         Err(error) => {
             state.metrics.count_docker_error("ping");
@@ -69,6 +73,9 @@ pub async fn readyz<S: Swarm>(State(state): State<AppState<S>>) -> Result<Json<H
 
 /// `GET /metrics`
 pub async fn metrics<S: Swarm>(State(state): State<AppState<S>>) -> Response {
+    state
+        .metrics
+        .set_standby(state.status.leadership().role() == Role::Standby);
     match state.metrics.encode() {
         Ok(text) => ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response(),
         Err(_) => ApiError::new(

@@ -1576,3 +1576,38 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn a_standby_says_so_on_readyz_and_in_metrics() {
+    let swarm = Arc::new(FakeSwarm::with_service("web", 3));
+    let status = Arc::new(StatusStore::with_leadership(
+        crate::reconcile::Leadership::elected(),
+    ));
+    let (waker, _wakes) = Waker::new();
+    let state = AppState::new(
+        swarm,
+        status,
+        waker,
+        Arc::new(Metrics::new()),
+        &ServerConfig::default(),
+    );
+    let router = router(state);
+    let (code, value) = call(&router, "GET", "/readyz", None, None).await;
+    assert_eq!(
+        (code, value["status"].as_str()),
+        (StatusCode::OK, Some("standby"))
+    );
+    let (_, value) = call(&router, "GET", "/metrics", None, None).await;
+    let text = value.as_str().unwrap_or_default();
+    assert!(text.contains("swarmpilot_standby 1"), "{text}");
+
+    // Without a lease the operator acts alone: ready, not standby.
+    let f = fixture();
+    let (_, value) = call(&f.router, "GET", "/readyz", None, None).await;
+    assert_eq!(value["status"].as_str(), Some("ready"));
+    let (_, value) = call(&f.router, "GET", "/metrics", None, None).await;
+    assert!(value
+        .as_str()
+        .unwrap_or_default()
+        .contains("swarmpilot_standby 0"));
+}

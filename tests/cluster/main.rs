@@ -17,6 +17,7 @@ mod prometheus_server;
 
 mod agents;
 mod engine_restart;
+mod failover;
 mod lost_worker;
 mod pending;
 mod scrape;

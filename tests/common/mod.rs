@@ -293,8 +293,19 @@ pub fn spec_json(name: &str) -> serde_json::Value {
 
 /// Polls the service's replica count for up to two minutes until it is `expected`.
 pub async fn replicas_reach<S: Swarm>(swarm: &S, service: &TestService, expected: u64) {
+    replicas_reach_watching(swarm, service, expected, || {}).await;
+}
+
+/// [`replicas_reach`], calling `watch` before each look (to collect what changes meanwhile).
+pub async fn replicas_reach_watching<S: Swarm>(
+    swarm: &S,
+    service: &TestService,
+    expected: u64,
+    mut watch: impl FnMut(),
+) {
     let mut replicas = None;
     for _ in 0..1200 {
+        watch();
         replicas = swarm
             .inspect_service(&service.id)
             .await

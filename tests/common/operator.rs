@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swarmpilot::metrics::{Observer, PrometheusClientConfig, ScrapeConfig};
+use swarmpilot::reconcile::lease::{self, Elector, LeaseTimings};
 use swarmpilot::reconcile::{
-    controller, ControllerConfig, PolicyReconciler, ReconcileOptions, StatusStore, Waker,
+    controller, ControllerConfig, Leadership, PolicyReconciler, ReconcileOptions, StatusStore,
+    Waker,
 };
 use swarmpilot::swarm::Swarm;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +29,8 @@ pub struct Operator {
     pub waker: Waker,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
+    /// The lease loop of an elected operator.
+    election: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Operator {
@@ -55,7 +59,46 @@ impl Operator {
     /// Starts the loop over the services labelled `RUN_LABEL=run`, reading metrics with
     /// `observer` (one that reads engine stats through the node agents, say).
     pub fn start_observing<S: Swarm>(swarm: Arc<S>, observer: Observer<S>, run: &str) -> Operator {
-        let status = Arc::new(StatusStore::default());
+        Operator::start_with_status(swarm, observer, run, StatusStore::default())
+    }
+
+    /// Starts an operator that stands by until it holds the lease in the labels of
+    /// `lease_service` (its TTL `ttl`), then acts: of two started on the same services, one
+    /// acts and the other takes over when the first one's lease expires.
+    pub fn start_elected<S: Swarm>(
+        swarm: Arc<S>,
+        prometheus_url: &str,
+        run: &str,
+        lease_service: &str,
+        ttl: Duration,
+        holder: &str,
+    ) -> Operator {
+        let prometheus = PrometheusClientConfig {
+            default_url: Some(prometheus_url.to_owned()),
+            ..Default::default()
+        };
+        let observer =
+            Observer::new(Arc::clone(&swarm), prometheus, ScrapeConfig::default()).unwrap();
+        let leadership = Leadership::elected();
+        let status = StatusStore::with_leadership(leadership.clone());
+        let mut operator = Operator::start_with_status(Arc::clone(&swarm), observer, run, status);
+        operator.election = Some(tokio::spawn(lease::run(
+            swarm,
+            lease_service.to_owned(),
+            Elector::new(holder, LeaseTimings { ttl }),
+            leadership,
+            operator.shutdown.clone(),
+        )));
+        operator
+    }
+
+    fn start_with_status<S: Swarm>(
+        swarm: Arc<S>,
+        observer: Observer<S>,
+        run: &str,
+        status: StatusStore,
+    ) -> Operator {
+        let status = Arc::new(status);
         let options = ReconcileOptions {
             selector: BTreeMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
             max_backoff: Duration::from_secs(2),
@@ -86,6 +129,7 @@ impl Operator {
             waker,
             shutdown,
             handle,
+            election: None,
         }
     }
 
@@ -122,6 +166,9 @@ impl Operator {
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.handle.await.unwrap();
+        if let Some(election) = self.election {
+            election.await.unwrap();
+        }
     }
 }
 
