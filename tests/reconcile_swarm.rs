@@ -267,6 +267,7 @@ async fn the_models_history_is_backfilled_from_prometheus_at_start_up() {
         cpu_limit_nanos: None,
         memory_limit_bytes: None,
         ports: Vec::new(),
+        rollout: None,
     };
     let client = |url: String| {
         PrometheusClient::new(PrometheusClientConfig {

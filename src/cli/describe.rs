@@ -299,6 +299,7 @@ mod tests {
             cpu_limit_nanos: None,
             memory_limit_bytes: None,
             ports: Vec::new(),
+            rollout: None,
         }
     }
 

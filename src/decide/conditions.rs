@@ -4,13 +4,14 @@
 //!
 //! A condition keeps its last transition time while its status stays the same, so alerts can say
 //! "for 10 minutes". Conditions that only some services have (a forecast, a classifier) are left
-//! out where they do not apply; later ones (a rollout in progress, a standby) slot in as new
-//! [`ConditionType`]s with their own inputs.
+//! out where they do not apply; later ones (a standby) slot in as new [`ConditionType`]s with
+//! their own inputs.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::decision::{clip, Decision, Limit, MetricResult, Reason, HEADLINE_MAX};
+use super::observation::Rollout;
 use super::signals::ForecastVerdict;
 use crate::policy::{PolicySpec, Source, TrafficState};
 
@@ -29,16 +30,19 @@ pub enum ConditionType {
     ForecastTrusted,
     /// Whether the traffic is in a state other than normal (policies with a classifier only).
     TrafficState,
+    /// Whether Swarm is rolling the service out or back, so the operator does not write to it.
+    RolloutInProgress,
 }
 
 impl ConditionType {
-    pub const ALL: [ConditionType; 6] = [
+    pub const ALL: [ConditionType; 7] = [
         ConditionType::AbleToScale,
         ConditionType::ScalingActive,
         ConditionType::ScalingLimited,
         ConditionType::MetricsAvailable,
         ConditionType::ForecastTrusted,
         ConditionType::TrafficState,
+        ConditionType::RolloutInProgress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,7 @@ impl ConditionType {
             ConditionType::MetricsAvailable => "MetricsAvailable",
             ConditionType::ForecastTrusted => "ForecastTrusted",
             ConditionType::TrafficState => "TrafficState",
+            ConditionType::RolloutInProgress => "RolloutInProgress",
         }
     }
 }
@@ -107,6 +112,8 @@ condition_reasons! {
     RecommendOnly,
     /// A pause override holds the count.
     Paused,
+    /// Swarm is rolling the service out or back (also `RolloutInProgress`'s True reason).
+    RolloutInProgress,
     // ScalingActive
     ValidMetricFound,
     /// Every metric failed; named after the kind of the first one, as HPA does.
@@ -144,6 +151,9 @@ condition_reasons! {
     Degraded,
     UnknownTraffic,
     ClassifierUnavailable,
+    // RolloutInProgress
+    /// No rolling update or rollback is running.
+    NoRollout,
 }
 
 /// One condition of a service.
@@ -183,6 +193,8 @@ pub struct ConditionInputs<'a> {
     pub forecast: Option<&'a ForecastVerdict>,
     /// The classifier's state; `None` when it could not run this time.
     pub traffic: Option<TrafficState>,
+    /// The rollout Swarm has in progress on the service, if any.
+    pub rollout: Option<Rollout>,
 }
 
 /// The service's conditions now, keeping each one's transition time from `previous` while its
@@ -197,6 +209,7 @@ pub fn conditions(
         scaling_active(inputs),
         scaling_limited(inputs),
         metrics_available(inputs),
+        rollout_in_progress(inputs.rollout),
     ];
     if inputs.spec.forecast.is_some() {
         found.push(forecast_trusted(inputs.forecast));
@@ -232,6 +245,11 @@ fn able_to_scale(inputs: &ConditionInputs<'_>) -> Found {
             ConditionStatus::False,
             FailedUpdateScale,
             format!("the replica count could not be set: {cause}"),
+        ),
+        _ if d.reason == Reason::RolloutInProgress => (
+            ConditionStatus::False,
+            RolloutInProgress,
+            "a rollout is in progress: no write until it ends".to_owned(),
         ),
         _ if d.reason == Reason::Paused && d.limited_by.is_none() => (
             ConditionStatus::False,
@@ -451,6 +469,22 @@ fn traffic_state(state: Option<TrafficState>) -> Found {
         Some(state) => format!("the classifier reports {state} traffic"),
     };
     (ConditionType::TrafficState, status, reason, message)
+}
+
+fn rollout_in_progress(rollout: Option<Rollout>) -> Found {
+    let (status, reason, message) = match rollout {
+        Some(rollout) => (
+            ConditionStatus::True,
+            ConditionReason::RolloutInProgress,
+            format!("Swarm reports the update state {rollout}: the operator does not write until it ends"),
+        ),
+        None => (
+            ConditionStatus::False,
+            ConditionReason::NoRollout,
+            "no rolling update or rollback is in progress".to_owned(),
+        ),
+    };
+    (ConditionType::RolloutInProgress, status, reason, message)
 }
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ pub enum Reason {
     ScalingDisabled,
     /// Some tasks cannot be placed on any node: no scale-up until they can.
     TasksPending,
+    /// Swarm is rolling the service out or back: no write until the rollout ends.
+    RolloutInProgress,
 }
 
 /// A bound that cut the computed count short.

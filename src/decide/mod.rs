@@ -13,7 +13,8 @@
 //! 3. a forecast may raise the count ([`forecast`]);
 //! 4. stabilization windows and rate policies shape it ([`behavior`]);
 //! 5. a persisting traffic state may hold or cap it ([`anomaly`]);
-//! 6. an active override has the last word ([`overrides`]).
+//! 6. an active override decides ([`overrides`]);
+//! 7. a rollout Swarm has in progress holds the count whatever came before ([`rollout`]).
 
 mod anomaly;
 mod behavior;
@@ -26,6 +27,7 @@ mod hpa;
 mod observation;
 mod overrides;
 mod pending;
+mod rollout;
 pub mod signals;
 
 #[cfg(test)]
@@ -40,7 +42,7 @@ pub use conditions::{
 pub use decision::{clip, Decision, Limit, MetricOutcome, MetricResult, Reason, HEADLINE_MAX};
 pub use history::History;
 pub use observation::{
-    MetricReading, MetricSample, Observation, ObservedState, TaskObservation, TaskPhase,
+    MetricReading, MetricSample, Observation, ObservedState, Rollout, TaskObservation, TaskPhase,
     DEFAULT_CPU_INITIALIZATION_PERIOD,
 };
 pub use pending::PendingTasks;
@@ -107,6 +109,9 @@ pub fn decide(
             spec.min_replicas,
             spec.max_replicas,
         );
+    }
+    if let Some(rollout) = observation.rollout {
+        outcome = rollout::hold(rollout, outcome, current);
     }
 
     let mut detail = Vec::new();

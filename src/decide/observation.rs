@@ -37,6 +37,10 @@ pub struct Observation {
     /// interruption; `decide` applies `anomaly.onState` once it has persisted for `anomaly.for`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<ObservedState>,
+    /// The rolling update or rollback Swarm is running on the service, if one is in progress:
+    /// `decide` then holds the count, since any write would replace the rollback target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 impl Observation {
@@ -49,7 +53,55 @@ impl Observation {
             cpu_initialization_period: DEFAULT_CPU_INITIALIZATION_PERIOD,
             forecast: None,
             traffic: None,
+            rollout: None,
         }
+    }
+}
+
+/// A rollout Swarm has in progress on a service: its `UpdateStatus.State` while the update or
+/// rollback is not finished. Every service update, a replica change included, makes Swarm replace
+/// the service's `PreviousSpec` (the rollback target) and reset its `UpdateStatus`, so a scale
+/// written now would make a rollback return to the half-updated spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollout {
+    /// `updating`: a rolling update is replacing tasks.
+    Updating,
+    /// `paused`: the update stopped on failures (`failure_action: pause`) or was paused.
+    Paused,
+    /// `rollback_started`: Swarm is rolling the service back to its previous spec.
+    RollbackStarted,
+    /// `rollback_paused`: the rollback stopped on failures.
+    RollbackPaused,
+}
+
+impl Rollout {
+    /// The rollout in progress for an engine `UpdateStatus.State`; `None` for a finished one
+    /// (`completed`, `rollback_completed`) or an unknown word.
+    pub fn from_engine_state(state: &str) -> Option<Self> {
+        match state {
+            "updating" => Some(Rollout::Updating),
+            "paused" => Some(Rollout::Paused),
+            "rollback_started" => Some(Rollout::RollbackStarted),
+            "rollback_paused" => Some(Rollout::RollbackPaused),
+            _ => None,
+        }
+    }
+
+    /// The engine's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rollout::Updating => "updating",
+            Rollout::Paused => "paused",
+            Rollout::RollbackStarted => "rollback_started",
+            Rollout::RollbackPaused => "rollback_paused",
+        }
+    }
+}
+
+impl std::fmt::Display for Rollout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

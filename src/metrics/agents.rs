@@ -400,6 +400,7 @@ mod tests {
             cpu_limit_nanos: None,
             memory_limit_bytes: None,
             ports,
+            rollout: None,
         };
         Some((service, tasks))
     }

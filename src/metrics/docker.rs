@@ -294,6 +294,7 @@ mod tests {
             cpu_limit_nanos,
             memory_limit_bytes,
             ports: Vec::new(),
+            rollout: None,
         }
     }
 

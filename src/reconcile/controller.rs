@@ -374,6 +374,7 @@ mod tests {
             cpu_limit_nanos: None,
             memory_limit_bytes: None,
             ports: Vec::new(),
+            rollout: None,
         }
     }
 

@@ -18,7 +18,7 @@ use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
 use crate::decide::{
     self, clip, Actuation, Condition, ConditionInputs, Decision, History, MetricOutcome,
-    MetricResult, MetricSample, Observation, PendingTasks, HEADLINE_MAX,
+    MetricResult, MetricSample, Observation, PendingTasks, Rollout, HEADLINE_MAX,
 };
 use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
@@ -273,6 +273,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             model_signals::evaluate(&mut memory.signals, &policy.spec, &self.models, now).await;
         observation.forecast = signals.forecast;
         observation.traffic = signals.traffic;
+        observation.rollout = info.rollout;
         if let Some(change) = signals.change {
             self.announce(&info.name, &policy, change);
         }
@@ -361,19 +362,29 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                         .update(&info.name, |status| status.events = kept.log.clone());
                     memory.history = Some(kept);
                     self.status.update(&info.name, |status| {
-                        status.conditions =
-                            conditions_now(&policy, &decision, &signals, &failed, status, now);
+                        status.conditions = conditions_now(
+                            &policy,
+                            &decision,
+                            &signals,
+                            &failed,
+                            info.rollout,
+                            status,
+                            now,
+                        );
                         self.telemetry.conditions(&info.name, &status.conditions);
                     });
                     return Err(self.engine_failed("scale", error));
                 }
             }
         }
-        if !write && may_write {
+        // Any update during a rollout, labels included, would replace its rollback target: the
+        // events and an expired override wait until it ends.
+        let may_write_labels = may_write && info.rollout.is_none();
+        if !write && may_write_labels {
             self.persist_events(&info, &next_history).await;
         }
         memory.history = Some(next_history);
-        if decision.override_expired && may_write {
+        if decision.override_expired && may_write_labels {
             self.remove_expired_override(&info.id).await;
         }
 
@@ -584,7 +595,15 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             status.override_ = override_.filter(|o| o.is_active(now));
             status.last_reconcile = Some(now);
             status.last_error = None;
-            status.conditions = conditions_now(policy, decision, signals, actuation, status, now);
+            status.conditions = conditions_now(
+                policy,
+                decision,
+                signals,
+                actuation,
+                info.rollout,
+                status,
+                now,
+            );
             status.events.clone_from(&log);
             status.push_decision(DecisionRecord {
                 at: now,
@@ -613,6 +632,7 @@ fn conditions_now(
     decision: &Decision,
     signals: &Signals,
     actuation: &Actuation,
+    rollout: Option<Rollout>,
     status: &ServiceStatus,
     now: DateTime<Utc>,
 ) -> Vec<Condition> {
@@ -622,6 +642,7 @@ fn conditions_now(
         actuation,
         forecast: signals.verdict.as_ref(),
         traffic: signals.traffic.map(|t| t.state),
+        rollout,
     };
     decide::conditions(&inputs, &status.conditions, now)
 }

@@ -23,6 +23,8 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use serde_json::Value;
 
+use crate::decide::Rollout;
+
 use super::engine_http::{query_escape, EngineAddress, EngineFailure, EngineHttp};
 use super::stats::stats_from_engine;
 use super::tasks::{task_from_engine, EngineTask};
@@ -419,6 +421,11 @@ fn service_info(service: &Service) -> SwarmResult<ServiceInfo> {
         cpu_limit_nanos: limits.and_then(|l| l.nano_cpus).filter(|n| *n > 0),
         memory_limit_bytes: limits.and_then(|l| l.memory_bytes).filter(|n| *n > 0),
         ports: published_ports(spec),
+        rollout: service
+            .update_status
+            .as_ref()
+            .and_then(|status| status.state)
+            .and_then(|state| Rollout::from_engine_state(state.as_ref())),
     })
 }
 

@@ -13,6 +13,8 @@ use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
+use crate::decide::Rollout;
+
 pub mod docker;
 mod engine_http;
 mod local;
@@ -40,6 +42,8 @@ pub struct ServiceInfo {
     pub memory_limit_bytes: Option<i64>,
     /// The ports the service publishes, as its spec declares them.
     pub ports: Vec<PublishedPort>,
+    /// The rolling update or rollback in progress (`UpdateStatus.State`), if any.
+    pub rollout: Option<Rollout>,
 }
 
 /// A port a service publishes.

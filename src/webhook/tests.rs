@@ -54,6 +54,7 @@ impl FakeSwarm {
                 cpu_limit_nanos: None,
                 memory_limit_bytes: None,
                 ports: Vec::new(),
+                rollout: None,
             },
         );
         swarm
@@ -515,6 +516,7 @@ async fn unknown_services_and_unmanaged_services() {
             cpu_limit_nanos: None,
             memory_limit_bytes: None,
             ports: Vec::new(),
+            rollout: None,
         },
     );
     let (status, value) = call(

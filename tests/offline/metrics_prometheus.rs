@@ -39,6 +39,7 @@ fn service(name: &str, stack: Option<&str>) -> ServiceInfo {
         cpu_limit_nanos: None,
         memory_limit_bytes: None,
         ports: Vec::new(),
+        rollout: None,
     }
 }
 

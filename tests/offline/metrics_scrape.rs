@@ -25,6 +25,7 @@ fn service() -> ServiceInfo {
         cpu_limit_nanos: None,
         memory_limit_bytes: None,
         ports: Vec::new(),
+        rollout: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn of(
         actuation: &actuation,
         forecast: None,
         traffic: None,
+        rollout: None,
     };
     conditions(&inputs, &[], t(0))
         .into_iter()
@@ -69,8 +70,9 @@ fn limited_at_the_maximum_and_the_minimum_and_within_range() {
     let decision = decide(&free, &total_rps(4, 600.0), &History::default(), None, t(0));
     let found = of(&free.spec, &decision, Actuation::Scaled);
     assert_eq!(find(&found, ScalingLimited), (False, DesiredWithinRange));
-    // Only the conditions that apply: no forecast, no classifier in this policy.
-    assert_eq!(found.len(), 4);
+    // Only the conditions that apply: no forecast, no classifier in this policy (the four of
+    // every policy, and whether a rollout is in progress).
+    assert_eq!(found.len(), 5);
 }
 
 #[test]
@@ -153,6 +155,7 @@ fn the_transition_time_moves_only_with_the_status() {
         actuation: &Actuation::Unchanged,
         forecast: None,
         traffic: None,
+        rollout: None,
     };
     let first = conditions(&inputs(&at_max), &[], t(0));
     let second = conditions(&inputs(&at_max), &first, t(60));
@@ -186,6 +189,7 @@ fn forecast_and_traffic_conditions_where_the_policy_has_them() {
         actuation: &Actuation::Unchanged,
         forecast: Some(&ignored),
         traffic: Some(TrafficState::Flood),
+        rollout: None,
     };
     let found: Vec<_> = conditions(&inputs, &[], t(0))
         .into_iter()
@@ -198,5 +202,46 @@ fn forecast_and_traffic_conditions_where_the_policy_has_them() {
     assert_eq!(
         find(&found, ConditionType::TrafficState),
         (ConditionStatus::True, ConditionReason::Flood)
+    );
+}
+
+#[test]
+fn a_rollout_makes_the_service_unable_to_scale_and_says_so() {
+    use ConditionReason::*;
+    use ConditionStatus::*;
+    let spec = policy(1, 10, "");
+    let mut rolling = total_rps(3, 900.0);
+    rolling.rollout = Some(Rollout::Updating);
+    let decision = decide(&spec, &rolling, &History::default(), None, t(0));
+    let inputs = ConditionInputs {
+        spec: &spec.spec,
+        decision: &decision,
+        actuation: &Actuation::Unchanged,
+        forecast: None,
+        traffic: None,
+        rollout: rolling.rollout,
+    };
+    let found: Vec<_> = conditions(&inputs, &[], t(0))
+        .into_iter()
+        .map(|c| (c.type_, c.status, c.reason))
+        .collect();
+    assert_eq!(
+        find(&found, ConditionType::AbleToScale),
+        (False, ConditionReason::RolloutInProgress)
+    );
+    assert_eq!(
+        find(&found, ConditionType::RolloutInProgress),
+        (True, ConditionReason::RolloutInProgress)
+    );
+
+    let done = decide(&spec, &total_rps(3, 900.0), &History::default(), None, t(0));
+    let found = of(&spec.spec, &done, Actuation::Scaled);
+    assert_eq!(
+        find(&found, ConditionType::RolloutInProgress),
+        (False, NoRollout)
+    );
+    assert_eq!(
+        find(&found, ConditionType::AbleToScale),
+        (True, SucceededRescale)
     );
 }

@@ -4,6 +4,7 @@ mod examples;
 mod headlines;
 mod pending;
 mod properties;
+mod rollout;
 mod signals;
 
 use chrono::{DateTime, TimeZone, Utc};
