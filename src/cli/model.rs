@@ -102,8 +102,12 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
                 };
                 options.inputs.insert(role.to_owned(), name.to_owned());
             }
-            let report = eval_trace(model, trace, &options)
+            let evaluation = eval_trace(model, trace, &options)
                 .with_context(|| format!("evaluating {model} on {}", trace.display()))?;
+            for note in &evaluation.notes {
+                eprintln!("note: {note}");
+            }
+            let report = evaluation.report;
             if output == Output::Table {
                 print!("{report}");
             } else {

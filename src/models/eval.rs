@@ -11,10 +11,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use thiserror::Error;
 
 use crate::policy::TrafficState;
+use crate::replay::{ReplayError, Trace};
 
 use super::classify::Classifier;
 use super::error::ModelError;
@@ -31,124 +31,37 @@ const CLASSIFY_STRIDE: usize = 6;
 
 #[derive(Debug, Error)]
 pub enum EvalError {
-    #[error("cannot read trace {path}: {message}")]
-    Read { path: String, message: String },
-    #[error("trace {path}, line {line}: {problem}")]
-    Row {
-        path: String,
-        line: usize,
-        problem: String,
-    },
+    /// The trace file cannot be read or parsed (the `replay` reader's errors).
+    #[error(transparent)]
+    Read(#[from] ReplayError),
     #[error("trace {path}: {problem}")]
     Trace { path: String, problem: String },
     #[error(transparent)]
     Model(#[from] ModelError),
 }
 
-/// A recorded trace: timestamps, numeric columns, and the optional label column.
-#[derive(Clone, Debug, Default)]
-pub struct Trace {
-    pub times: Vec<DateTime<Utc>>,
-    pub columns: BTreeMap<String, Vec<f64>>,
-    pub labels: Option<Vec<String>>,
+/// The samples of trace column `name`, an empty cell as NaN (the runtime skips non-finite
+/// samples), or `None` when the trace has no such column.
+fn samples(trace: &Trace, name: &str) -> Option<Vec<Sample>> {
+    let column = trace.column(name)?;
+    Some(
+        trace
+            .times
+            .iter()
+            .zip(&column.values)
+            .map(|(&at, value)| Sample {
+                at,
+                value: value.unwrap_or(f64::NAN),
+            })
+            .collect(),
+    )
 }
 
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return DateTime::from_timestamp_millis((secs * 1000.0).round() as i64);
-    }
-    if let Ok(stamp) = DateTime::parse_from_rfc3339(text) {
-        return Some(stamp.with_timezone(&Utc));
-    }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|naive| naive.and_utc())
-}
-
-impl Trace {
-    /// Reads `timestamp` (RFC 3339, ISO without zone = UTC, or epoch seconds; `time` also
-    /// accepted) and numeric columns; an empty cell is a missing sample.
-    pub fn read(path: &Path) -> Result<Trace, EvalError> {
-        let shown = path.display().to_string();
-        let read_err = |message: String| EvalError::Read {
-            path: shown.clone(),
-            message,
-        };
-        let mut reader = csv::Reader::from_path(path).map_err(|e| read_err(e.to_string()))?;
-        let headers = reader
-            .headers()
-            .map_err(|e| read_err(e.to_string()))?
-            .clone();
-        let time_ix = headers
-            .iter()
-            .position(|h| h == "timestamp" || h == "time")
-            .ok_or_else(|| EvalError::Trace {
-                path: shown.clone(),
-                problem: format!(
-                    "no `timestamp` column; columns: {}",
-                    headers.iter().collect::<Vec<_>>().join(", ")
-                ),
-            })?;
-        let label_ix = headers.iter().position(|h| h == "label" || h == "state");
-        let mut trace = Trace::default();
-        let numeric: Vec<(usize, String)> = headers
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != time_ix && Some(*i) != label_ix)
-            .map(|(i, h)| (i, h.to_owned()))
-            .collect();
-        let mut labels = Vec::new();
-        for (row, record) in reader.records().enumerate() {
-            let line = row + 2;
-            let record = record.map_err(|e| read_err(e.to_string()))?;
-            let bad = |problem: String| EvalError::Row {
-                path: shown.clone(),
-                line,
-                problem,
-            };
-            let cell = |i: usize| record.get(i).unwrap_or("");
-            let at = parse_time(cell(time_ix)).ok_or_else(|| {
-                bad(format!(
-                    "timestamp {:?} is not RFC 3339 or epoch seconds",
-                    cell(time_ix)
-                ))
-            })?;
-            trace.times.push(at);
-            for (i, name) in &numeric {
-                let text = cell(*i).trim();
-                let value = if text.is_empty() {
-                    f64::NAN
-                } else {
-                    text.parse()
-                        .map_err(|_| bad(format!("{name} = {text:?} is not a number")))?
-                };
-                trace.columns.entry(name.clone()).or_default().push(value);
-            }
-            if let Some(i) = label_ix {
-                labels.push(cell(i).trim().to_owned());
-            }
-        }
-        if trace.times.is_empty() {
-            return Err(EvalError::Trace {
-                path: shown,
-                problem: "no rows".into(),
-            });
-        }
-        trace.labels = label_ix.map(|_| labels);
-        Ok(trace)
-    }
-
-    fn samples(&self, column: &str) -> Option<Vec<Sample>> {
-        let values = self.columns.get(column)?;
-        Some(
-            self.times
-                .iter()
-                .zip(values)
-                .map(|(&at, &value)| Sample { at, value })
-                .collect(),
-        )
-    }
+/// A report and what its reader should know about the trace (rows that repeated a time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub report: EvalReport,
+    pub notes: Vec<String>,
 }
 
 /// What `model eval` found.
@@ -229,26 +142,21 @@ fn evaluate_forecaster(
 ) -> Result<EvalReport, EvalError> {
     let column = match &options.column {
         Some(column) => column.clone(),
-        None if trace.columns.contains_key("requests") => "requests".to_owned(),
-        None if trace.columns.len() == 1 => {
-            trace.columns.keys().next().cloned().unwrap_or_default()
-        }
+        None if trace.column("requests").is_some() => "requests".to_owned(),
+        None if trace.columns.len() == 1 => trace.columns[0].name.clone(),
         None => {
             return Err(EvalError::Trace {
                 path: path.to_owned(),
                 problem: format!(
                     "say which column to forecast with --column; columns: {}",
-                    trace.columns.keys().cloned().collect::<Vec<_>>().join(", ")
+                    trace.column_names()
                 ),
             })
         }
     };
-    let samples = trace.samples(&column).ok_or_else(|| EvalError::Trace {
+    let samples = samples(trace, &column).ok_or_else(|| EvalError::Trace {
         path: path.to_owned(),
-        problem: format!(
-            "no column {column:?}; columns: {}",
-            trace.columns.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
+        problem: format!("no column {column:?}; columns: {}", trace.column_names()),
     })?;
     let meta = &model.model().metadata;
     let (window, horizon) = (meta.window, meta.horizon);
@@ -342,7 +250,7 @@ fn evaluate_classifier(
     let mut histories: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
     for role in roles {
         let column = options.inputs.get(role).map(String::as_str).unwrap_or(role);
-        match trace.samples(column) {
+        match samples(trace, column) {
             Some(samples) => {
                 histories.insert(role, samples);
             }
@@ -484,13 +392,18 @@ impl std::fmt::Display for EvalReport {
     }
 }
 
-/// Loads `model` (a shipped name or a path) and the trace at `path`, and evaluates.
+/// Loads `model` (a shipped name or a path) and the trace at `path` (read as `replay` reads
+/// it), and evaluates.
 pub fn eval_trace(
     model: &str,
     path: &Path,
     options: &EvalOptions,
-) -> Result<EvalReport, EvalError> {
+) -> Result<Evaluation, EvalError> {
     let model = Arc::new(Model::load(model)?);
-    let trace = Trace::read(path)?;
-    evaluate(model, &trace, &path.display().to_string(), options)
+    let trace = Trace::read_path(path)?;
+    let report = evaluate(model, &trace, &path.display().to_string(), options)?;
+    Ok(Evaluation {
+        report,
+        notes: trace.repeat_note().into_iter().collect(),
+    })
 }

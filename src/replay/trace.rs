@@ -1,5 +1,6 @@
 //! Reading a trace CSV: the `record` format, a plain `timestamp,value` file, or the recorded
-//! Swarm metrics (`time` column, ISO timestamps without a zone), into columns over time.
+//! Swarm metrics (`time` column, ISO timestamps without a zone), into columns over time. The one
+//! reader of traces, for `replay` and `model eval` alike.
 
 use std::io::Read;
 use std::path::Path;
@@ -10,8 +11,9 @@ use super::error::ReplayError;
 
 /// Names accepted for the time column, which must be the first column.
 const TIME_COLUMNS: [&str; 2] = ["timestamp", "time"];
-/// The column of per-row ground-truth traffic states (synthetic traces), read as text.
-pub const LABEL_COLUMN: &str = "label";
+/// Names accepted for the column of per-row ground-truth traffic states (synthetic traces),
+/// read as text.
+pub const LABEL_COLUMNS: [&str; 2] = ["label", "state"];
 
 /// A trace: rows in increasing time order, numeric columns by name, optional text labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,7 +21,7 @@ pub struct Trace {
     pub times: Vec<DateTime<Utc>>,
     /// Each value column, in file order; `None` is an empty cell.
     pub columns: Vec<Column>,
-    /// The `label` column, when the trace has one (ground truth of synthetic traces).
+    /// The `label` (or `state`) column, when the trace has one (ground truth of synthetic traces).
     pub labels: Option<Vec<String>>,
     /// Rows whose time repeated the previous row's (an hour repeated by a DST fall-back in a
     /// trace of local times): each replaced the row before it.
@@ -84,7 +86,9 @@ impl Trace {
             }
         }
 
-        let label_index = header.iter().position(|h| h == LABEL_COLUMN);
+        let label_index = header
+            .iter()
+            .position(|h| LABEL_COLUMNS.contains(&h.as_str()));
         let mut trace = Trace {
             times: Vec::new(),
             columns: header

@@ -48,7 +48,9 @@ fn the_classifier_reports_states_and_a_confusion_matrix_for_a_labeled_trace() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trace.csv");
     write_trace(&path, true);
-    let report = eval_trace("traffic-states", &path, &EvalOptions::default()).unwrap();
+    let report = eval_trace("traffic-states", &path, &EvalOptions::default())
+        .unwrap()
+        .report;
     let EvalReport::States {
         rows,
         distribution,
@@ -97,7 +99,9 @@ fn the_forecaster_reports_mase_against_the_baselines() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trace.csv");
     write_trace(&path, false);
-    let report = eval_trace("traffic-forecast", &path, &EvalOptions::default()).unwrap();
+    let report = eval_trace("traffic-forecast", &path, &EvalOptions::default())
+        .unwrap()
+        .report;
     let EvalReport::Forecast {
         column,
         origins,
@@ -117,6 +121,45 @@ fn the_forecaster_reports_mase_against_the_baselines() {
     assert_eq!(
         *seasonal_naive, None,
         "a two-hour trace has no day-old values"
+    );
+}
+
+/// The recorded Swarm metrics' format (a `time` column, ISO times without a zone, a `state`
+/// label column), read by the one trace reader `replay` uses: an hour repeated by a DST
+/// fall-back keeps the later rows and is noted, and the `state` column is the label.
+#[test]
+fn eval_reads_traces_as_replay_does_and_notes_repeated_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("swarm.csv");
+    let mut text = "time,requests,state\n".to_owned();
+    let start = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    for k in 0..400i64 {
+        // Row 200 repeats row 199's time.
+        let at = start + chrono::Duration::seconds(5 * (k - i64::from(k >= 200)));
+        let stamp = at.naive_utc().format("%Y-%m-%dT%H:%M:%S");
+        text.push_str(&format!("{stamp},{},normal\n", 100 + k % 7));
+    }
+    std::fs::write(&path, text).unwrap();
+    let evaluation = eval_trace("traffic-forecast", &path, &EvalOptions::default()).unwrap();
+    assert_eq!(evaluation.notes.len(), 1, "{:?}", evaluation.notes);
+    assert!(evaluation.notes[0].starts_with("1 row(s) repeated"));
+    let EvalReport::Forecast {
+        column, origins, ..
+    } = &evaluation.report
+    else {
+        panic!("{:?}", evaluation.report)
+    };
+    assert_eq!(column, "requests", "the label column is not a value column");
+    assert_eq!(*origins, 399 - 59 - 12);
+
+    // A malformed cell is reported with its row as a text editor counts it.
+    std::fs::write(&path, "timestamp,requests\n1700000000,1\n1700000005,x\n").unwrap();
+    let error = eval_trace("traffic-forecast", &path, &EvalOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("row 3") && error.contains("requests"),
+        "{error}"
     );
 }
 
