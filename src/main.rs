@@ -48,6 +48,8 @@ enum Command {
     Replay(Box<cli::replay::Args>),
     /// Inspect an ONNX traffic model, or evaluate it on a trace.
     Model(cli::model::Args),
+    /// Deploy a stack with `docker stack deploy`, keeping what the operator owns.
+    Stack(cli::stack::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,5 +69,6 @@ fn main() -> ExitCode {
         Command::Record(command) => cli::record::run(command),
         Command::Replay(command) => cli::replay::run(command, args.output),
         Command::Model(command) => cli::model::run(command, args.output),
+        Command::Stack(command) => cli::stack::run(command),
     })
 }

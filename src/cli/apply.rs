@@ -12,8 +12,8 @@ use super::files::load_policies;
 use super::label_write::{change_labels, LabelChange, Outcome};
 use super::{block_on, Output};
 use crate::policy::labels::{self, POLICY, SHORTHAND};
-use crate::policy::{Diagnostic, ScalingPolicy};
-use crate::swarm::{DockerSwarm, Swarm, SwarmResult};
+use crate::policy::{compose, Diagnostic, ScalingPolicy};
+use crate::swarm::{DockerSwarm, ServiceInfo, Swarm, SwarmResult};
 
 /// Arguments of `swarmpilot apply`: the same `-f FILE|DIR|-` inputs as `validate`.
 pub use super::validate::Args;
@@ -45,6 +45,14 @@ impl Applied {
 /// Writes `policy` onto its target service. Shorthand labels are removed in the same write:
 /// the applied document replaces whatever policy the service declared before.
 pub async fn apply_policy<S: Swarm>(swarm: &S, policy: &ScalingPolicy) -> SwarmResult<Applied> {
+    Ok(apply_to_service(swarm, policy).await?.0)
+}
+
+/// [`apply_policy`], with the service as read.
+async fn apply_to_service<S: Swarm>(
+    swarm: &S,
+    policy: &ScalingPolicy,
+) -> SwarmResult<(Applied, ServiceInfo)> {
     let value = labels::encode(policy);
     let outcome = change_labels(swarm, policy.service(), |service| {
         let shorthand: Vec<String> = SHORTHAND
@@ -65,9 +73,27 @@ pub async fn apply_policy<S: Swarm>(swarm: &S, policy: &ScalingPolicy) -> SwarmR
     })
     .await?;
     Ok(match outcome {
-        Outcome::Changed(_) => Applied::Configured,
-        Outcome::Unchanged(_) => Applied::Unchanged,
+        Outcome::Changed(service) => (Applied::Configured, service),
+        Outcome::Unchanged(service) => (Applied::Unchanged, service),
     })
+}
+
+/// For a service of a stack: the next `docker stack deploy` replaces its labels with the stack
+/// file's, so the label just written lasts only until then. The warning gives the file's
+/// `deploy.labels` that keep it.
+fn stack_warning(service: &ServiceInfo, policy: &ScalingPolicy) -> Option<String> {
+    let stack = service.stack.as_deref()?;
+    let key = service
+        .name
+        .strip_prefix(stack)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .unwrap_or(&service.name);
+    Some(format!(
+        "warning: service/{} belongs to stack {stack}: the next `docker stack deploy` drops this label \
+         (`swarmpilot stack deploy` keeps it). To keep it in the stack file, add:\n{}",
+        service.name,
+        compose::labels_snippet(key, policy)
+    ))
 }
 
 /// Applies every policy in turn, printing `service/NAME configured|unchanged`; a policy that
@@ -81,8 +107,15 @@ pub async fn apply_all<S: Swarm>(
     let mut failed = 0;
     for loaded in policies {
         let service = loaded.policy.service();
-        match apply_policy(swarm, &loaded.policy).await {
-            Ok(applied) => writeln!(out, "service/{service} {}", applied.as_str())?,
+        match apply_to_service(swarm, &loaded.policy).await {
+            Ok((applied, info)) => {
+                writeln!(out, "service/{service} {}", applied.as_str())?;
+                if applied == Applied::Configured {
+                    if let Some(warning) = stack_warning(&info, &loaded.policy) {
+                        writeln!(err, "{warning}")?;
+                    }
+                }
+            }
             Err(e) => {
                 failed += 1;
                 writeln!(err, "error: service/{service} ({}): {e}", loaded.source)?;
@@ -101,6 +134,13 @@ pub fn load_all(paths: &[PathBuf]) -> anyhow::Result<Result<Vec<LoadedPolicy>, V
     let mut loaded: Vec<LoadedPolicy> = Vec::new();
     let mut problems = Vec::new();
     for file in load_policies(paths)? {
+        if file.compose {
+            problems.push(Diagnostic::new(
+                file.name.clone(),
+                "is a compose file: its policies are deployed with the stack (swarmpilot stack deploy -c FILE STACK)",
+            ));
+            continue;
+        }
         match file.policies {
             Ok(policies) => {
                 for policy in policies {
@@ -185,6 +225,47 @@ mod tests {
             problems[0].message.contains("already has a policy"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn a_stack_service_gets_the_deploy_labels_to_keep_its_policy() {
+        let policy = crate::policy::parse(
+            &WEB.replace("maxReplicas: 5", "service: shop_web\n  maxReplicas: 5"),
+        )
+        .unwrap();
+        let mut service = ServiceInfo {
+            id: "x".into(),
+            name: "shop_web".into(),
+            version: 1,
+            labels: BTreeMap::new(),
+            replicas: Some(1),
+            stack: Some("shop".into()),
+            cpu_limit_nanos: None,
+            memory_limit_bytes: None,
+            ports: Vec::new(),
+            rollout: None,
+        };
+        let warning = stack_warning(&service, &policy).unwrap();
+        assert!(warning.contains("stack shop"), "{warning}");
+        let snippet = warning.split_once("add:\n").unwrap().1;
+        let document: serde_yaml::Value = serde_yaml::from_str(snippet).unwrap();
+        let services = compose::services(&document).unwrap();
+        assert_eq!(services[0].key, "web");
+        assert_eq!(compose::validate(&services).unwrap(), vec![policy.clone()]);
+        service.stack = None;
+        assert_eq!(stack_warning(&service, &policy), None);
+    }
+
+    #[test]
+    fn a_compose_file_is_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stack.yml"),
+            "services: {web: {image: app}}",
+        )
+        .unwrap();
+        let problems = load_all(&[dir.path().to_owned()]).unwrap().unwrap_err();
+        assert!(problems[0].message.contains("stack deploy"), "{problems:?}");
     }
 
     #[test]

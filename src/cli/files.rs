@@ -1,12 +1,15 @@
 //! Reading policy files for `validate -f` and `apply -f`: a file, every `*.yaml`/`*.yml` in a
-//! directory (not recursive, like `kubectl -f DIR`), or `-` for stdin.
+//! directory (not recursive, like `kubectl -f DIR`), or `-` for stdin. A compose file (a
+//! `services` mapping) is read for the policies in its services' `deploy.labels`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::policy::{parse_documents_bytes, Diagnostics, ScalingPolicy, MAX_INPUT_BYTES};
+use crate::policy::{
+    compose, parse_documents_bytes, text_of, Diagnostics, ScalingPolicy, MAX_INPUT_BYTES,
+};
 
 /// One input and what it holds: its policies, or every problem found in it.
 #[derive(Debug)]
@@ -14,6 +17,8 @@ pub struct PolicyFile {
     /// The file's path as given, or `<stdin>`.
     pub name: String,
     pub policies: Result<Vec<ScalingPolicy>, Diagnostics>,
+    /// A compose file: its policies are deployed with the stack, not applied one by one.
+    pub compose: bool,
 }
 
 /// Every policy file named by `paths`, each parsed and validated. An input that cannot be read
@@ -47,14 +52,37 @@ fn read_file(path: &Path) -> anyhow::Result<PolicyFile> {
 }
 
 fn parsed(name: String, bytes: Option<Vec<u8>>) -> PolicyFile {
-    let policies = match bytes {
-        Some(bytes) => parse_documents_bytes(&bytes),
-        None => Err(Diagnostics::one(
+    let Some(bytes) = bytes else {
+        let too_large = Diagnostics::one(
             "",
             format!("is larger than the {MAX_INPUT_BYTES}-byte limit for a policy"),
-        )),
+        );
+        return PolicyFile {
+            name,
+            policies: Err(too_large),
+            compose: false,
+        };
     };
-    PolicyFile { name, policies }
+    match compose_document(&bytes) {
+        Some(document) => PolicyFile {
+            name,
+            policies: compose::services(&document).and_then(|found| compose::validate(&found)),
+            compose: true,
+        },
+        None => PolicyFile {
+            name,
+            policies: parse_documents_bytes(&bytes),
+            compose: false,
+        },
+    }
+}
+
+/// The input as a compose document, when it is one. Compose files are the user's own files
+/// (never labels from the Swarm), bounded by the input size limit.
+fn compose_document(bytes: &[u8]) -> Option<serde_yaml::Value> {
+    let text = text_of(bytes).ok()?;
+    let document = serde_yaml::from_str(text).ok()?;
+    compose::is_compose(&document).then_some(document)
 }
 
 /// The whole input, or `None` when it exceeds [`MAX_INPUT_BYTES`] (not read further).

@@ -25,6 +25,7 @@ pub mod replay;
 pub mod run;
 pub mod schema;
 pub mod servers;
+pub mod stack;
 mod table;
 pub mod validate;
 

@@ -2,6 +2,7 @@
 
 mod bounded;
 mod cache;
+pub mod compose;
 pub mod diagnostic;
 pub mod duration;
 pub mod labels;

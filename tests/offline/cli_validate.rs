@@ -150,3 +150,20 @@ fn schema_writes_both_files() {
         );
     }
 }
+
+#[test]
+fn validates_the_policies_in_a_compose_files_deploy_labels() {
+    let stack = "version: '3.8'\nservices:\n  web:\n    image: app:1\n    deploy:\n      labels:\n        io.swarmpilot.max: '6'\n        io.swarmpilot.cpu: '70'\n  api:\n    image: app:1\n    deploy:\n      labels:\n        - io.swarmpilot.max=0\n        - io.swarmpilot.cpu=70\n";
+    let output = swarmpilot(&["validate", "-f", "-"], Some(stack.as_bytes()));
+    let stdout = text(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("<stdin>: services.api.deploy.labels[io.swarmpilot.max]: "),
+        "{stdout}"
+    );
+    let fixed = stack.replace("io.swarmpilot.max=0", "io.swarmpilot.max=3");
+    let output = swarmpilot(&["validate", "-f", "-"], Some(fixed.as_bytes()));
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("policy api -> service api"), "{stdout}");
+}
