@@ -20,6 +20,8 @@ fn policy() -> ScalingPolicy {
         spec: PolicySpec {
             service: None,
             min_replicas: 2,
+            idle_replicas: None,
+            cooldown_period: None,
             max_replicas: 20,
             interval: HumanDuration::from_secs(15),
             mode: Mode::Enforce,
@@ -34,6 +36,7 @@ fn policy() -> ScalingPolicy {
                     scrape: None,
                     docker: None,
                     target: Target::AverageValue(50.0),
+                    activation: None,
                 },
                 MetricSpec {
                     name: "cpu".into(),
@@ -43,6 +46,7 @@ fn policy() -> ScalingPolicy {
                         resource: Resource::Cpu,
                     }),
                     target: Target::Utilization(70.0),
+                    activation: None,
                 },
             ],
             observe: vec![],
@@ -50,7 +54,7 @@ fn policy() -> ScalingPolicy {
             anomaly: None,
             alerts: None,
             behavior: Behavior::default(),
-            fallback: Fallback::Hold,
+            fallback: Fallback::Hold.into(),
         },
     }
 }

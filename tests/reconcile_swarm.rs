@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{docker, swarm, unique_name};
+use exporter::Behavior;
 use operator::{load_source, service_with_policy, Operator};
 use prometheus_server::PrometheusServer;
 use raced::RacedSwarm;
 use swarmpilot::decide::Reason;
+use swarmpilot::policy::EventReason;
 use swarmpilot::swarm::Swarm;
 
 fn policy(name: &str, extra_spec: &str) -> String {
@@ -64,18 +66,8 @@ async fn wait_for_replicas<S: Swarm>(swarm: &S, id: &str, from: u64, want: u64) 
 
 /// Waits until Prometheus answers the gauge with `value`, so the next reconcile sees it.
 async fn wait_prometheus_sees(prometheus: &PrometheusServer, value: f64) {
-    let http = reqwest::Client::new();
     for _ in 0..300 {
-        let answer: serde_json::Value = http
-            .get(format!("{}/api/v1/query", prometheus.url))
-            .query(&[("query", "sp_load")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if answer["data"]["result"][0]["value"][1].as_str() == Some(&value.to_string()) {
+        if prometheus_load(prometheus).await.as_deref() == Some(value.to_string().as_str()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -415,5 +407,152 @@ async fn refused_policies_urls_and_model_paths_stop_only_their_own_service() {
     }
     // Meanwhile the good service scaled to the HPA count and stays there.
     assert_eq!(replicas_of(&*swarm, &scaling.id).await, 3);
+/// The `sp_load` gauge as Prometheus answers it now: `None` while it has no sample (the
+/// exporter fails and Prometheus marked the series stale).
+async fn prometheus_load(prometheus: &PrometheusServer) -> Option<String> {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/query", prometheus.url))
+        .query(&[("query", "sp_load")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn state_label(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> swarmpilot::policy::ScaleState {
+    serde_json::from_str(labels.get("io.swarmpilot.state").expect("a state label")).unwrap()
+}
+
+/// KEDA's scale to zero: idle at once when never active, activated to HPA's count from zero
+/// when the load rises above the activation, idle again only after `cooldownPeriod` of quiet,
+/// and the cooldown is measured from the label's `lastActive` across an operator restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_to_zero_after_the_cooldown_and_back_on_activation_across_a_restart() {
+    let swarm = Arc::new(swarm().await);
+    let (exporter, prometheus) = load_source(0.0).await;
+    let run = unique_name("run");
+    let service = service_with_policy("reconcile-zero", &run, |name| {
+        policy(name, "  cooldownPeriod: 6s\n")
+            .replace("minReplicas: 1", "minReplicas: 0")
+            .replace("maxReplicas: 8", "maxReplicas: 4")
+    });
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
+
+    // Never active: idle at once (KEDA scales a new target to its minimum).
+    assert_eq!(wait_for_replicas(&*swarm, &service.id, 1, 0).await, [1, 0]);
+    // 25 is above the activation (0): at once to ceil(25 / 10) = 3, HPA's count from zero.
+    exporter.text("sp_load 25\n");
+    wait_prometheus_sees(&prometheus, 25.0).await;
+    assert_eq!(wait_for_replicas(&*swarm, &service.id, 0, 3).await, [0, 3]);
+    let status = operator.status.get(&service.name).unwrap();
+    let woke = status.decisions.iter().find(|d| d.desired == 3).unwrap();
+    assert_eq!(woke.reason, Reason::Activated, "{woke:?}");
+
+    // A few more active reads, then quiet: the label learns the last active read (later than
+    // the activation it was written with), and a new operator takes over mid-cooldown.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    exporter.text("sp_load 0\n");
+    wait_prometheus_sees(&prometheus, 0.0).await;
+    let mut last_active = None;
+    for _ in 0..300 {
+        let labels = swarm.inspect_service(&service.id).await.unwrap().labels;
+        let state = state_label(&labels);
+        if state.last_active.is_some_and(|at| at > woke.at) {
+            last_active = state.last_active;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last_active = last_active.expect("the state label records when the service went quiet");
+    operator.stop().await;
+    let restarted = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
+    assert_eq!(wait_for_replicas(&*swarm, &service.id, 3, 0).await, [3, 0]);
+    let status = restarted.status.get(&service.name).unwrap();
+    let idle = status.decisions.iter().find(|d| d.desired == 0).unwrap();
+    assert_eq!(idle.reason, Reason::Idle, "{idle:?}");
+    assert!(
+        idle.at - last_active >= chrono::Duration::seconds(6),
+        "idle at {} though a metric was above activation at {last_active}",
+        idle.at
+    );
+    let state = state_label(&swarm.inspect_service(&service.id).await.unwrap().labels);
+    let reasons: Vec<_> = state.log.iter().map(|e| e.reason).collect();
+    for wanted in [EventReason::Activated, EventReason::Idle] {
+        assert!(reasons.contains(&wanted), "{reasons:?}");
+    }
+    restarted.stop().await;
+}
+
+/// KEDA's `fallback.failureThreshold`: two failed reads in a row are no outage, three are.
+/// The exporter behind a real Prometheus fails on demand; Prometheus then marks the series
+/// stale, and the read finds no sample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_needs_three_failed_reads_in_a_row() {
+    let swarm = Arc::new(swarm().await);
+    let (exporter, prometheus) = load_source(10.0).await;
+    let run = unique_name("run");
+    let service = service_with_policy("reconcile-flap", &run, |name| {
+        policy(name, "  fallback: {replicas: 3, failureThreshold: 3}\n")
+            .replace("interval: 1s", "interval: 4s")
+    });
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
+    let failed_reads = |so_far: u32| {
+        let status = operator.status.get(&service.name);
+        // The headline may be cut: the whole sentence is then in the detail.
+        let needle = format!("{so_far} of 3 reads before fallback");
+        status.is_some_and(|s| {
+            s.decisions.iter().any(|d| {
+                d.message.contains(&needle) || d.detail.iter().any(|l| l.contains(&needle))
+            })
+        })
+    };
+
+    // Fails twice in a row: the second failed read is seen, then the exporter answers again
+    // well before the next read (4 s).
+    exporter.set(Behavior::Status(500));
+    operator::wait_until("two failed reads", || failed_reads(2)).await;
+    exporter.text("sp_load 10\n");
+    wait_prometheus_sees(&prometheus, 10.0).await;
+    let good_again = chrono::Utc::now();
+    for _ in 0..100 {
+        let read = operator
+            .status
+            .get(&service.name)
+            .is_some_and(|s| s.decisions.iter().any(|d| d.at > good_again));
+        if read {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = operator.status.get(&service.name).unwrap();
+    assert!(
+        status
+            .decisions
+            .iter()
+            .all(|d| d.reason != Reason::Fallback),
+        "{:?}",
+        status.decisions
+    );
+    assert_eq!(replicas_of(&*swarm, &service.id).await, 1);
+
+    // Three in a row: the fallback's 3 replicas.
+    exporter.set(Behavior::Status(500));
+    for _ in 0..100 {
+        if prometheus_load(&prometheus).await.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(wait_for_replicas(&*swarm, &service.id, 1, 3).await, [1, 3]);
+    let status = operator.status.get(&service.name).unwrap();
+    let fell_back = status.decisions.iter().find(|d| d.desired == 3).unwrap();
+    assert_eq!(fell_back.reason, Reason::Fallback, "{fell_back:?}");
     operator.stop().await;
 }

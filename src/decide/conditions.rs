@@ -123,6 +123,11 @@ condition_reasons! {
     ScalingDisabled,
     /// A pinned-replicas override decides, not the metrics.
     Overridden,
+    /// Every metric is at or below its activation: the service is idle (KEDA's
+    /// `ScalerNotActive`).
+    Idle,
+    /// A metric above its activation woke the idle service (KEDA's `ScalerActive`).
+    Activated,
     // ScalingLimited
     DesiredWithinRange,
     TooManyReplicas,
@@ -299,6 +304,18 @@ fn scaling_active(inputs: &ConditionInputs<'_>) -> Found {
             ConditionStatus::False,
             ScalingDisabled,
             "scaling is disabled since the replica count of the service is zero".to_owned(),
+        )
+    } else if d.reason == Reason::Idle {
+        (
+            ConditionStatus::False,
+            Idle,
+            "every metric is at or below its activation threshold: the service is idle".to_owned(),
+        )
+    } else if d.reason == Reason::Activated {
+        (
+            ConditionStatus::True,
+            Activated,
+            "a metric is above its activation threshold: the service was activated".to_owned(),
         )
     } else if d.reason == Reason::Override {
         (

@@ -3,9 +3,12 @@
 //! Reason and limit names follow the Kubernetes HPA's condition reasons, so people who have read
 //! `kubectl describe hpa` recognise them.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Target, TrafficState};
+use crate::policy::{FailedReads, Target, TrafficState};
 
 /// What the service's replica count should be, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +43,14 @@ pub struct Decision {
     pub recommend_only: bool,
     /// The override passed in had expired and was ignored; the caller should remove its label.
     pub override_expired: bool,
+    /// For a policy that can go idle: the last time a metric was above its activation, this
+    /// call included; [`super::History::record`] keeps it, for the cooldown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<DateTime<Utc>>,
+    /// Each failing metric's consecutive failed reads, this call included (capped at
+    /// `fallback.failureThreshold`); [`super::History::record`] keeps them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed_reads: BTreeMap<String, FailedReads>,
     /// One short human sentence naming the cause, at most [`HEADLINE_MAX`] characters: what
     /// `get`, the demo and dashboards show.
     pub message: String,
@@ -96,13 +107,19 @@ pub enum Reason {
     Paused,
     /// The traffic state's `anomaly.onState` action held or capped the count.
     TrafficState,
-    /// The service is at 0 replicas and `minReplicas` is not 0: someone turned it off, and
-    /// HPA leaves such targets alone.
+    /// The service is at 0 replicas and the policy cannot go idle (`minReplicas` is not 0 and
+    /// no `idleReplicas`): someone turned it off, and HPA leaves such targets alone.
     ScalingDisabled,
     /// Some tasks cannot be placed on any node: no scale-up until they can.
     TasksPending,
     /// Swarm is rolling the service out or back: no write until the rollout ends.
     RolloutInProgress,
+    /// Every metric is at or below its activation (for `cooldownPeriod`): the service is or
+    /// goes idle, at `idleReplicas` (KEDA's deactivation).
+    Idle,
+    /// The service was idle and a metric is above its activation: scaled to at least
+    /// `max(1, minReplicas)` at once (KEDA's activation).
+    Activated,
 }
 
 /// A bound that cut the computed count short.

@@ -49,6 +49,8 @@ impl ScaleState {
                 events,
                 recommendations,
                 last_scale,
+                last_active: decision.last_active.or(self.last_active),
+                failed_reads: decision.failed_reads.clone(),
                 ..self.clone()
             },
             spec,
@@ -113,6 +115,8 @@ mod tests {
         PolicySpec {
             service: None,
             min_replicas: 1,
+            idle_replicas: None,
+            cooldown_period: None,
             max_replicas: 10,
             interval: HumanDuration::from_secs(15),
             mode: Mode::Enforce,
@@ -122,7 +126,7 @@ mod tests {
             anomaly: None,
             alerts: None,
             behavior: Behavior::default(),
-            fallback: Fallback::Hold,
+            fallback: Fallback::Hold.into(),
         }
     }
 
@@ -139,6 +143,8 @@ mod tests {
             traffic_state: None,
             recommend_only: false,
             override_expired: false,
+            last_active: None,
+            failed_reads: Default::default(),
             message: String::new(),
             detail: Vec::new(),
         }

@@ -403,6 +403,7 @@ mod tests {
                 resource: Resource::Cpu,
             }),
             target,
+            activation: None,
         }
     }
 

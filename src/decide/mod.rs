@@ -7,7 +7,8 @@
 //!
 //! One call follows the HPA controller's `reconcileAutoscaler`:
 //! 1. a service at 0 replicas (with `minReplicas > 0`) is left alone; one outside `[min, max]`
-//!    is brought to the nearest bound;
+//!    is brought to the nearest bound; a policy that can go idle goes idle or is activated
+//!    first ([`idle`]);
 //! 2. each metric gives a count ([`hpa`]); the largest wins; if some failed and the rest say
 //!    scale down, nothing changes; if all failed, `fallback` decides ([`fallback`]);
 //! 3. a forecast may raise the count ([`forecast`]);
@@ -24,6 +25,7 @@ mod fallback;
 mod forecast;
 mod history;
 mod hpa;
+mod idle;
 mod observation;
 mod overrides;
 mod pending;
@@ -83,32 +85,41 @@ pub fn decide(
         .collect();
     let forecast = forecast::recommendation(spec, observation, tolerance, now);
 
+    let idling = idle::Idling::of(spec, observation, history.last_active, now);
+    let threshold = spec.fallback.failure_threshold();
+    let failed_reads = fallback::failed_reads(
+        &per_metric,
+        &history.failed_reads,
+        threshold,
+        spec.interval,
+        now,
+    );
     let rules = Rules {
         spec,
         up: &up,
         down: &down,
+        min: idling.as_ref().map_or(spec.min_replicas, |i| i.floor),
+        from_idle: false,
+        fallback_due: fallback::due(&per_metric, &failed_reads, threshold),
+        failed_so_far: fallback::fewest_failed(&per_metric, &failed_reads),
     };
-    let mut outcome = pending::hold_scale_up(
-        policy_outcome(&rules, current, &per_metric, forecast, history, now),
-        current,
-        PendingTasks::of(observation).as_ref(),
-    );
+    let core = match &idling {
+        None => policy_outcome(&rules, current, &per_metric, forecast, history, now),
+        Some(idling) => idle_outcome(idling, &rules, current, &per_metric, forecast, history, now),
+    };
+    let mut outcome = pending::hold_scale_up(core, current, PendingTasks::of(observation).as_ref());
     if let Some((state, action)) = anomaly::active_action(spec, observation, now) {
         // Only a count the behavior produced is shaped; holds stay holds, and bringing a
         // service back within [min, max] is not negotiable.
         if outcome.stabilized.is_some() {
-            outcome = anomaly::apply(state, action, outcome, current, spec.min_replicas);
+            outcome = anomaly::apply(state, action, outcome, current, rules.min);
         }
     }
     let active_override = override_.filter(|o| o.is_active(now));
     if let Some(active) = active_override {
-        outcome = overrides::apply(
-            active,
-            outcome,
-            current,
-            spec.min_replicas,
-            spec.max_replicas,
-        );
+        // A pin may name the idle count: an operator can put an idle-capable service to sleep.
+        let lowest = spec.lowest_replicas();
+        outcome = overrides::apply(active, outcome, current, lowest, spec.max_replicas);
     }
     if let Some(rollout) = observation.rollout {
         outcome = rollout::hold(rollout, outcome, current);
@@ -136,6 +147,8 @@ pub fn decide(
         traffic_state: outcome.traffic_state,
         recommend_only: spec.mode == Mode::Recommend,
         override_expired: override_.is_some() && active_override.is_none(),
+        last_active: idling.and_then(|i| i.last_active),
+        failed_reads,
         message,
         detail,
     }
@@ -168,10 +181,57 @@ impl Outcome {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Rules<'a> {
     spec: &'a PolicySpec,
     up: &'a crate::policy::EffectiveRules,
     down: &'a crate::policy::EffectiveRules,
+    /// The lower bound: `minReplicas`, or `max(1, minReplicas)` for a policy that can go idle.
+    min: u32,
+    /// The service is idle and being activated (or woken by a fallback): the count starts
+    /// from the idle count, with HPA's scale-from-zero arithmetic, not from a bound.
+    from_idle: bool,
+    /// Every metric failed `fallback.failureThreshold` times in a row: the fallback applies.
+    fallback_due: bool,
+    /// The fewest failed reads in a row among the metrics, for the message.
+    failed_so_far: u32,
+}
+
+/// The core for a policy that can go idle: idle, activate, or HPA's rules ([`idle`]).
+fn idle_outcome(
+    idling: &idle::Idling,
+    rules: &Rules<'_>,
+    current: u32,
+    per_metric: &[MetricOutcome],
+    forecast: Option<u32>,
+    history: &History,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let counts = fallback::recommendation(rules.spec.fallback.action, current).is_some();
+    let from_idle = Rules {
+        from_idle: true,
+        ..*rules
+    };
+    match idling.step(current, rules.fallback_due, counts, now) {
+        idle::Step::Hpa => policy_outcome(rules, current, per_metric, forecast, history, now),
+        idle::Step::Idle { message } => Outcome::hold(idling.idle, Reason::Idle, message),
+        idle::Step::Fallback => {
+            policy_outcome(&from_idle, current, per_metric, forecast, history, now)
+        }
+        idle::Step::Activate => {
+            let core = policy_outcome(&from_idle, current, per_metric, forecast, history, now);
+            // KEDA activates to at least one replica (minReplicas when higher); HPA's rules
+            // take over from the next call.
+            let desired = core.desired.max(idling.floor).min(rules.spec.max_replicas);
+            Outcome {
+                desired,
+                reason: Reason::Activated,
+                limited_by: None,
+                message: idling.activated(desired),
+                ..core
+            }
+        }
+    }
 }
 
 /// The HPA core: bounds, metrics, failures, fallback, forecast, behavior.
@@ -184,8 +244,8 @@ fn policy_outcome(
     now: DateTime<Utc>,
 ) -> Outcome {
     let spec = rules.spec;
-    let (min, max) = (spec.min_replicas, spec.max_replicas);
-    if current == 0 && min != 0 {
+    let (min, max) = (rules.min, spec.max_replicas);
+    if current == 0 && min != 0 && !rules.from_idle {
         return Outcome::hold(
             0,
             Reason::ScalingDisabled,
@@ -195,14 +255,26 @@ fn policy_outcome(
     if current > max {
         return bound(max, Limit::TooManyReplicas, "above maxReplicas");
     }
-    if current < min {
+    if current < min && !rules.from_idle {
         return bound(min, Limit::TooFewReplicas, "below minReplicas");
     }
 
     let failed = per_metric.iter().filter(|m| m.replicas().is_none()).count();
     let observed = per_metric.iter().filter_map(MetricOutcome::replicas).max();
     let (recommendation, from_fallback) = match observed {
-        None => match fallback::recommendation(spec.fallback, current) {
+        None if !rules.fallback_due => {
+            return Outcome::hold(
+                current,
+                Reason::MetricsIncomplete,
+                format!(
+                    "{}; every metric failed, {} of {} reads before fallback: keeping {current}",
+                    first_failure(per_metric),
+                    rules.failed_so_far,
+                    spec.fallback.failure_threshold(),
+                ),
+            )
+        }
+        None => match fallback::recommendation(spec.fallback.action, current) {
             None => {
                 return Outcome::hold(
                     current,
@@ -319,7 +391,7 @@ fn message(
         ),
         Reason::TooFewReplicas => format!(
             "the desired replica count {recommendation} is less than minReplicas {}",
-            spec.min_replicas
+            spec.active_min()
         ),
         Reason::Stabilized if normalized.stabilized > recommendation => format!(
             "recent recommendations were higher: keeping {desired} instead of {recommendation} \
@@ -331,7 +403,7 @@ fn message(
         ),
         Reason::Fallback => format!(
             "every metric failed; fallback {} gives {desired} replicas",
-            fallback::describe(spec.fallback)
+            fallback::describe(spec.fallback.action)
         ),
         Reason::WithinTolerance => {
             format!("every metric is within tolerance of its target: keeping {current} replicas")

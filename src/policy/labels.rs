@@ -264,6 +264,7 @@ fn from_shorthand(
                 scrape: None,
                 docker: Some(DockerSource { resource }),
                 target: Target::Utilization(target),
+                activation: None,
             });
         }
     }
@@ -278,6 +279,7 @@ fn from_shorthand(
             scrape: None,
             docker: None,
             target: Target::AverageValue(target),
+            activation: None,
         });
     }
     if ![CPU, MEMORY, RPS].iter().any(|l| labels.contains_key(*l)) {
@@ -301,6 +303,8 @@ fn from_shorthand(
         spec: PolicySpec {
             service: None,
             min_replicas: min,
+            idle_replicas: None,
+            cooldown_period: None,
             max_replicas: max,
             interval: HumanDuration::from_secs(15),
             mode: Mode::default(),
@@ -310,7 +314,7 @@ fn from_shorthand(
             anomaly: None,
             alerts: None,
             behavior: Behavior::default(),
-            fallback: Fallback::default(),
+            fallback: FallbackSpec::default(),
         },
     };
     super::validate::validate(&policy)

@@ -21,7 +21,9 @@ pub use parse::{
     parse, parse_bytes, parse_documents, parse_documents_bytes, text_of, MAX_INPUT_BYTES,
 };
 pub use schema::{crd_yaml, json_schema, json_schema_text};
-pub use state::{Event, EventReason, EventType, Override, ScaleEvent, ScaleState, EVENTS_KEPT};
+pub use state::{
+    Event, EventReason, EventType, FailedReads, Override, ScaleEvent, ScaleState, EVENTS_KEPT,
+};
 pub use types::*;
 pub use validate::{
     check_max_replicas, is_server_name, is_valid_service_name, validate, MAX_METRICS, MAX_NOTIFY,

@@ -1,6 +1,8 @@
 //! The label-borne runtime records: overrides (`io.swarmpilot.override`) and the operator's
 //! scaling state (`io.swarmpilot.state`). Service labels are the only durable state.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -49,7 +51,9 @@ pub struct ScaleEvent {
 
 /// The operator's memory across restarts, stored as JSON in `io.swarmpilot.state`.
 ///
-/// Written only when the operator scales, so it never causes churn on an idle service.
+/// Written when the operator scales, when an event is added, when a service goes quiet (for
+/// the cooldown) and when a failed-read streak grows: never at every reconcile of a steady
+/// service.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScaleState {
@@ -62,9 +66,27 @@ pub struct ScaleState {
     /// When the operator last changed the replica count (the AGE column of `get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale: Option<DateTime<Utc>>,
+    /// For a policy that can go idle: the last time a metric was above its activation; the
+    /// cooldown before going idle runs from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<DateTime<Utc>>,
+    /// Each failing metric's consecutive failed reads (capped at `fallback.failureThreshold`),
+    /// so a restarted operator does not start the count afresh.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed_reads: BTreeMap<String, FailedReads>,
     /// The service's last [`EVENTS_KEPT`] events, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<Event>,
+}
+
+/// A metric's streak of failed reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FailedReads {
+    /// Consecutive failed reads, at most `fallback.failureThreshold`.
+    pub count: u32,
+    /// When the last one was counted.
+    pub last: DateTime<Utc>,
 }
 
 /// How many events each service keeps, in memory and in its state label. Each is at most about
@@ -100,6 +122,12 @@ pub enum EventReason {
     MetricsRecovered,
     /// An operator started and took over the service's state from its label.
     StateRestored,
+    /// A metric rose above its activation and the idle service was scaled up (KEDA's
+    /// `KEDAScaleTargetActivated`).
+    Activated,
+    /// Every metric stayed at or below its activation for the cooldown and the service was
+    /// scaled to its idle count (KEDA's `KEDAScaleTargetDeactivated`).
+    Idle,
 }
 
 impl EventType {
@@ -122,6 +150,8 @@ impl EventReason {
             EventReason::FailedGetMetric => "FailedGetMetric",
             EventReason::MetricsRecovered => "MetricsRecovered",
             EventReason::StateRestored => "StateRestored",
+            EventReason::Activated => "Activated",
+            EventReason::Idle => "Idle",
         }
     }
 }

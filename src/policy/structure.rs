@@ -442,7 +442,7 @@ mod tests {
             vec![
                 "spec.minReplicas: must be a whole number, got the string \"two\"",
                 "spec.mode: must be one of enforce, recommend, got the string \"fast\"",
-                "spec.metrics[0].targett: unknown field (did you mean target?), expected one of docker, name, prometheus, scrape, target",
+                "spec.metrics[0].targett: unknown field (did you mean target?), expected one of activation, docker, name, prometheus, scrape, target",
                 "spec.metrics[0].target: missing required field",
                 "spec.maxReplicas: missing required field",
             ]
@@ -463,7 +463,7 @@ mod tests {
         );
         assert_eq!(
             found,
-            vec!["spec.fallback: must be one of hold, {currentIfHigher: N}, {replicas: N}, got the string \"sometimes\""]
+            vec!["spec.fallback: must be one of hold, {currentIfHigher: N}, {replicas: N}, {currentIfHigher: ..., failureThreshold: N, replicas: ...}, got the string \"sometimes\""]
         );
     }
 }

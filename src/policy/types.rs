@@ -49,9 +49,19 @@ pub struct PolicySpec {
     /// The target Swarm service (e.g. `shop_web`). Defaults to `metadata.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
-    /// Lower bound for the replica count, at least 1. Default 1, as in HPA.
+    /// Lower bound for the replica count while the service is active. Default 1, as in HPA.
+    /// 0 lets the service scale to zero (KEDA's `minReplicaCount: 0`): it goes idle when every
+    /// metric is at or below its `activation`, and is activated to at least 1 when one is above.
     #[serde(default = "default_min_replicas")]
     pub min_replicas: u32,
+    /// The replica count of an idle service (KEDA's `idleReplicaCount`), below `minReplicas`.
+    /// Setting it enables going idle with `minReplicas` above 0; with `minReplicas: 0` it is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_replicas: Option<u32>,
+    /// How long every metric must stay at or below its `activation` before the service goes
+    /// idle (KEDA's `cooldownPeriod`). Default 300s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_period: Option<HumanDuration>,
     /// Upper bound for the replica count, at least minReplicas. Required, as in HPA.
     pub max_replicas: u32,
     /// How often the service is reconciled, 1s..=1h. Default 15s, HPA's sync period.
@@ -80,13 +90,52 @@ pub struct PolicySpec {
     /// Scale-up and scale-down rules, with HPA's semantics and defaults.
     #[serde(default)]
     pub behavior: Behavior,
-    /// What to do when every metric failed. Default `hold`.
+    /// What to do when every metric failed: `hold` (default), `{replicas: N}` or
+    /// `{currentIfHigher: N}`, optionally with `failureThreshold` (KEDA's, default 3).
     #[serde(default)]
-    pub fallback: Fallback,
+    pub fallback: FallbackSpec,
 }
 
 fn default_min_replicas() -> u32 {
     1
+}
+
+/// KEDA's default `cooldownPeriod`.
+pub const DEFAULT_COOLDOWN_PERIOD: HumanDuration = HumanDuration::from_secs(300);
+
+impl PolicySpec {
+    /// The replica count of an idle service, when the policy lets the service go idle:
+    /// `minReplicas: 0` or an explicit `idleReplicas`.
+    pub fn idle_replicas(&self) -> Option<u32> {
+        match self.idle_replicas {
+            Some(idle) => Some(idle),
+            None if self.min_replicas == 0 => Some(0),
+            None => None,
+        }
+    }
+
+    /// The fewest replicas the policy ever sets: `idleReplicas` for a policy that can go
+    /// idle, `minReplicas` otherwise. An override may pin the service this low.
+    pub fn lowest_replicas(&self) -> u32 {
+        self.idle_replicas().unwrap_or(self.min_replicas)
+    }
+
+    /// The fewest replicas of an active service: `max(1, minReplicas)`.
+    pub fn active_min(&self) -> u32 {
+        self.min_replicas.max(1)
+    }
+
+    /// `cooldownPeriod` with its default filled in.
+    pub fn cooldown(&self) -> HumanDuration {
+        self.cooldown_period.unwrap_or(DEFAULT_COOLDOWN_PERIOD)
+    }
+}
+
+impl MetricSpec {
+    /// `activation` with its default (0) filled in.
+    pub fn activation(&self) -> f64 {
+        self.activation.unwrap_or(0.0)
+    }
 }
 
 fn default_interval() -> HumanDuration {
@@ -121,6 +170,12 @@ pub struct MetricSpec {
     pub docker: Option<DockerSource>,
     /// The value the metric should have; exactly one of `utilization`, `averageValue`, `value`.
     pub target: Target,
+    /// For a policy that can go idle: the metric's value activates the service when above this
+    /// (KEDA's `activationTargetValue`); at or below it on every metric, the service goes idle
+    /// after `cooldownPeriod`. Compared with the metric's value, not the per-replica average.
+    /// Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<f64>,
 }
 
 /// A signal read for the models only: a source without a target.
@@ -156,6 +211,15 @@ impl Source<'_> {
             Source::Prometheus(_) => "prometheus",
             Source::Scrape(_) => "scrape",
             Source::Docker(_) => "docker",
+        }
+    }
+
+    /// Whether the source has a value while the service has no task: only such a source can
+    /// activate an idle service.
+    pub fn reads_without_tasks(&self) -> bool {
+        match self {
+            Source::Prometheus(_) => true,
+            Source::Scrape(_) | Source::Docker(_) => false,
         }
     }
 
@@ -674,6 +738,123 @@ pub enum Fallback {
     Replicas(u32),
 }
 
+/// KEDA's default `fallback.failureThreshold`.
+pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+
+/// `spec.fallback`: what to do when every metric failed, and after how many consecutive failed
+/// reads a metric counts as failed (KEDA's `failureThreshold`). Written as before (`hold`,
+/// `{replicas: N}`, `{currentIfHigher: N}`), or as a mapping that adds `failureThreshold`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FallbackRepr", into = "FallbackRepr")]
+pub struct FallbackSpec {
+    pub action: Fallback,
+    /// Consecutive failed reads before a metric counts as failed for the fallback; `None` is
+    /// the default, [`DEFAULT_FAILURE_THRESHOLD`].
+    pub failure_threshold: Option<u32>,
+}
+
+impl FallbackSpec {
+    /// `failureThreshold` with its default filled in.
+    pub fn failure_threshold(&self) -> u32 {
+        self.failure_threshold.unwrap_or(DEFAULT_FAILURE_THRESHOLD)
+    }
+}
+
+impl From<Fallback> for FallbackSpec {
+    fn from(action: Fallback) -> Self {
+        FallbackSpec {
+            action,
+            failure_threshold: None,
+        }
+    }
+}
+
+/// How `spec.fallback` is written: the plain action, or a mapping with `failureThreshold`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum FallbackRepr {
+    Action(Fallback),
+    Detailed(FallbackDetailed),
+}
+
+/// `spec.fallback` with `failureThreshold`: at most one of `replicas` and `currentIfHigher`;
+/// neither means `hold`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FallbackDetailed {
+    /// Scale to this many replicas (within min and max).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replicas: Option<u32>,
+    /// Scale to this many replicas if that is above the current count; never scale in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    current_if_higher: Option<u32>,
+    /// Consecutive failed reads before a metric counts as failed; at least 1. Default 3.
+    failure_threshold: u32,
+}
+
+impl TryFrom<FallbackRepr> for FallbackSpec {
+    type Error = String;
+
+    fn try_from(repr: FallbackRepr) -> Result<Self, String> {
+        match repr {
+            FallbackRepr::Action(action) => Ok(action.into()),
+            FallbackRepr::Detailed(detailed) => {
+                let action = match (detailed.replicas, detailed.current_if_higher) {
+                    (None, None) => Fallback::Hold,
+                    (Some(n), None) => Fallback::Replicas(n),
+                    (None, Some(n)) => Fallback::CurrentIfHigher(n),
+                    (Some(_), Some(_)) => {
+                        return Err("set at most one of replicas and currentIfHigher".to_owned())
+                    }
+                };
+                Ok(FallbackSpec {
+                    action,
+                    failure_threshold: Some(detailed.failure_threshold),
+                })
+            }
+        }
+    }
+}
+
+impl From<FallbackSpec> for FallbackRepr {
+    fn from(spec: FallbackSpec) -> Self {
+        let Some(failure_threshold) = spec.failure_threshold else {
+            return FallbackRepr::Action(spec.action);
+        };
+        let (replicas, current_if_higher) = match spec.action {
+            Fallback::Hold => (None, None),
+            Fallback::Replicas(n) => (Some(n), None),
+            Fallback::CurrentIfHigher(n) => (None, Some(n)),
+        };
+        FallbackRepr::Detailed(FallbackDetailed {
+            replicas,
+            current_if_higher,
+            failure_threshold,
+        })
+    }
+}
+
+impl JsonSchema for FallbackSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FallbackSpec".into()
+    }
+
+    /// The plain action's alternatives and the detailed mapping side by side, in one `oneOf`:
+    /// a nested alternative would blur which shape a wrong value was closest to.
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut branches = Fallback::json_schema(generator)
+            .get("oneOf")
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        branches.push(generator.subschema_for::<FallbackDetailed>().to_value());
+        schemars::json_schema!({
+            "description": "What to do when every metric failed: `hold`, `{replicas: N}` or `{currentIfHigher: N}`; or a mapping that adds `failureThreshold` (KEDA's, default 3).",
+            "oneOf": branches,
+        })
+    }
+}
+
 impl ScalingPolicy {
     /// The Swarm service this policy targets.
     pub fn service(&self) -> &str {
@@ -686,6 +867,10 @@ impl ScalingPolicy {
         effective.spec.service = Some(self.service().to_owned());
         let up = self.spec.behavior.scale_up();
         let down = self.spec.behavior.scale_down();
+        if self.spec.idle_replicas().is_some() {
+            effective.spec.idle_replicas = self.spec.idle_replicas();
+            effective.spec.cooldown_period = Some(self.spec.cooldown());
+        }
         effective.spec.behavior = Behavior {
             scale_up: Some(up.into()),
             scale_down: Some(down.into()),

@@ -99,6 +99,7 @@ impl Check {
             self.service_name("spec.service", service);
         }
         self.bounds(spec);
+        self.idle(spec);
         self.list_lengths(spec);
         let interval = spec.interval.as_std();
         if interval < std::time::Duration::from_secs(*INTERVAL_SECS.start())
@@ -125,7 +126,13 @@ impl Check {
         if let Some(rules) = &spec.behavior.scale_down {
             self.rules("spec.behavior.scaleDown", rules);
         }
-        match spec.fallback {
+        if spec.fallback.failure_threshold == Some(0) {
+            self.report(
+                "spec.fallback.failureThreshold",
+                "must be at least 1, got 0",
+            );
+        }
+        match spec.fallback.action {
             Fallback::Hold => {}
             Fallback::CurrentIfHigher(n) => {
                 self.within_bounds("spec.fallback.currentIfHigher", n, spec)
@@ -191,21 +198,58 @@ impl Check {
                 format!("must be at least 1, got {}", spec.max_replicas),
             );
         }
-        if spec.min_replicas < 1 {
-            self.report(
-                "spec.minReplicas",
-                format!(
-                    "must be at least 1 (scaling to zero is not supported), got {}",
-                    spec.min_replicas
-                ),
-            );
-        } else if spec.min_replicas > spec.max_replicas && spec.max_replicas >= 1 {
+        if spec.min_replicas > spec.max_replicas && spec.max_replicas >= 1 {
             self.report(
                 "spec.minReplicas",
                 format!(
                     "must not exceed maxReplicas ({}), got {}",
                     spec.max_replicas, spec.min_replicas
                 ),
+            );
+        }
+    }
+
+    /// `idleReplicas`, `cooldownPeriod` and `activation`: going idle must be reversible, so a
+    /// policy that can go idle needs a metric that reads with no task running.
+    fn idle(&mut self, spec: &PolicySpec) {
+        if let Some(idle) = spec.idle_replicas {
+            if idle >= spec.active_min() {
+                self.report(
+                    "spec.idleReplicas",
+                    format!(
+                        "must be less than minReplicas (and 0 when minReplicas is 0), got {idle}"
+                    ),
+                );
+            }
+        }
+        let can_idle = spec.idle_replicas().is_some();
+        if let Some(cooldown) = spec.cooldown_period {
+            if !can_idle {
+                self.report(
+                    "spec.cooldownPeriod",
+                    format!("applies only to a policy that can go idle (minReplicas: 0 or idleReplicas), got {cooldown}"),
+                );
+            }
+        }
+        for (i, metric) in spec.metrics.iter().enumerate() {
+            let Some(activation) = metric.activation else {
+                continue;
+            };
+            let path = format!("spec.metrics[{i}].activation");
+            if !activation.is_finite() {
+                self.report(path, format!("must be a finite number, got {activation}"));
+            } else if !can_idle {
+                self.report(path, format!("applies only to a policy that can go idle (minReplicas: 0 or idleReplicas), got {activation}"));
+            }
+        }
+        let wakes = spec
+            .metrics
+            .iter()
+            .any(|m| m.source().is_some_and(|s| s.reads_without_tasks()));
+        if can_idle && !spec.metrics.is_empty() && !wakes {
+            self.report(
+                "spec.metrics",
+                "a policy that can go idle needs a metric that reads with no task running (prometheus), or it would never be activated again",
             );
         }
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::decide::{clip, Decision, MetricResult, HEADLINE_MAX};
+use crate::decide::{clip, Decision, MetricResult, Reason, HEADLINE_MAX};
 use crate::policy::{Event, EventReason, EventType, Override, TrafficState};
 
 /// What the last reconcile saw, for telling what changed.
@@ -111,9 +111,14 @@ pub fn events(round: &Round<'_>, before: &Seen) -> (Vec<Event>, Seen) {
         _ => {}
     }
     if round.scaled {
+        let reason = match d.reason {
+            Reason::Activated => EventReason::Activated,
+            Reason::Idle => EventReason::Idle,
+            _ => EventReason::SuccessfulRescale,
+        };
         add(
             EventType::Normal,
-            EventReason::SuccessfulRescale,
+            reason,
             format!("{} -> {}: {}", d.current, d.desired, d.message),
         );
     }
@@ -175,6 +180,8 @@ mod tests {
             traffic_state: None,
             recommend_only: false,
             override_expired: false,
+            last_active: None,
+            failed_reads: Default::default(),
             message: "the desired count 4 is within the acceptable range (current 2)".into(),
             detail: vec![],
         }

@@ -381,7 +381,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         // events and an expired override wait until it ends.
         let may_write_labels = may_write && info.rollout.is_none();
         if !write && may_write_labels {
-            self.persist_events(&info, &next_history).await;
+            self.persist_events(&info, &next_history, now).await;
         }
         memory.history = Some(next_history);
         if decision.override_expired && may_write_labels {
@@ -456,14 +456,24 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
     }
 
     /// Writes the state label when its event ring lags behind the one in memory (a scale
-    /// writes it with the replica count; other events are written here). A lost race is
-    /// harmless: the next reconcile sees the lag again.
-    async fn persist_events(&self, info: &ServiceInfo, history: &History) {
+    /// writes it with the replica count; other events are written here), or when the service
+    /// went quiet and the label does not know since when: the cooldown before going idle must
+    /// survive a restart. While a metric stays above its activation `lastActive` moves at every
+    /// reconcile and is not written (a restart then sees the service active again at once).
+    /// The metrics' consecutive failed reads are written when they change (at most
+    /// `failureThreshold` times per failing streak).
+    /// A lost race is harmless: the next reconcile sees the lag again.
+    async fn persist_events(&self, info: &ServiceInfo, history: &History, now: DateTime<Utc>) {
         let stored = labels::decode_state(&info.labels)
             .ok()
             .flatten()
             .unwrap_or_default();
-        if events::durable(&stored.log) == events::durable(&history.log) {
+        let went_quiet = history.last_active != stored.last_active
+            && history.last_active.is_some_and(|at| at < now);
+        if events::durable(&stored.log) == events::durable(&history.log)
+            && !went_quiet
+            && stored.failed_reads == history.failed_reads
+        {
             return;
         }
         let state = BTreeMap::from([(labels::STATE.to_owned(), labels::encode_state(history))]);

@@ -125,12 +125,13 @@ fn check_reason(reason: &str) -> Result<String, ApiError> {
     Ok(reason.to_owned())
 }
 
-/// Refuses a pin outside the policy's `[minReplicas, maxReplicas]`, saying which bound.
+/// Refuses a pin outside the policy's `[minReplicas, maxReplicas]` (`idleReplicas` for a
+/// policy that can go idle), saying which bound.
 pub fn check_bounds(intent: Intent, policy: &ScalingPolicy, field: &str) -> Result<(), ApiError> {
     let Intent::Pin(replicas) = intent else {
         return Ok(());
     };
-    let (min, max) = (policy.spec.min_replicas, policy.spec.max_replicas);
+    let (min, max) = (policy.spec.lowest_replicas(), policy.spec.max_replicas);
     if replicas > max {
         return Err(ApiError::refused(
             field,

@@ -173,6 +173,8 @@ pub fn policy(service: &str, min: u32, max: u32) -> ScalingPolicy {
         spec: PolicySpec {
             service: None,
             min_replicas: min,
+            idle_replicas: None,
+            cooldown_period: None,
             max_replicas: max,
             interval: crate::policy::HumanDuration::from_secs(15),
             mode: Default::default(),

@@ -69,7 +69,7 @@ fn unknown_nested_field_names_the_known_ones() {
     expect(
         &with("    target:", "    targett:"),
         "spec.metrics[0].targett",
-        "unknown field (did you mean target?), expected one of docker, name, prometheus, scrape, target",
+        "unknown field (did you mean target?), expected one of activation, docker, name, prometheus, scrape, target",
     );
 }
 
@@ -621,7 +621,7 @@ fn fallback_outside_bounds_or_unknown() {
     expect(
         &spec_plus("  fallback: currentIfHigher\n"),
         "spec.fallback",
-        "must be one of hold, {currentIfHigher: N}, {replicas: N}, got the string \"currentIfHigher\"",
+        "must be one of hold, {currentIfHigher: N}, {replicas: N}, {currentIfHigher: ..., failureThreshold: N, replicas: ...}, got the string \"currentIfHigher\"",
     );
     expect(
         &spec_plus("  fallback: {replicas: many}\n"),
@@ -810,14 +810,14 @@ fn design_example_is_valid() {
     let policy = parse(text).unwrap();
     assert_eq!(policy.service(), "shop_web");
     assert_eq!(policy.spec.min_replicas, 2);
-    assert_eq!(policy.spec.fallback, Fallback::Hold);
+    assert_eq!(policy.spec.fallback, Fallback::Hold.into());
     assert_eq!(policy.spec.metrics.len(), 2);
 }
 
 #[test]
 fn scrape_example_with_current_if_higher_is_valid() {
     let policy = parse(include_str!("../../examples/policies/api-scrape.yaml")).unwrap();
-    assert_eq!(policy.spec.fallback, Fallback::CurrentIfHigher(6));
+    assert_eq!(policy.spec.fallback, Fallback::CurrentIfHigher(6).into());
     assert_eq!(policy.spec.min_replicas, 1);
 }
 
@@ -832,4 +832,52 @@ fn defaults_follow_hpa() {
     let down = policy.spec.behavior.scale_down();
     assert_eq!(down.stabilization_window.to_string(), "5m");
     assert_eq!(down.tolerance, 0.1);
+}
+
+/// Scale to zero (KEDA's `minReplicaCount: 0`, `idleReplicaCount`, `cooldownPeriod`,
+/// `activationTargetValue`) and `fallback.failureThreshold`: what is refused, and why.
+#[test]
+fn idle_and_failure_threshold_fields() {
+    let prometheus = "    prometheus: {query: 'sum(queue_depth)'}\n";
+    let zero = with("spec:\n", "spec:\n  minReplicas: 0\n");
+    // A policy that can go idle needs a metric that reads with no task running.
+    expect(&zero, "spec.metrics", "reads with no task running");
+    let zero_prom = zero
+        .replace("    docker: {resource: cpu}\n", prometheus)
+        .replace("{utilization: 70}", "{averageValue: 5}");
+    parse(&zero_prom).expect("minReplicas 0 with a prometheus metric is valid");
+    expect(
+        &format!("{zero_prom}  idleReplicas: 1\n"),
+        "spec.idleReplicas",
+        "must be less than minReplicas (and 0 when minReplicas is 0), got 1",
+    );
+    expect(
+        &spec_plus("  cooldownPeriod: 60s\n"),
+        "spec.cooldownPeriod",
+        "applies only to a policy that can go idle",
+    );
+    expect(
+        &with(
+            "    target: {utilization: 70}\n",
+            "    target: {utilization: 70}\n    activation: 3\n",
+        ),
+        "spec.metrics[0].activation",
+        "applies only to a policy that can go idle",
+    );
+    expect(
+        &spec_plus("  fallback: {replicas: 3, failureThreshold: 0}\n"),
+        "spec.fallback.failureThreshold",
+        "must be at least 1, got 0",
+    );
+    expect(
+        &spec_plus("  fallback: {replicas: 3, currentIfHigher: 2, failureThreshold: 2}\n"),
+        "spec.fallback",
+        "at most one of replicas and currentIfHigher",
+    );
+    let detailed = parse(&spec_plus(
+        "  fallback: {currentIfHigher: 6, failureThreshold: 5}\n",
+    ))
+    .unwrap();
+    assert_eq!(detailed.spec.fallback.action, Fallback::CurrentIfHigher(6));
+    assert_eq!(detailed.spec.fallback.failure_threshold(), 5);
 }

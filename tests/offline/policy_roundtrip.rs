@@ -117,6 +117,7 @@ fn metric(index: usize) -> impl Strategy<Value = MetricSpec> {
             scrape,
             docker,
             target,
+            activation: None,
         }
     })
 }
@@ -292,6 +293,8 @@ fn policy() -> impl Strategy<Value = ScalingPolicy> {
                         spec: PolicySpec {
                             service,
                             min_replicas: min,
+                            idle_replicas: None,
+                            cooldown_period: None,
                             max_replicas: max,
                             interval,
                             mode,
@@ -304,7 +307,7 @@ fn policy() -> impl Strategy<Value = ScalingPolicy> {
                                 scale_up,
                                 scale_down,
                             },
-                            fallback,
+                            fallback: fallback.into(),
                         },
                     },
                 )

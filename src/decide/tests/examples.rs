@@ -246,7 +246,11 @@ fn every_metric_failed_uses_the_fallback() {
         (Fallback::CurrentIfHigher(8), 8, Reason::Fallback, Some(8)),
     ];
     for (fallback, desired, reason, recommendation) in cases {
-        policy.spec.fallback = fallback;
+        // The first failed read triggers it with failureThreshold 1.
+        policy.spec.fallback = FallbackSpec {
+            action: fallback,
+            failure_threshold: Some(1),
+        };
         let decision = decide(&policy, &failed(), &History::default(), None, t(0));
         assert_eq!(
             (decision.desired, decision.reason, decision.recommendation),

@@ -61,7 +61,7 @@ proptest! {
         override_ in override_(),
     ) {
         let mut policy = policy(min, min.saturating_add(span), "");
-        policy.spec.fallback = fallback;
+        policy.spec.fallback = fallback.into();
         let template = policy.spec.metrics[0].clone();
         policy.spec.metrics = names
             .iter()
@@ -101,16 +101,33 @@ fn a_fallback_names_the_metric_and_the_cause() {
         "rps".into(),
         MetricSample::failed("Prometheus unreachable (connection refused)"),
     );
-    let decision = decide(
+    let first = decide(
         &policy(1, 10, ""),
         &observation,
         &History::default(),
         None,
         t(0),
     );
-    assert_eq!(decision.reason, Reason::Fallback);
+    assert_eq!(first.reason, Reason::MetricsIncomplete);
     assert_eq!(
-        decision.message,
+        first.message,
+        "rps: Prometheus unreachable (connection refused); every metric failed, 1 of 3 reads before fallback: keeping 3"
+    );
+    let history = History {
+        failed_reads: [(
+            "rps".to_owned(),
+            crate::policy::FailedReads {
+                count: 2,
+                last: t(-15),
+            },
+        )]
+        .into(),
+        ..History::default()
+    };
+    let third = decide(&policy(1, 10, ""), &observation, &history, None, t(0));
+    assert_eq!(third.reason, Reason::Fallback);
+    assert_eq!(
+        third.message,
         "rps: Prometheus unreachable (connection refused); every metric failed, fallback hold keeps 3"
     );
 }

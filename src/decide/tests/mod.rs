@@ -1,7 +1,9 @@
 //! Tests of `decide` as a whole: HPA documentation examples and properties over sequences.
 
 mod examples;
+mod failure_threshold;
 mod headlines;
+mod idle;
 mod pending;
 mod properties;
 mod rollout;
@@ -11,8 +13,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::{decide, Decision, History, MetricSample, Observation, TaskObservation, TaskPhase};
 use crate::policy::{
-    Behavior, Fallback, HumanDuration, Metadata, MetricSpec, Mode, Override, PolicySpec,
-    PrometheusSource, ScalingPolicy, Target,
+    Behavior, Fallback, FallbackSpec, HumanDuration, Metadata, MetricSpec, Mode, Override,
+    PolicySpec, PrometheusSource, ScalingPolicy, Target,
 };
 
 /// A policy on one request-rate metric (`rps`, 100 per replica) with the given behavior YAML.
@@ -29,6 +31,8 @@ pub(super) fn policy(min: u32, max: u32, behavior: &str) -> ScalingPolicy {
         spec: PolicySpec {
             service: None,
             min_replicas: min,
+            idle_replicas: None,
+            cooldown_period: None,
             max_replicas: max,
             interval: HumanDuration::from_secs(15),
             mode: Mode::Enforce,
@@ -42,13 +46,14 @@ pub(super) fn policy(min: u32, max: u32, behavior: &str) -> ScalingPolicy {
                 scrape: None,
                 docker: None,
                 target: Target::AverageValue(100.0),
+                activation: None,
             }],
             observe: vec![],
             forecast: None,
             anomaly: None,
             alerts: None,
             behavior,
-            fallback: Fallback::Hold,
+            fallback: Fallback::Hold.into(),
         },
     }
 }
@@ -76,6 +81,16 @@ pub(super) fn total_rps(current: u32, total: f64) -> Observation {
     observation
         .metrics
         .insert("rps".into(), MetricSample::value(total));
+    observation
+}
+
+/// An observation of `current` running tasks whose `rps` read failed.
+pub(super) fn failed_rps(current: u32) -> Observation {
+    let mut observation = Observation::new(current);
+    observation.tasks = tasks(current);
+    observation
+        .metrics
+        .insert("rps".into(), MetricSample::failed("connection refused"));
     observation
 }
 
