@@ -407,6 +407,9 @@ async fn refused_policies_urls_and_model_paths_stop_only_their_own_service() {
     }
     // Meanwhile the good service scaled to the HPA count and stays there.
     assert_eq!(replicas_of(&*swarm, &scaling.id).await, 3);
+    operator.stop().await;
+}
+
 /// The `sp_load` gauge as Prometheus answers it now: `None` while it has no sample (the
 /// exporter fails and Prometheus marked the series stale).
 async fn prometheus_load(prometheus: &PrometheusServer) -> Option<String> {
