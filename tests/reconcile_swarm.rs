@@ -1,6 +1,7 @@
 //! The reconcile loop on the real local Swarm, driven by a metric the test sets through a real
 //! Prometheus server: HPA counts, rate limits, stabilization, recommend mode, a garbage policy
-//! beside a good one, and a write that loses a race.
+//! beside a good one, and a write that loses a race; and in [`lifecycle`], stack redeploys and
+//! rolling updates with the operator running.
 
 mod common;
 #[path = "common/exporter.rs"]
@@ -11,6 +12,9 @@ mod operator;
 mod prometheus_server;
 #[path = "common/raced.rs"]
 mod raced;
+
+#[path = "reconcile_swarm/lifecycle.rs"]
+mod lifecycle;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -120,6 +120,9 @@ pub enum Reason {
     /// The service was idle and a metric is above its activation: scaled to at least
     /// `max(1, minReplicas)` at once (KEDA's activation).
     Activated,
+    /// An external update (a plain `docker stack deploy`) replaced the spec: the reconciler
+    /// put back the count and the operator's labels (`decide` itself never gives this reason).
+    RestoredAfterExternalUpdate,
 }
 
 /// A bound that cut the computed count short.

@@ -128,6 +128,9 @@ pub enum EventReason {
     /// Every metric stayed at or below its activation for the cooldown and the service was
     /// scaled to its idle count (KEDA's `KEDAScaleTargetDeactivated`).
     Idle,
+    /// An external update (a plain `docker stack deploy`) replaced the spec; the operator put
+    /// back the replica count and its labels.
+    RestoredAfterExternalUpdate,
 }
 
 impl EventType {
@@ -152,6 +155,7 @@ impl EventReason {
             EventReason::StateRestored => "StateRestored",
             EventReason::Activated => "Activated",
             EventReason::Idle => "Idle",
+            EventReason::RestoredAfterExternalUpdate => "RestoredAfterExternalUpdate",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod controller;
 pub mod events;
 pub mod lease;
 pub mod notify;
+pub mod restore;
 pub mod service;
 pub mod signals;
 pub mod status;

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
 use super::events::{self, Round, Seen};
 use super::notify::{spawn_notifications, StateChangeEvent, ATTEMPT_TIMEOUT};
+use super::restore::{self, Owned, Reset};
 use super::signals::{self as model_signals, ModelRunner};
 use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
 use super::tasks::observed_tasks;
@@ -24,8 +25,8 @@ use crate::metrics::{policy_sources, MetricReading, Observer, Targets};
 use crate::models::ModelCache;
 use crate::models::{SignalMemory, Signals};
 use crate::policy::{
-    check_max_replicas, labels, Diagnostics, Event, EventReason, EventType, Override, PolicyCache,
-    PolicySpec, ScalingPolicy, Source,
+    check_max_replicas, compose, labels, Diagnostics, Event, EventReason, EventType, Override,
+    PolicyCache, PolicySpec, ScalingPolicy, Source,
 };
 use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo};
 
@@ -96,6 +97,9 @@ pub struct ServiceMemory {
     policy: PolicyCache,
     /// What the last reconcile saw, for telling events from repeats.
     seen: Seen,
+    /// The operator's labels and the count after the last reconcile, for telling a replaced
+    /// spec (a plain `docker stack deploy`) from a user's scale.
+    owned: Option<Owned>,
 }
 
 /// Observes, decides and actuates one service at a time.
@@ -222,6 +226,15 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             }
             Err(error) => return Err(self.engine_failed("inspect_service", error)),
         };
+        let reset = memory
+            .owned
+            .as_ref()
+            .and_then(|before| restore::external_reset(before, &info.labels));
+        if let Some(reset) = reset {
+            if let Some(action) = self.restore(&info, memory, reset).await? {
+                return Ok(action);
+            }
+        }
         let (policy, current) = match self.policy_of(&info, &mut memory.policy) {
             Ok(Some(found)) => found,
             Ok(None) => {
@@ -325,11 +338,14 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         for event in happened {
             next_history.push_event(event);
         }
+        let mut owned = Owned::of(&info.labels, current);
         if write {
             let state = BTreeMap::from([(
                 labels::STATE.to_owned(),
                 labels::encode_state(&next_history),
             )]);
+            owned.labels.extend(state.clone());
+            owned.replicas = decision.desired;
             match self
                 .swarm
                 .scale(&info.id, info.version, u64::from(decision.desired), &state)
@@ -381,8 +397,11 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         // events and an expired override wait until it ends.
         let may_write_labels = may_write && info.rollout.is_none();
         if !write && may_write_labels {
-            self.persist_events(&info, &next_history, now).await;
+            if let Some(state) = self.persist_events(&info, &next_history, now).await {
+                owned.labels.insert(labels::STATE.to_owned(), state);
+            }
         }
+        memory.owned = Some(owned);
         memory.history = Some(next_history);
         if decision.override_expired && may_write_labels {
             self.remove_expired_override(&info.id).await;
@@ -463,7 +482,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
     /// The metrics' consecutive failed reads are written when they change (at most
     /// `failureThreshold` times per failing streak).
     /// A lost race is harmless: the next reconcile sees the lag again.
-    async fn persist_events(&self, info: &ServiceInfo, history: &History, now: DateTime<Utc>) {
+    /// Returns the state label written, if one was.
+    async fn persist_events(
+        &self,
+        info: &ServiceInfo,
+        history: &History,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
         let stored = labels::decode_state(&info.labels)
             .ok()
             .flatten()
@@ -474,16 +499,114 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             && !went_quiet
             && stored.failed_reads == history.failed_reads
         {
-            return;
+            return None;
         }
-        let state = BTreeMap::from([(labels::STATE.to_owned(), labels::encode_state(history))]);
-        if let Err(error) = self
+        let value = labels::encode_state(history);
+        let state = BTreeMap::from([(labels::STATE.to_owned(), value.clone())]);
+        match self
             .swarm
             .update_labels(&info.id, info.version, &state, &[])
             .await
         {
-            tracing::info!(service = %info.name, %error, "events not written yet; the next reconcile retries");
+            Ok(()) => Some(value),
+            Err(error) => {
+                tracing::info!(service = %info.name, %error, "events not written yet; the next reconcile retries");
+                None
+            }
         }
+    }
+
+    /// Puts back the replica count and the operator's labels a replaced spec dropped, at once
+    /// and in one write. `None` when there is nothing to restore (no valid policy among the
+    /// remembered labels, `--dry-run`, a standby): the reconcile then goes on as usual.
+    async fn restore(
+        &self,
+        info: &ServiceInfo,
+        memory: &mut ServiceMemory,
+        reset: Reset,
+    ) -> Result<Option<Action>, ReconcileError> {
+        let started = Instant::now();
+        let mut restored = info.clone();
+        restored.labels.extend(reset.labels.clone());
+        let Ok(Some((policy, current))) = self.policy_of(&restored, &mut memory.policy) else {
+            memory.owned = None;
+            return Ok(None);
+        };
+        // A standby leaves the restore to the operator holding the lease.
+        if self.options.dry_run || !self.status.leadership().may_write() {
+            tracing::info!(service = %info.name, "the spec was replaced by an external update; not restored by a dry run or a standby");
+            memory.owned = None;
+            return Ok(None);
+        }
+        if let Some(rollout) = info.rollout {
+            // A write now would replace the rollout's rollback target: the restore waits.
+            tracing::info!(service = %info.name, %rollout, "the spec was replaced by an external update; restoring once the rollout ends");
+            return Ok(Some(Action::Requeue(self.options.conflict_retry)));
+        }
+        let now = Utc::now();
+        let target = u32::try_from(compose::kept_replicas(
+            &policy.spec,
+            u64::from(reset.replicas),
+        ))
+        .unwrap_or(current);
+        let message = restore::message(current, target, &reset);
+        let mut history = match memory.history.take() {
+            Some(history) => history,
+            None => restored_history(info, current, now),
+        };
+        history.push_event(Event {
+            at: now,
+            first_at: None,
+            count: 1,
+            type_: EventType::Warning,
+            reason: EventReason::RestoredAfterExternalUpdate,
+            message: clip(&message, HEADLINE_MAX),
+        });
+        let mut set = reset.labels;
+        set.insert(labels::STATE.to_owned(), labels::encode_state(&history));
+        let written = self
+            .swarm
+            .scale(&info.id, info.version, u64::from(target), &set)
+            .await;
+        memory.history = Some(history);
+        match written {
+            Ok(()) => {}
+            Err(SwarmError::Conflict { .. }) => {
+                return Ok(Some(Action::Requeue(self.options.conflict_retry)))
+            }
+            Err(error) => return Err(self.engine_failed("scale", error)),
+        }
+        restored.labels.extend(set);
+        memory.owned = Some(Owned::of(&restored.labels, target));
+        tracing::info!(service = %info.name, current, desired = target, "{message}");
+        let log = memory
+            .history
+            .as_ref()
+            .map(|h| h.log.clone())
+            .unwrap_or_default();
+        self.status.update(&info.name, |status| {
+            status.service_id.clone_from(&info.id);
+            status.current = Some(target);
+            status.desired = Some(target);
+            status.events = log;
+            status.push_decision(DecisionRecord {
+                at: now,
+                current,
+                desired: target,
+                reason: decide::Reason::RestoredAfterExternalUpdate,
+                message: clip(&message, HEADLINE_MAX),
+                detail: Vec::new(),
+                applied: true,
+            });
+        });
+        self.telemetry.reconciled(
+            &info.name,
+            started.elapsed(),
+            "RestoredAfterExternalUpdate",
+            current,
+            target,
+        );
+        Ok(Some(Action::Requeue(policy.spec.interval.as_std())))
     }
 
     /// Logs, counts and posts a traffic-state change; posting happens in the background.
