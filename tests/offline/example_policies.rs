@@ -88,3 +88,13 @@ fn flood_aware_web_service_holds_in_a_flood() {
         assert!(known.contains(&name), "{name} in {known:?}");
     }
 }
+
+#[test]
+fn queue_worker_scales_to_zero() {
+    let policy = example("worker-scale-to-zero.yaml");
+    assert_eq!(policy.spec.min_replicas, 0);
+    assert_eq!(policy.spec.idle_replicas(), Some(0));
+    assert_eq!(policy.spec.cooldown().as_secs_f64(), 300.0);
+    assert_eq!(policy.spec.metrics[0].activation(), 0.0);
+    assert_eq!(policy.spec.fallback.failure_threshold(), 3);
+}
