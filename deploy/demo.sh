@@ -84,7 +84,7 @@ show_decisions() {
         (if $s.trafficState then "state=\($s.trafficState)" else "" end),
         (if $s.forecast then "forecast=\($s.forecast | short)" else "" end),
         ([$s.metrics[] | select(.value != null) | "\(.name)=\(.value | short)"] | join(" ")),
-        .message ]
+        (.message | gsub("[\n\r\t]"; " ")) ]
     | join("\u001f")' <<<"$body")
   seen=$(jq -c '[.services[] | select(.decisions | length > 0) | {(.service): (.decisions | last | .at)}] | add // {}' <<<"$body")
 }

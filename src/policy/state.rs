@@ -131,6 +131,10 @@ pub enum EventReason {
     /// An external update (a plain `docker stack deploy`) replaced the spec; the operator put
     /// back the replica count and its labels.
     RestoredAfterExternalUpdate,
+    /// The policy label cannot be used (malformed, names another service, global mode).
+    InvalidPolicy,
+    /// A reconcile failed before deciding (the engine, a malformed override label).
+    FailedReconcile,
 }
 
 impl EventType {
@@ -156,6 +160,8 @@ impl EventReason {
             EventReason::Activated => "Activated",
             EventReason::Idle => "Idle",
             EventReason::RestoredAfterExternalUpdate => "RestoredAfterExternalUpdate",
+            EventReason::InvalidPolicy => "InvalidPolicy",
+            EventReason::FailedReconcile => "FailedReconcile",
         }
     }
 }

@@ -418,6 +418,16 @@ impl Target {
             Target::Utilization(v) | Target::AverageValue(v) | Target::Value(v) => v,
         }
     }
+
+    /// The metric's value at which `replicas` tasks meet the target exactly: replicas × target
+    /// for a per-replica target, the target itself for a whole value or an average
+    /// utilization (the dashboard's "target capacity" line beside demand).
+    pub fn capacity(self, replicas: u32) -> f64 {
+        match self {
+            Target::AverageValue(v) => f64::from(replicas) * v,
+            Target::Utilization(v) | Target::Value(v) => v,
+        }
+    }
 }
 
 /// Predictive scale-up from a forecasting model.

@@ -16,5 +16,5 @@ pub mod telemetry;
 pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};
 pub use lease::{Leadership, Role};
 pub use service::{PolicyReconciler, ReconcileError, ReconcileOptions, ServiceMemory};
-pub use status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
+pub use status::{DecisionRecord, HistoryRange, MetricStatus, Sample, ServiceStatus, StatusStore};
 pub use telemetry::{NoTelemetry, Telemetry};

@@ -26,7 +26,7 @@ use crate::models::ModelCache;
 use crate::models::{SignalMemory, Signals};
 use crate::policy::{
     check_max_replicas, compose, labels, Diagnostics, Event, EventReason, EventType, Override,
-    PolicyCache, PolicySpec, ScalingPolicy, Source,
+    PolicyCache, PolicySpec, ScaleState, ScalingPolicy, Source,
 };
 use crate::swarm::{ServiceInfo, Swarm, SwarmError, TaskInfo};
 
@@ -82,6 +82,18 @@ pub enum ReconcileError {
     },
 }
 
+impl ReconcileError {
+    /// The cause in a few words, for an event (the log has the whole error).
+    fn headline(&self) -> String {
+        match self {
+            ReconcileError::Swarm(error) => format!("Docker engine: {error}"),
+            ReconcileError::Label { label, diagnostics } => {
+                format!("label {label} is malformed: {diagnostics}")
+            }
+        }
+    }
+}
+
 /// What the reconciler remembers of one service between reconciles.
 #[derive(Debug, Default)]
 pub struct ServiceMemory {
@@ -100,6 +112,27 @@ pub struct ServiceMemory {
     /// The operator's labels and the count after the last reconcile, for telling a replaced
     /// spec (a plain `docker stack deploy`) from a user's scale.
     owned: Option<Owned>,
+    /// Failures before the first decision (no history loaded yet to keep them in); they join
+    /// the history's ring, and so the state label, at the first decision.
+    early: ScaleState,
+}
+
+impl ServiceMemory {
+    /// Records a failure as a Warning event: in the history's ring once there is one, in the
+    /// early ring before. Returns the ring to show.
+    fn failed(&mut self, reason: EventReason, cause: &str, now: DateTime<Utc>) -> Vec<Event> {
+        let event = Event {
+            at: now,
+            first_at: None,
+            count: 1,
+            type_: EventType::Warning,
+            reason,
+            message: clip(cause, HEADLINE_MAX),
+        };
+        let ring = self.history.as_mut().unwrap_or(&mut self.early);
+        ring.push_event(event);
+        ring.log.clone()
+    }
 }
 
 /// Observes, decides and actuates one service at a time.
@@ -151,17 +184,24 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         memory: &mut ServiceMemory,
         diagnostics: Vec<String>,
     ) {
+        let now = Utc::now();
+        let mut events = None;
         if memory.reported != diagnostics {
             tracing::warn!(service = %service.name, problems = %diagnostics.join("; "), "policy not applied");
             memory.reported.clone_from(&diagnostics);
+            let first = diagnostics.first().map_or("", String::as_str);
+            events = Some(memory.failed(EventReason::InvalidPolicy, first, now));
         }
         self.status.update(&service.name, |status| {
+            if let Some(events) = events {
+                status.events = events;
+            }
             status.service_id.clone_from(&service.id);
             status.policy = None;
             status.diagnostics = diagnostics;
             status.current = service.replicas.and_then(|r| u32::try_from(r).ok());
             status.desired = None;
-            status.last_reconcile = Some(Utc::now());
+            status.last_reconcile = Some(now);
         });
     }
 
@@ -293,7 +333,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         let restored = memory.history.is_none();
         let history = match memory.history.take() {
             Some(history) => history,
-            None => restored_history(&info, current, now),
+            None => {
+                let mut history = restored_history(&info, current, now);
+                for event in std::mem::take(&mut memory.early.log) {
+                    history.push_event(event);
+                }
+                history
+            }
         };
         let mut decision = decide::decide(&policy, &observation, &history, override_.as_ref(), now);
         // The headline names the cause; the whole errors and the models' notes are detail.
@@ -712,10 +758,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                     .first()
                     .map(|metric| metric.name.as_str())
             });
-        let demand = metrics
+        let load = metrics
             .iter()
-            .find(|m| Some(m.name.as_str()) == load_metric)
-            .and_then(|m| m.value);
+            .find(|m| Some(m.name.as_str()) == load_metric);
+        let demand = load.and_then(|m| m.value);
+        let capacity = load
+            .and_then(|m| m.target)
+            .map(|target| target.capacity(decision.current));
         self.status.update(&info.name, |status| {
             status.service_id.clone_from(&info.id);
             status.policy = Some(policy.clone());
@@ -728,6 +777,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             status.override_ = override_.filter(|o| o.is_active(now));
             status.last_reconcile = Some(now);
             status.last_error = None;
+            status.demand_metric = load_metric.map(str::to_owned);
             status.conditions = conditions_now(
                 policy,
                 decision,
@@ -753,6 +803,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 replicas: decision.current,
                 desired: decision.desired,
                 forecast: signals.forecast_seen,
+                capacity,
                 state: signals.traffic.map(|t| t.state),
             });
         });
@@ -890,9 +941,21 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
             reason = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        self.reconcile_service(service, memory)
+        let result = self
+            .reconcile_service(service, memory)
             .instrument(span)
-            .await
+            .await;
+        if let Err(error) = &result {
+            // A failure after a decision is in the decision's events already (FailedRescale,
+            // FailedGetMetric); one before the first decision would otherwise leave no trace.
+            if memory.history.is_none() {
+                let events =
+                    memory.failed(EventReason::FailedReconcile, &error.headline(), Utc::now());
+                self.status
+                    .update(&service.name, |status| status.events = events);
+            }
+        }
+        result
     }
 
     fn error_policy(&self, service: &ServiceRef, error: &ReconcileError, failures: u32) -> Action {

@@ -19,6 +19,11 @@ use crate::policy::{Event, Override, ScalingPolicy, Target, TrafficState};
 pub const DECISIONS_KEPT: usize = 64;
 /// How many samples of each series are kept per service for charts (one hour at 5 s).
 pub const SAMPLES_KEPT: usize = 720;
+/// Beyond those, one sample a minute is kept for six hours, so a chart can look back that far
+/// without a service holding thousands of points.
+pub const COARSE_STEP_SECS: i64 = 60;
+/// How many one-a-minute samples are kept (six hours).
+pub const COARSE_KEPT: usize = 360;
 
 /// One reconcile's outcome, as shown to people.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +79,10 @@ pub struct Sample {
     pub desired: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<f64>,
+    /// The demand the current replicas carry at the load metric's target: replicas × target
+    /// for `averageValue`, the target itself for `value` and `utilization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<TrafficState>,
 }
@@ -110,7 +119,15 @@ pub struct ServiceStatus {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
     pub decisions: VecDeque<DecisionRecord>,
+    /// The name of the metric charted as `demand` (the forecast's metric, else the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demand_metric: Option<String>,
+    /// The last [`SAMPLES_KEPT`] samples; older ones are in the history
+    /// (`GET /v1/services/{service}/history`).
     pub samples: VecDeque<Sample>,
+    /// One sample a minute for [`COARSE_KEPT`] minutes, served by the history only.
+    #[serde(skip)]
+    pub(crate) coarse: VecDeque<Sample>,
     pub last_reconcile: Option<DateTime<Utc>>,
     /// The last reconcile error (Docker unreachable, ...), cleared by the next success.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,7 +140,49 @@ impl ServiceStatus {
     }
 
     pub fn push_sample(&mut self, sample: Sample) {
+        let minute_on = self
+            .coarse
+            .back()
+            .is_none_or(|last| (sample.at - last.at).num_seconds() >= COARSE_STEP_SECS);
+        if minute_on {
+            push_bounded(&mut self.coarse, sample.clone(), COARSE_KEPT);
+        }
         push_bounded(&mut self.samples, sample, SAMPLES_KEPT);
+    }
+
+    /// The samples from `since` on, oldest first: one a minute before the kept samples begin,
+    /// every one after.
+    pub fn history(&self, since: DateTime<Utc>) -> Vec<Sample> {
+        let fine_from = self.samples.front().map(|first| first.at);
+        self.coarse
+            .iter()
+            .filter(|s| fine_from.is_none_or(|from| s.at < from))
+            .chain(self.samples.iter())
+            .filter(|s| s.at >= since)
+            .cloned()
+            .collect()
+    }
+}
+
+/// How far back a chart looks: the dashboard's choices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryRange {
+    #[serde(rename = "15m")]
+    Minutes15,
+    #[default]
+    #[serde(rename = "1h")]
+    Hour1,
+    #[serde(rename = "6h")]
+    Hours6,
+}
+
+impl HistoryRange {
+    pub fn duration(self) -> chrono::Duration {
+        match self {
+            HistoryRange::Minutes15 => chrono::Duration::minutes(15),
+            HistoryRange::Hour1 => chrono::Duration::hours(1),
+            HistoryRange::Hours6 => chrono::Duration::hours(6),
+        }
     }
 }
 
@@ -225,5 +284,40 @@ mod tests {
         assert_eq!(status.decisions.front().unwrap().current, 10);
         store.remove("web");
         assert!(store.all().is_empty());
+    }
+
+    fn sample(at: DateTime<Utc>) -> Sample {
+        Sample {
+            at,
+            demand: Some(1.0),
+            replicas: 1,
+            desired: 1,
+            forecast: None,
+            capacity: None,
+            state: None,
+        }
+    }
+
+    #[test]
+    fn history_reaches_six_hours_back_at_one_sample_a_minute() {
+        let mut status = ServiceStatus::default();
+        let start = DateTime::<Utc>::UNIX_EPOCH;
+        // Seven hours at 5 s.
+        let count = 7 * 720;
+        for i in 0..count {
+            status.push_sample(sample(start + chrono::Duration::seconds(5 * i)));
+        }
+        let now = start + chrono::Duration::seconds(5 * (count - 1));
+        let all = status.history(now - HistoryRange::Hours6.duration());
+        assert!(all.windows(2).all(|w| w[0].at < w[1].at), "not in order");
+        assert_eq!(all.last().unwrap().at, now);
+        let oldest = now - all.first().unwrap().at;
+        assert!(oldest <= chrono::Duration::hours(6), "{oldest}");
+        assert!(oldest >= chrono::Duration::minutes(355), "{oldest}");
+        let fine = status.history(now - HistoryRange::Minutes15.duration());
+        assert_eq!(fine.len(), 181);
+        assert_eq!(status.samples.len(), SAMPLES_KEPT);
+        let coarse_part = all.len() - SAMPLES_KEPT;
+        assert!((290..=300).contains(&coarse_part), "{coarse_part}");
     }
 }

@@ -1,7 +1,9 @@
 //! The operator's own metrics (`GET /metrics`), in OpenMetrics text with prometheus-client: the
 //! reconcile loop records through [`Metrics`], the server encodes the registry.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -69,6 +71,16 @@ struct OperationLabel {
     operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route's path template (`/v1/services/{service}`), or `unmatched`: never the raw
+    /// path, so callers cannot create series.
+    route: String,
+    method: String,
+    /// `2xx`, `4xx`...
+    status: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Reconciles take from a few milliseconds (labels only) to seconds (slow Prometheus).
@@ -105,6 +117,9 @@ pub struct Metrics {
     swarm_syncs: Counter,
     last_swarm_sync: FloatGauge,
     standby: Gauge,
+    api_requests: Family<RequestLabels, Counter>,
+    /// The metrics each service has series for, so a dropped metric's series go too.
+    metric_names: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Default for Metrics {
@@ -262,6 +277,12 @@ impl Metrics {
              writes), 0 while acting or without a lease",
             standby.clone(),
         );
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests to the HTTP API, by route template, method and status class",
+            api_requests.clone(),
+        );
         Self {
             registry,
             reconcile_duration,
@@ -285,7 +306,20 @@ impl Metrics {
             swarm_syncs,
             last_swarm_sync,
             standby,
+            api_requests,
+            metric_names: Mutex::default(),
         }
+    }
+
+    /// One answered request to `route` (a path template, or `unmatched`).
+    pub fn count_request(&self, route: &str, method: &str, status: u16) {
+        self.api_requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status: format!("{}xx", status / 100),
+            })
+            .inc();
     }
 
     /// Records one finished reconcile of `service`.
@@ -440,8 +474,38 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// A metric's value as compared with its target, and the target; `None` removes the series.
-    pub fn set_metric(&self, service: &str, metric: &str, value: Option<f64>, target: Option<f64>) {
+    /// Each metric's value as compared with its target, and the target, as (name, value,
+    /// target); a `None` removes that series, and the series of metrics no longer listed go.
+    pub fn set_metrics<'a>(
+        &self,
+        service: &str,
+        metrics: impl IntoIterator<Item = (&'a str, Option<f64>, Option<f64>)>,
+    ) {
+        let mut names = self
+            .metric_names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = names.remove(service).unwrap_or_default();
+        let mut now = BTreeSet::new();
+        for (metric, value, target) in metrics {
+            self.set_metric_pair(service, metric, value, target);
+            now.insert(metric.to_owned());
+        }
+        for gone in before.difference(&now) {
+            self.set_metric_pair(service, gone, None, None);
+        }
+        if !now.is_empty() {
+            names.insert(service.to_owned(), now);
+        }
+    }
+
+    fn set_metric_pair(
+        &self,
+        service: &str,
+        metric: &str,
+        value: Option<f64>,
+        target: Option<f64>,
+    ) {
         let labels = MetricErrorLabels {
             service: service.to_owned(),
             metric: metric.to_owned(),
@@ -515,6 +579,7 @@ impl Metrics {
         self.min_replicas.remove(&label);
         self.max_replicas.remove(&label);
         self.tasks_pending.remove(&label);
+        self.set_metrics(service, []);
     }
 
     /// The registry in OpenMetrics text.
@@ -543,8 +608,10 @@ mod tests {
         metrics.set_traffic_state("web", Some(TrafficState::FlashCrowd));
         metrics.count_metric_error("web", "rps");
         metrics.count_docker_error("inspect_service");
-        metrics.set_metric("web", "rps", Some(38.5), Some(50.0));
-        metrics.set_metric("web", "cpu", None, Some(70.0));
+        metrics.set_metrics(
+            "web",
+            [("rps", Some(38.5), Some(50.0)), ("cpu", None, Some(70.0))],
+        );
         metrics.observe_metric_read("prometheus", Duration::from_millis(20));
         metrics.set_tasks_pending("web", 2);
         let text = metrics.encode().unwrap();
@@ -571,8 +638,53 @@ mod tests {
         assert!(!text.contains("swarmpilot_current_replicas{"));
         assert!(!text.contains("swarmpilot_traffic_state{"));
         assert!(!text.contains("swarmpilot_metric_value{service=\"web\",metric=\"cpu\"}"));
+        assert!(!text.contains("swarmpilot_metric_value{"), "{text}");
+        assert!(!text.contains("swarmpilot_metric_target{"), "{text}");
+        assert!(!text.contains("swarmpilot_condition{"), "{text}");
         assert!(!text.contains("swarmpilot_tasks_pending{"));
         assert!(text.contains("swarmpilot_decisions_total{"));
+    }
+
+    #[test]
+    fn a_dropped_metric_loses_its_series_and_others_keep_theirs() {
+        let metrics = Metrics::new();
+        metrics.set_metrics(
+            "web",
+            [
+                ("rps", Some(30.0), Some(50.0)),
+                ("cpu", Some(40.0), Some(70.0)),
+            ],
+        );
+        metrics.set_metrics("api", [("rps", Some(5.0), Some(10.0))]);
+        metrics.set_metrics("web", [("rps", Some(31.0), Some(50.0))]);
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains("swarmpilot_metric_value{service=\"web\",metric=\"rps\"} 31.0"),
+            "{text}"
+        );
+        assert!(!text.contains("metric=\"cpu\""), "{text}");
+        metrics.forget_service("web");
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("service=\"web\",metric="), "{text}");
+        assert!(
+            text.contains("swarmpilot_metric_target{service=\"api\",metric=\"rps\"} 10.0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn requests_are_counted_by_route_template_and_status_class() {
+        let metrics = Metrics::new();
+        metrics.count_request("/v1/services/{service}", "GET", 200);
+        metrics.count_request("/v1/services/{service}", "GET", 404);
+        metrics.count_request("/v1/services/{service}", "GET", 204);
+        let text = metrics.encode().unwrap();
+        for line in [
+            "swarmpilot_api_requests_total{route=\"/v1/services/{service}\",method=\"GET\",status=\"2xx\"} 2",
+            "swarmpilot_api_requests_total{route=\"/v1/services/{service}\",method=\"GET\",status=\"4xx\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
@@ -20,6 +20,7 @@ use super::auth::{AuthConfig, Scope};
 use super::error::ApiError;
 use super::extract::BODY_LIMIT;
 use super::limits::RateLimiter;
+use super::metrics::Metrics;
 use super::{alertmanager, overrides, status, AppState};
 use crate::swarm::Swarm;
 
@@ -62,6 +63,8 @@ pub fn routes<S: Swarm>() -> Vec<Route<S>> {
     use Access::*;
     vec![
         route(Method::GET, "/", Open, status::dashboard),
+        route(Method::GET, "/dashboard.js", Open, status::dashboard_script),
+        route(Method::GET, "/dashboard.css", Open, status::dashboard_style),
         route(Method::GET, "/healthz", Open, status::healthz),
         route(Method::GET, "/readyz", Open, status::readyz::<S>),
         route(Method::GET, "/metrics", Open, status::metrics::<S>),
@@ -77,6 +80,12 @@ pub fn routes<S: Swarm>() -> Vec<Route<S>> {
             "/v1/services/{service}",
             Read,
             status::get_service::<S>,
+        ),
+        route(
+            Method::GET,
+            "/v1/services/{service}/history",
+            Read,
+            status::history::<S>,
         ),
         route(
             Method::POST,
@@ -137,6 +146,7 @@ pub fn router<S: Swarm>(state: AppState<S>) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(from_fn_with_state(state.timeout, deadline))
         .layer(TraceLayer::new_for_http())
+        .layer(from_fn_with_state(state.metrics.clone(), count))
         .with_state(state)
 }
 
@@ -214,6 +224,30 @@ async fn deadline(State(timeout): State<Duration>, request: Request, next: Next)
         )
         .into_response(),
     }
+}
+
+/// Counts each answered request by its route template (axum's [`MatchedPath`], set before
+/// layers run), method and status class.
+async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    // Only the methods the API knows, so a caller cannot add series.
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    metrics.count_request(&route, method, response.status().as_u16());
+    response
 }
 
 async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {

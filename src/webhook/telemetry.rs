@@ -45,14 +45,16 @@ impl Telemetry for Metrics {
     }
 
     fn metric_values(&self, service: &str, metrics: &[MetricStatus]) {
-        for metric in metrics {
-            self.set_metric(
-                service,
-                &metric.name,
-                metric.compared.or(metric.value),
-                metric.target.map(Target::amount),
-            );
-        }
+        self.set_metrics(
+            service,
+            metrics.iter().map(|metric| {
+                (
+                    metric.name.as_str(),
+                    metric.compared.or(metric.value),
+                    metric.target.map(Target::amount),
+                )
+            }),
+        );
     }
 
     fn swarm_synced(&self, at: chrono::DateTime<chrono::Utc>) {

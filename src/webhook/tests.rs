@@ -209,6 +209,7 @@ pub fn store_with_samples() -> Arc<StatusStore> {
                 replicas: 2 + (i / 240),
                 desired: 2 + (i / 200),
                 forecast: Some(demand * 1.1),
+                capacity: Some(f64::from(2 + (i / 240)) * 50.0),
                 state: Some(if (300..360).contains(&i) {
                     TrafficState::FlashCrowd
                 } else {
@@ -841,6 +842,121 @@ async fn health_readiness_metrics_openapi_dashboard() {
     let (status, value) = call(&f.router, "PUT", "/healthz", None, None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_error(&value, "method_not_allowed", None);
+}
+
+/// The page, its script and its style come with a CSP that allows only this server, and the
+/// page loads nothing inline.
+#[tokio::test]
+async fn dashboard_files_carry_a_csp_and_no_inline_code() {
+    let f = fixture();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/dashboard.js", "text/javascript"),
+        ("/dashboard.css", "text/css"),
+    ] {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = f.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with(kind));
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
+    let page = status::DASHBOARD;
+    assert!(
+        !page.contains("<script>") && !page.contains("<style"),
+        "inline code in the page"
+    );
+    assert!(
+        !page.contains(" style="),
+        "an inline style attribute in the page"
+    );
+    for file in [status::DASHBOARD, status::DASHBOARD_SCRIPT] {
+        assert!(!file.contains("innerHTML") && !file.contains("outerHTML"));
+        assert!(!file.contains("http://") || file.contains("http://www.w3.org/2000/svg"));
+        assert!(
+            !file.contains("https://"),
+            "something fetched from elsewhere"
+        );
+    }
+    assert!(!status::DASHBOARD_SCRIPT.contains("setAttribute(\"style\""));
+}
+
+#[tokio::test]
+async fn history_serves_the_range_asked_and_refuses_others() {
+    let f = fixture();
+    let (status, value) = call(
+        &f.router,
+        "GET",
+        "/v1/services/web/history?range=15m",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["range"], "15m");
+    let samples = value["samples"].as_array().unwrap();
+    // The fixture holds an hour at 5 s, the newest 5 s old: 15 minutes is about 180 of them.
+    assert!((178..=181).contains(&samples.len()), "{}", samples.len());
+    assert!(samples[0]["capacity"].is_number(), "{}", samples[0]);
+    let (status, value) = call(
+        &f.router,
+        "GET",
+        "/v1/services/web/history",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value["range"], "1h");
+    let hour = value["samples"].as_array().unwrap().len();
+    assert!((718..=720).contains(&hour), "{hour}");
+    let (status, value) = call(
+        &f.router,
+        "GET",
+        "/v1/services/web/history?range=2d",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&value, "invalid_request", Some("range"));
+    let (status, _) = call(&f.router, "GET", "/v1/services/web/history", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, value) = call(
+        &f.router,
+        "GET",
+        "/v1/services/other/history",
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&value, "not_found", Some("service"));
+}
+
+#[tokio::test]
+async fn api_requests_are_counted_by_route_template() {
+    let f = fixture();
+    call(&f.router, "GET", "/v1/services/web", Some(READ), None).await;
+    call(&f.router, "GET", "/v1/services/other", Some(READ), None).await;
+    call(&f.router, "GET", "/v1/services/web", None, None).await;
+    call(&f.router, "GET", "/nowhere/at/all", None, None).await;
+    let text = f.state.metrics.encode().unwrap();
+    for line in [
+        "swarmpilot_api_requests_total{route=\"/v1/services/{service}\",method=\"GET\",status=\"2xx\"} 1",
+        "swarmpilot_api_requests_total{route=\"/v1/services/{service}\",method=\"GET\",status=\"4xx\"} 2",
+        "swarmpilot_api_requests_total{route=\"unmatched\",method=\"GET\",status=\"4xx\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(!text.contains("/nowhere"), "a raw path became a label");
 }
 
 /// Every route of the router is in openapi.json, and every operation of openapi.json is a route.
