@@ -35,6 +35,8 @@ fn policy() -> ScalingPolicy {
                     }),
                     scrape: None,
                     docker: None,
+                    redis: None,
+                    rabbitmq: None,
                     target: Target::AverageValue(50.0),
                     activation: None,
                 },
@@ -45,6 +47,8 @@ fn policy() -> ScalingPolicy {
                     docker: Some(DockerSource {
                         resource: Resource::Cpu,
                     }),
+                    redis: None,
+                    rabbitmq: None,
                     target: Target::Utilization(70.0),
                     activation: None,
                 },

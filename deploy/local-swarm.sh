@@ -20,6 +20,8 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 # The dashboard test opens the page in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# redis-server and redis-cli: the redis queue source's tests start their own server.
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing ${need_pkgs[*]} and not root: install them and run again"; exit 1

@@ -358,7 +358,9 @@ fn failed_get_reason(spec: &PolicySpec, metric: &str) -> ConditionReason {
     {
         Some(Source::Docker(_)) => ConditionReason::FailedGetResourceMetric,
         Some(Source::Scrape(_)) => ConditionReason::FailedGetPodsMetric,
-        Some(Source::Prometheus(_)) | None => ConditionReason::FailedGetExternalMetric,
+        Some(Source::Prometheus(_) | Source::Redis(_) | Source::Rabbitmq(_)) | None => {
+            ConditionReason::FailedGetExternalMetric
+        }
     }
 }
 

@@ -402,6 +402,8 @@ mod tests {
             docker: cpu.then_some(DockerSource {
                 resource: Resource::Cpu,
             }),
+            redis: None,
+            rabbitmq: None,
             target,
             activation: None,
         }

@@ -14,6 +14,7 @@ mod http;
 pub mod inspect;
 pub mod observer;
 pub mod prometheus;
+pub mod queue;
 mod rates;
 pub mod record;
 pub mod scrape;
@@ -31,6 +32,7 @@ pub use docker::DockerReader;
 pub use error::{MetricError, TaskError};
 pub use observer::{policy_sources, MetricReading, Observer};
 pub use prometheus::{PrometheusAuth, PrometheusClient, PrometheusClientConfig};
+pub use queue::{RabbitmqReader, RedisReader};
 pub use scrape::{ScrapeConfig, ScrapeReader, ScrapeTarget, StaticTargets, SwarmTargets, Targets};
 pub use source::MetricSource;
 

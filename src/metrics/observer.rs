@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     AgentConfig, DockerReader, MetricError, MetricSource, PrometheusClient, PrometheusClientConfig,
-    Reading, ScrapeConfig, ScrapeReader, SwarmTargets, Targets,
+    RabbitmqReader, Reading, RedisReader, ScrapeConfig, ScrapeReader, SwarmTargets, Targets,
 };
 use crate::policy::{PolicySpec, Source};
 use crate::swarm::{ServiceInfo, Swarm};
@@ -31,6 +31,8 @@ pub struct MetricReading {
 /// remember previous samples to compute rates, so a fresh `Observer` starts warming up again.
 pub struct Observer<S, T = SwarmTargets<S>> {
     prometheus: PrometheusClient,
+    redis: RedisReader,
+    rabbitmq: RabbitmqReader,
     scrape: ScrapeReader<T>,
     docker: DockerReader<S>,
 }
@@ -43,11 +45,11 @@ impl<S: Swarm> Observer<S, SwarmTargets<S>> {
         scrape: ScrapeConfig,
     ) -> Result<Self, MetricError> {
         let docker = DockerReader::new(swarm.clone(), scrape.timeout, scrape.concurrency);
-        Ok(Observer {
-            prometheus: PrometheusClient::new(prometheus)?,
-            scrape: ScrapeReader::new(SwarmTargets::new(swarm), scrape)?,
+        Ok(Observer::from_parts(
+            PrometheusClient::new(prometheus)?,
+            ScrapeReader::new(SwarmTargets::new(swarm), scrape)?,
             docker,
-        })
+        ))
     }
 }
 
@@ -64,8 +66,12 @@ impl<S: Swarm, T: Targets> Observer<S, T> {
         scrape: ScrapeReader<T>,
         docker: DockerReader<S>,
     ) -> Self {
+        // The queue readers follow the Prometheus client's outbound rule: one registry.
+        let outbound = prometheus.outbound().clone();
         Observer {
             prometheus,
+            redis: RedisReader::new(outbound.clone()),
+            rabbitmq: RabbitmqReader::new(outbound),
             scrape,
             docker,
         }
@@ -89,8 +95,10 @@ impl<S: Swarm, T: Targets> Observer<S, T> {
             Some(Source::Prometheus(spec)) => self.prometheus.read(service, name, spec).await,
             Some(Source::Scrape(spec)) => self.scrape.read(service, name, spec).await,
             Some(Source::Docker(spec)) => self.docker.read(service, name, spec).await,
+            Some(Source::Redis(spec)) => self.redis.read(service, name, spec).await,
+            Some(Source::Rabbitmq(spec)) => self.rabbitmq.read(service, name, spec).await,
             None => Err(MetricError::InvalidSource(format!(
-                "metric {name} must set exactly one of prometheus, scrape, docker"
+                "metric {name} must set exactly one of prometheus, scrape, docker, redis, rabbitmq"
             ))),
         }
     }

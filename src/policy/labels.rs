@@ -263,6 +263,8 @@ fn from_shorthand(
                 prometheus: None,
                 scrape: None,
                 docker: Some(DockerSource { resource }),
+                redis: None,
+                rabbitmq: None,
                 target: Target::Utilization(target),
                 activation: None,
             });
@@ -278,6 +280,8 @@ fn from_shorthand(
             }),
             scrape: None,
             docker: None,
+            redis: None,
+            rabbitmq: None,
             target: Target::AverageValue(target),
             activation: None,
         });

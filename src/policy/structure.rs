@@ -442,7 +442,7 @@ mod tests {
             vec![
                 "spec.minReplicas: must be a whole number, got the string \"two\"",
                 "spec.mode: must be one of enforce, recommend, got the string \"fast\"",
-                "spec.metrics[0].targett: unknown field (did you mean target?), expected one of activation, docker, name, prometheus, scrape, target",
+                "spec.metrics[0].targett: unknown field (did you mean target?), expected one of activation, docker, name, prometheus, rabbitmq, redis, scrape, target",
                 "spec.metrics[0].target: missing required field",
                 "spec.maxReplicas: missing required field",
             ]

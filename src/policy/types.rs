@@ -168,6 +168,13 @@ pub struct MetricSpec {
     /// Read from Docker engine stats of the task containers. Exactly one source must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerSource>,
+    /// Read the length of a Redis list or a consumer group's pending entries. Exactly one source
+    /// must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisSource>,
+    /// Read a RabbitMQ queue's messages (ready + unacknowledged). Exactly one source must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq: Option<RabbitmqSource>,
     /// The value the metric should have; exactly one of `utilization`, `averageValue`, `value`.
     pub target: Target,
     /// For a policy that can go idle: the metric's value activates the service when above this
@@ -193,6 +200,13 @@ pub struct ObservedMetric {
     /// Read from Docker engine stats of the task containers. Exactly one source must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerSource>,
+    /// Read the length of a Redis list or a consumer group's pending entries. Exactly one source
+    /// must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisSource>,
+    /// Read a RabbitMQ queue's messages (ready + unacknowledged). Exactly one source must be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq: Option<RabbitmqSource>,
 }
 
 /// Where a metric's value comes from, borrowed from a validated [`MetricSpec`] or [`ObservedMetric`].
@@ -202,6 +216,8 @@ pub enum Source<'a> {
     Prometheus(&'a PrometheusSource),
     Scrape(&'a ScrapeSource),
     Docker(&'a DockerSource),
+    Redis(&'a RedisSource),
+    Rabbitmq(&'a RabbitmqSource),
 }
 
 impl Source<'_> {
@@ -211,6 +227,8 @@ impl Source<'_> {
             Source::Prometheus(_) => "prometheus",
             Source::Scrape(_) => "scrape",
             Source::Docker(_) => "docker",
+            Source::Redis(_) => "redis",
+            Source::Rabbitmq(_) => "rabbitmq",
         }
     }
 
@@ -218,7 +236,8 @@ impl Source<'_> {
     /// activate an idle service.
     pub fn reads_without_tasks(&self) -> bool {
         match self {
-            Source::Prometheus(_) => true,
+            // A queue's backlog is there with no worker running: what activates a worker.
+            Source::Prometheus(_) | Source::Redis(_) | Source::Rabbitmq(_) => true,
             Source::Scrape(_) | Source::Docker(_) => false,
         }
     }
@@ -229,6 +248,8 @@ impl Source<'_> {
             Source::Prometheus(_) => "Prometheus",
             Source::Scrape(_) => "scrape target",
             Source::Docker(_) => "Docker",
+            Source::Redis(_) => "Redis",
+            Source::Rabbitmq(_) => "RabbitMQ",
         }
     }
 }
@@ -256,6 +277,20 @@ impl fmt::Display for Source<'_> {
                 )
             }
             Source::Docker(d) => write!(f, "docker: {}", d.resource.name()),
+            Source::Redis(r) => match (&r.list_name, &r.stream, &r.consumer_group) {
+                (Some(list), _, _) => write!(f, "redis {}: list {list}", r.server),
+                (None, Some(stream), Some(group)) => {
+                    write!(f, "redis {}: stream {stream} group {group}", r.server)
+                }
+                _ => write!(f, "redis {}", r.server),
+            },
+            Source::Rabbitmq(q) => {
+                write!(
+                    f,
+                    "rabbitmq {}: queue {} ({})",
+                    q.server, q.queue_name, q.vhost_name
+                )
+            }
         }
     }
 }
@@ -263,26 +298,49 @@ impl fmt::Display for Source<'_> {
 impl MetricSpec {
     /// The metric's source; `None` only for a policy that failed validation.
     pub fn source(&self) -> Option<Source<'_>> {
-        pick_source(&self.prometheus, &self.scrape, &self.docker)
+        only_one(self.sources())
+    }
+
+    /// Every source set (one in a valid policy).
+    pub fn sources(&self) -> Vec<Source<'_>> {
+        [
+            self.prometheus.as_ref().map(Source::Prometheus),
+            self.scrape.as_ref().map(Source::Scrape),
+            self.docker.as_ref().map(Source::Docker),
+            self.redis.as_ref().map(Source::Redis),
+            self.rabbitmq.as_ref().map(Source::Rabbitmq),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
 impl ObservedMetric {
     /// The signal's source; `None` only for a policy that failed validation.
     pub fn source(&self) -> Option<Source<'_>> {
-        pick_source(&self.prometheus, &self.scrape, &self.docker)
+        only_one(self.sources())
+    }
+
+    /// Every source set (one in a valid policy).
+    pub fn sources(&self) -> Vec<Source<'_>> {
+        [
+            self.prometheus.as_ref().map(Source::Prometheus),
+            self.scrape.as_ref().map(Source::Scrape),
+            self.docker.as_ref().map(Source::Docker),
+            self.redis.as_ref().map(Source::Redis),
+            self.rabbitmq.as_ref().map(Source::Rabbitmq),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
-fn pick_source<'a>(
-    prometheus: &'a Option<PrometheusSource>,
-    scrape: &'a Option<ScrapeSource>,
-    docker: &'a Option<DockerSource>,
-) -> Option<Source<'a>> {
-    match (prometheus, scrape, docker) {
-        (Some(p), None, None) => Some(Source::Prometheus(p)),
-        (None, Some(s), None) => Some(Source::Scrape(s)),
-        (None, None, Some(d)) => Some(Source::Docker(d)),
+/// The one source set, `None` when none or several are (validation reports which).
+fn only_one(sources: Vec<Source<'_>>) -> Option<Source<'_>> {
+    match sources.as_slice() {
+        [one] => Some(*one),
         _ => None,
     }
 }
@@ -303,6 +361,45 @@ pub struct PrometheusSource {
     /// "no data", never a silent zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub treat_empty_as: Option<f64>,
+}
+
+/// A Redis queue: the length of a list (`LLEN`), or the entries of a stream delivered to a
+/// consumer group and not yet acknowledged (`XPENDING`), KEDA's `redis` and `redis-streams`
+/// scalers. With an `averageValue` target, the value is messages per replica.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisSource {
+    /// The name of a `redis` server registered with the operator (`--servers`); the database
+    /// and credentials are the server's.
+    pub server: String,
+    /// A list whose length is the backlog. Set this, or `stream` and `consumerGroup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_name: Option<String>,
+    /// A stream whose entries pending for `consumerGroup` are the backlog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// The consumer group of `stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_group: Option<String>,
+}
+
+/// A RabbitMQ queue's backlog, messages ready plus unacknowledged, read through the management
+/// HTTP API (KEDA's `rabbitmq` scaler in `QueueLength` mode). With an `averageValue` target, the
+/// value is messages per replica.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RabbitmqSource {
+    /// The name of a `rabbitmq` server (its management API) registered with the operator.
+    pub server: String,
+    /// The queue.
+    pub queue_name: String,
+    /// The queue's virtual host.
+    #[serde(default = "default_vhost")]
+    pub vhost_name: String,
+}
+
+fn default_vhost() -> String {
+    "/".to_owned()
 }
 
 /// Scrape each running task's exposition endpoint and aggregate across tasks.

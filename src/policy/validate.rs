@@ -276,15 +276,13 @@ impl Check {
         for (i, metric) in spec.metrics.iter().enumerate() {
             let path = format!("spec.metrics[{i}]");
             self.metric_name(&path, &metric.name, true, &mut names);
-            let sources = (&metric.prometheus, &metric.scrape, &metric.docker);
-            self.sources(&path, sources);
+            self.sources(&path, &metric.sources());
             self.target(&path, metric);
         }
         for (i, observed) in spec.observe.iter().enumerate() {
             let path = format!("spec.observe[{i}]");
             self.metric_name(&path, &observed.name, false, &mut names);
-            let sources = (&observed.prometheus, &observed.scrape, &observed.docker);
-            self.sources(&path, sources);
+            self.sources(&path, &observed.sources());
         }
         names
     }
@@ -317,42 +315,67 @@ impl Check {
         }
     }
 
-    fn sources(
-        &mut self,
-        path: &str,
-        (prometheus, scrape, docker): (
-            &Option<PrometheusSource>,
-            &Option<ScrapeSource>,
-            &Option<DockerSource>,
-        ),
-    ) {
-        let set: Vec<&str> = [
-            prometheus.as_ref().map(|_| "prometheus"),
-            scrape.as_ref().map(|_| "scrape"),
-            docker.as_ref().map(|_| "docker"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        match set.len() {
-            0 => self.report(
+    fn sources(&mut self, path: &str, sources: &[Source<'_>]) {
+        match sources {
+            [] => self.report(
                 path,
-                "needs exactly one source: prometheus, scrape or docker; none is set",
+                "needs exactly one source: prometheus, scrape, docker, redis or rabbitmq; none is set",
             ),
-            1 => {}
+            [_] => {}
+            several => {
+                let kinds: Vec<&str> = several.iter().map(Source::kind).collect();
+                self.report(
+                    path,
+                    format!("needs exactly one source, but {} are set", kinds.join(" and ")),
+                )
+            }
+        }
+        for source in sources {
+            let at = format!("{path}.{}", source.kind());
+            match source {
+                Source::Prometheus(spec) => self.prometheus(&at, spec),
+                Source::Scrape(spec) => self.scrape(&at, spec),
+                Source::Docker(_) => {}
+                Source::Redis(spec) => self.redis(&at, spec),
+                Source::Rabbitmq(spec) => self.rabbitmq(&at, spec),
+            }
+        }
+    }
+
+    fn redis(&mut self, path: &str, source: &RedisSource) {
+        self.registered_server(&format!("{path}.server"), &source.server);
+        match (&source.list_name, &source.stream, &source.consumer_group) {
+            (Some(list), None, None) => self.not_empty(&format!("{path}.listName"), list),
+            (None, Some(stream), Some(group)) => {
+                self.not_empty(&format!("{path}.stream"), stream);
+                self.not_empty(&format!("{path}.consumerGroup"), group);
+            }
             _ => self.report(
                 path,
-                format!(
-                    "needs exactly one source, but {} are set",
-                    set.join(" and ")
-                ),
+                "must set either listName, or stream and consumerGroup",
             ),
         }
-        if let Some(source) = prometheus {
-            self.prometheus(&format!("{path}.prometheus"), source);
+    }
+
+    fn rabbitmq(&mut self, path: &str, source: &RabbitmqSource) {
+        self.registered_server(&format!("{path}.server"), &source.server);
+        self.not_empty(&format!("{path}.queueName"), &source.queue_name);
+        self.not_empty(&format!("{path}.vhostName"), &source.vhost_name);
+    }
+
+    /// Queue servers are only ever named: their URLs carry credentials and databases.
+    fn registered_server(&mut self, path: &str, name: &str) {
+        if !is_server_name(name) {
+            self.report(
+                path,
+                format!("must name a server registered with the operator (lowercase letters, digits and '-'), got {name:?}"),
+            );
         }
-        if let Some(source) = scrape {
-            self.scrape(&format!("{path}.scrape"), source);
+    }
+
+    fn not_empty(&mut self, path: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.report(path, "must not be empty");
         }
     }
 

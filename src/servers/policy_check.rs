@@ -54,6 +54,12 @@ fn server_of(source: Source<'_>) -> Option<(&'static str, ServerKind, &str)> {
             .server
             .as_deref()
             .map(|server| ("prometheus.server", ServerKind::Prometheus, server)),
+        Source::Redis(spec) => Some(("redis.server", ServerKind::Redis, spec.server.as_str())),
+        Source::Rabbitmq(spec) => Some((
+            "rabbitmq.server",
+            ServerKind::Rabbitmq,
+            spec.server.as_str(),
+        )),
         Source::Scrape(_) | Source::Docker(_) => None,
     }
 }

@@ -13,6 +13,7 @@ mod deploy_files;
 mod example_policies;
 mod metrics_exposition_props;
 mod metrics_prometheus;
+mod metrics_queue;
 mod metrics_scrape;
 mod models_eval;
 mod models_golden;

@@ -69,7 +69,7 @@ fn unknown_nested_field_names_the_known_ones() {
     expect(
         &with("    target:", "    targett:"),
         "spec.metrics[0].targett",
-        "unknown field (did you mean target?), expected one of activation, docker, name, prometheus, scrape, target",
+        "unknown field (did you mean target?), expected one of activation, docker, name, prometheus, rabbitmq, redis, scrape, target",
     );
 }
 
@@ -273,7 +273,7 @@ fn no_source() {
     expect(
         &with("    docker: {resource: cpu}\n", ""),
         "spec.metrics[0]",
-        "needs exactly one source: prometheus, scrape or docker; none is set",
+        "needs exactly one source: prometheus, scrape, docker, redis or rabbitmq; none is set",
     );
 }
 

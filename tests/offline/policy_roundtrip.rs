@@ -116,6 +116,8 @@ fn metric(index: usize) -> impl Strategy<Value = MetricSpec> {
             prometheus,
             scrape,
             docker,
+            redis: None,
+            rabbitmq: None,
             target,
             activation: None,
         }
@@ -189,6 +191,8 @@ fn policy() -> impl Strategy<Value = ScalingPolicy> {
                             prometheus,
                             scrape,
                             docker,
+                            redis: None,
+                            rabbitmq: None,
                         }
                     })
                     .collect::<Vec<_>>()

@@ -45,6 +45,8 @@ pub(super) fn policy(min: u32, max: u32, behavior: &str) -> ScalingPolicy {
                 }),
                 scrape: None,
                 docker: None,
+                redis: None,
+                rabbitmq: None,
                 target: Target::AverageValue(100.0),
                 activation: None,
             }],
