@@ -15,7 +15,7 @@ use serde_yaml::Value as Yaml;
 
 use super::block_on;
 use crate::policy::compose::{self, Carried, ComposeService, Running};
-use crate::policy::{text_of, Diagnostics, MAX_INPUT_BYTES};
+use crate::policy::{load_yaml, text_of, Diagnostics, MAX_INPUT_BYTES};
 use crate::swarm::{DockerSwarm, Swarm};
 
 /// Arguments of `swarmpilot stack`.
@@ -116,8 +116,7 @@ fn read_compose(path: &Path) -> anyhow::Result<Yaml> {
         );
     }
     let text = text_of(&bytes).map_err(|found| problems(path, found))?;
-    let document: Yaml =
-        serde_yaml::from_str(text).with_context(|| format!("{}: invalid YAML", path.display()))?;
+    let document = load_yaml(text).map_err(|found| problems(path, found))?;
     if !compose::is_compose(&document) {
         bail!(
             "{}: not a compose file (no `services` mapping)",

@@ -225,7 +225,7 @@ pub fn validate(services: &[ComposeService]) -> Result<Vec<ScalingPolicy>, Diagn
 /// service deployed in some stack.
 fn named_service(service: &ComposeService) -> Option<String> {
     let text = service.labels.get(POLICY)?;
-    let document: Yaml = serde_yaml::from_str(text).ok()?;
+    let document = super::load_yaml(text).ok()?;
     let named = document.get("spec")?.get("service")?.as_str()?;
     named
         .strip_suffix(&service.key)

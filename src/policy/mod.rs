@@ -18,7 +18,7 @@ pub use cache::{Decoded, PolicyCache};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::HumanDuration;
 pub use parse::{
-    parse, parse_bytes, parse_documents, parse_documents_bytes, text_of, MAX_INPUT_BYTES,
+    load_yaml, parse, parse_bytes, parse_documents, parse_documents_bytes, text_of, MAX_INPUT_BYTES,
 };
 pub use schema::{crd_yaml, json_schema, json_schema_text};
 pub use state::{

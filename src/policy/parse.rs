@@ -138,6 +138,16 @@ fn check_flow_depth(text: &str) -> Result<(), Diagnostics> {
     Ok(())
 }
 
+/// The first YAML document of `text` as a value, built within the same budgets as a policy
+/// (size, flow depth, and values once aliases are expanded): for compose files and the policy
+/// labels inside them, which must not be decoded without bounds either.
+pub fn load_yaml(text: &str) -> Result<Yaml, Diagnostics> {
+    Ok(load(text)?
+        .into_iter()
+        .next()
+        .map_or(Yaml::Null, |(_, value)| value))
+}
+
 /// The non-empty documents of a YAML stream with their positions in it.
 pub(crate) fn load(text: &str) -> Result<Vec<(usize, Yaml)>, Diagnostics> {
     check_size(text.len())?;
