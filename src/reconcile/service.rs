@@ -1,8 +1,8 @@
 //! The swarmpilot reconciler: for one service, read its labels, observe its metrics, decide, and
 //! write the replica count together with the operator's state label.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -142,8 +142,14 @@ pub struct PolicyReconciler<S: Swarm, T: Targets> {
     status: Arc<StatusStore>,
     telemetry: Arc<dyn Telemetry>,
     models: ModelRunner,
-    notify: reqwest::Client,
+    /// The guarded client for state-change receivers; `None` if it could not be built.
+    notify: Option<reqwest::Client>,
     options: ReconcileOptions,
+    /// The services whose labels and count the operator remembers (`ServiceMemory::owned`).
+    /// They stay watched after a spec replacement dropped their policy label (a plain `docker
+    /// stack deploy` of a stack whose file does not name it), so the worker that remembers
+    /// them sees the reset and restores it, even if a resync comes first.
+    governed: Mutex<HashSet<String>>,
 }
 
 impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
@@ -154,13 +160,14 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         options: ReconcileOptions,
     ) -> Self {
         // Receivers get the same rule as every outbound address: no redirects, no metadata.
+        // Without the guard there are no notifications at all: never an unguarded client.
         let notify = observer
             .outbound()
             .client(ATTEMPT_TIMEOUT)
-            .unwrap_or_else(|error| {
-                tracing::error!(%error, "cannot build the notification client; using one without the address guard");
-                reqwest::Client::new()
-            });
+            .map_err(|error| {
+                tracing::error!(%error, "cannot build the notification client; state changes will not be sent to receivers");
+            })
+            .ok();
         Self {
             swarm,
             observer,
@@ -169,7 +176,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             models: ModelRunner::new(ModelCache::new(options.model_dir.clone())),
             notify,
             options,
+            governed: Mutex::default(),
         }
+    }
+
+    fn governed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // The set is only ever inserted into or removed from: a panic elsewhere leaves it whole.
+        self.governed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reports every reconcile and failure to `telemetry` (the operator's own metrics).
@@ -278,6 +291,9 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         let (policy, current) = match self.policy_of(&info, &mut memory.policy) {
             Ok(Some(found)) => found,
             Ok(None) => {
+                // No policy and no replaced spec (`swarmpilot delete` keeps the state label):
+                // the service is no longer the operator's, and the next resync lets it go.
+                memory.owned = None;
                 self.status.remove(&info.name);
                 return Ok(Action::AwaitChange);
             }
@@ -659,21 +675,17 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
     fn announce(&self, service: &str, policy: &ScalingPolicy, change: StateChange) {
         tracing::info!(service, from = ?change.from, to = %change.to, "traffic state changed");
         self.telemetry.state_changed(service, change.to);
-        if let Some(anomaly) = &policy.spec.anomaly {
-            let event = StateChangeEvent {
-                service: service.to_owned(),
-                from: change.from,
-                to: change.to,
-                at: change.at,
-                action: anomaly.on_state.get(&change.to).copied(),
-            };
-            spawn_notifications(
-                &self.notify,
-                self.observer.outbound(),
-                &anomaly.notify,
-                event,
-            );
-        }
+        let (Some(anomaly), Some(client)) = (&policy.spec.anomaly, &self.notify) else {
+            return;
+        };
+        let event = StateChangeEvent {
+            service: service.to_owned(),
+            from: change.from,
+            to: change.to,
+            at: change.at,
+            action: anomaly.on_state.get(&change.to).copied(),
+        };
+        spawn_notifications(client, self.observer.outbound(), &anomaly.notify, event);
     }
 
     fn engine_failed(&self, operation: &str, error: SwarmError) -> ReconcileError {
@@ -921,7 +933,7 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
             .selector
             .iter()
             .all(|(key, value)| service.labels.get(key) == Some(value));
-        selected && labels::has_policy(&service.labels)
+        selected && (labels::has_policy(&service.labels) || self.governed().contains(&service.id))
     }
 
     fn new_state(&self, _: &ServiceRef) -> ServiceMemory {
@@ -945,6 +957,11 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
             .reconcile_service(service, memory)
             .instrument(span)
             .await;
+        if memory.owned.is_some() {
+            self.governed().insert(service.id.clone());
+        } else {
+            self.governed().remove(&service.id);
+        }
         if let Err(error) = &result {
             // A failure after a decision is in the decision's events already (FailedRescale,
             // FailedGetMetric); one before the first decision would otherwise leave no trace.
@@ -971,6 +988,7 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
     }
 
     fn forget(&self, service: &ServiceRef) {
+        self.governed().remove(&service.id);
         self.status.remove(&service.name);
         self.telemetry.forgotten(&service.name);
     }
