@@ -386,6 +386,16 @@ async fn refused_policies_urls_and_model_paths_stop_only_their_own_service() {
         let found = diagnostics(name);
         println!("{name}: {found}");
         assert!(found.contains(message), "{name}: {found}");
+        // Refused before any decision, the failure is still an event the status API lists.
+        let status = operator.status.get(name).unwrap();
+        assert!(
+            status.events.iter().any(|event| {
+                event.reason == swarmpilot::policy::EventReason::InvalidPolicy
+                    && found.contains(event.message.trim_end_matches('…'))
+            }),
+            "{name}: {:?}",
+            status.events
+        );
     }
     // The model is refused by the model cache: the policy applies, the forecast is skipped and
     // every decision says why.

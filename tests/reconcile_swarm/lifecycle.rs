@@ -120,7 +120,6 @@ async fn running_task_ids(swarm: &DockerSwarm, id: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet reliable: in loaded runs a task was replaced by the swarmpilot stack deploy, or the api service was not restored; run with --ignored"]
 async fn a_redeploy_keeps_what_the_operator_owns_and_a_plain_one_is_undone_at_once() {
     let swarm = Arc::new(swarm().await);
     // 40 against 10 per replica: 4 replicas for each service.
@@ -150,6 +149,18 @@ async fn a_redeploy_keeps_what_the_operator_owns_and_a_plain_one_is_undone_at_on
     wait_for_replicas(&*swarm, &api, 1, 4).await;
     wait_until("the state labels", || {
         all_have_state_labels(&swarm, &[&web, &api])
+    })
+    .await;
+    // A task still starting when the ids are taken would read as replaced once it runs.
+    wait_until("4 running tasks of each service", || {
+        [&web, &api].iter().all(|name| {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let id = swarm.inspect_service(name).await.unwrap().id;
+                    running_task_ids(&swarm, &id).await.len() == 4
+                })
+            })
+        })
     })
     .await;
     let before_web = swarm.inspect_service(&web).await.unwrap();
