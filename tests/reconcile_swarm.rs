@@ -259,11 +259,7 @@ async fn the_models_history_is_backfilled_from_prometheus_at_start_up() {
         version: 1,
         labels: Default::default(),
         replicas: Some(1),
-        stack: None,
-        cpu_limit_nanos: None,
-        memory_limit_bytes: None,
-        ports: Vec::new(),
-        rollout: None,
+        ..Default::default()
     };
     let client = |url: String| {
         PrometheusClient::new(PrometheusClientConfig {

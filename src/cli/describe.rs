@@ -295,11 +295,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             replicas: Some(2),
-            stack: None,
-            cpu_limit_nanos: None,
-            memory_limit_bytes: None,
-            ports: Vec::new(),
-            rollout: None,
+            ..Default::default()
         }
     }
 

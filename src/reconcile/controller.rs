@@ -370,11 +370,7 @@ mod tests {
             version: 1,
             labels: BTreeMap::new(),
             replicas: Some(1),
-            stack: None,
-            cpu_limit_nanos: None,
-            memory_limit_bytes: None,
-            ports: Vec::new(),
-            rollout: None,
+            ..Default::default()
         }
     }
 

@@ -24,8 +24,9 @@ mod tasks;
 pub use docker::DockerSwarm;
 pub use local::LocalEngine;
 
-/// What the operator knows of one Swarm service.
-#[derive(Clone, Debug, PartialEq)]
+/// What the operator knows of one Swarm service. `Default` is for tests and literals that name
+/// only the fields they care about.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceInfo {
     pub id: String,
     pub name: String,

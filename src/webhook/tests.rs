@@ -50,11 +50,7 @@ impl FakeSwarm {
                 version: 1,
                 labels: BTreeMap::from(labels),
                 replicas: Some(replicas),
-                stack: None,
-                cpu_limit_nanos: None,
-                memory_limit_bytes: None,
-                ports: Vec::new(),
-                rollout: None,
+                ..Default::default()
             },
         );
         swarm
@@ -515,11 +511,7 @@ async fn unknown_services_and_unmanaged_services() {
             version: 1,
             labels: BTreeMap::new(),
             replicas: Some(1),
-            stack: None,
-            cpu_limit_nanos: None,
-            memory_limit_bytes: None,
-            ports: Vec::new(),
-            rollout: None,
+            ..Default::default()
         },
     );
     let (status, value) = call(

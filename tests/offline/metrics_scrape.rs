@@ -21,11 +21,7 @@ fn service() -> ServiceInfo {
         version: 1,
         labels: BTreeMap::new(),
         replicas: Some(2),
-        stack: None,
-        cpu_limit_nanos: None,
-        memory_limit_bytes: None,
-        ports: Vec::new(),
-        rollout: None,
+        ..Default::default()
     }
 }
 
