@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Gives this machine a local single-node Docker Swarm, idempotently.
-# Installs what is missing (docker.io, musl-tools, prometheus, busybox-static, chromium) from Debian's packages when run as root,
+# Installs what is missing (docker.io, musl-tools, prometheus, busybox-static, chromium, redis,
+# rabbitmq-server, amqp-tools) from Debian's packages when run as root,
 # starts dockerd in the background when no engine answers, and initialises the swarm.
 set -euo pipefail
 
@@ -22,6 +23,10 @@ dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 # redis-server and redis-cli: the redis queue source's tests start their own server.
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+# rabbitmq-server (deploy/rabbitmq.sh runs a private node of it) and amqp-tools (amqp-consume
+# holds messages unacknowledged): the rabbitmq queue source's tests.
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_pkgs+=(rabbitmq-server)
+command -v amqp-consume >/dev/null 2>&1 || need_pkgs+=(amqp-tools)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing ${need_pkgs[*]} and not root: install them and run again"; exit 1

@@ -26,6 +26,15 @@ pub enum MetricError {
     /// The Prometheus server rejected the query; `message` is the server's own words.
     #[error("Prometheus rejected the query ({kind}): {message}")]
     Query { kind: String, message: String },
+    /// A queue server answered but refused the read: wrong credentials, no such queue, virtual
+    /// host or consumer group, a key of another type. `server` names the registered server.
+    #[error("{server}: {message}")]
+    Refused {
+        server: String,
+        /// A short code for the headline: `NOGROUP`, `HTTP 401`, `no such queue`...
+        kind: String,
+        message: String,
+    },
     /// The server could not be reached (refused, DNS, TLS...).
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
@@ -83,6 +92,9 @@ impl MetricError {
             MetricError::NotFinite { value } => format!("value {value} is not a finite number"),
             MetricError::Query { kind, .. } => {
                 format!("{source} rejected the query ({})", clip(kind, 24))
+            }
+            MetricError::Refused { kind, .. } => {
+                format!("{source} refused the read ({})", clip(kind, 24))
             }
             MetricError::Unreachable { reason, .. } => {
                 format!("{source} unreachable ({})", clip(&root_cause(reason), 40))
@@ -217,6 +229,11 @@ mod tests {
             },
             MetricError::NotFinite { value: -f64::MAX },
             MetricError::Query {
+                kind: long.clone(),
+                message: query.clone(),
+            },
+            MetricError::Refused {
+                server: long.clone(),
                 kind: long.clone(),
                 message: query.clone(),
             },

@@ -249,7 +249,7 @@ impl Check {
         if can_idle && !spec.metrics.is_empty() && !wakes {
             self.report(
                 "spec.metrics",
-                "a policy that can go idle needs a metric that reads with no task running (prometheus), or it would never be activated again",
+                "a policy that can go idle needs a metric that reads with no task running (prometheus, redis, rabbitmq), or it would never be activated again",
             );
         }
     }

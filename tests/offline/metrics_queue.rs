@@ -1,6 +1,8 @@
 //! The queue sources against a real `redis-server` (started here, on a free port, with a
-//! password from a secret file) and, when one runs, a real RabbitMQ: the values read are the
-//! list's length, the stream group's pending entries and the queue's ready + unacked messages.
+//! password from a secret file) and a real RabbitMQ (the private node of `deploy/rabbitmq.sh`,
+//! which `deploy/test.sh` starts before the build): the values read are the list's length, the
+//! stream group's pending entries and the queue's ready + unacknowledged messages; the errors
+//! name the server and what was read, and never the password.
 
 use crate::prometheus_server::free_port;
 
@@ -8,8 +10,8 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use swarmpilot::metrics::{MetricError, MetricSource, RedisReader};
-use swarmpilot::policy::RedisSource;
+use swarmpilot::metrics::{MetricError, MetricSource, RabbitmqReader, RedisReader};
+use swarmpilot::policy::{RabbitmqSource, RedisSource};
 use swarmpilot::servers::{AllowList, Outbound, Registry};
 use swarmpilot::swarm::ServiceInfo;
 
@@ -21,7 +23,10 @@ struct RedisServer {
 
 impl RedisServer {
     async fn start(password: &str) -> RedisServer {
-        let port = free_port();
+        Self::start_on(free_port(), password).await
+    }
+
+    async fn start_on(port: u16, password: &str) -> RedisServer {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -62,6 +67,15 @@ impl RedisServer {
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many connections the server has accepted so far (this question's own included).
+    fn connections_received(&self, password: &str) -> u64 {
+        let info = self.cli(password, &["INFO", "stats"]);
+        info.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no total_connections_received in {info}"))
     }
 }
 
@@ -159,9 +173,28 @@ async fn redis_list_length_and_stream_pending_entries_are_read() {
     .await
     .unwrap_err();
     assert!(
-        matches!(error, MetricError::Query { ref kind, .. } if kind == "NOGROUP"),
+        matches!(error, MetricError::Refused { ref kind, .. } if kind == "NOGROUP"),
         "{error:?}"
     );
+    assert!(
+        error.to_string().contains("redis server jobs") && error.to_string().contains("\"nobody\""),
+        "{error}"
+    );
+
+    // Reads share one kept connection: twenty reads open none (the second INFO is the one
+    // new connection between the two counts).
+    let before = redis.connections_received("s3cret-pw");
+    for _ in 0..20 {
+        assert_eq!(read(list.clone()).await.unwrap().value, 7.0);
+    }
+    assert_eq!(redis.connections_received("s3cret-pw") - before, 1);
+
+    // A restart of Redis closes the kept connection: the next read opens a new one and succeeds.
+    let port = redis.port;
+    drop(redis);
+    let redis = RedisServer::start_on(port, "s3cret-pw").await;
+    redis.cli("s3cret-pw", &["RPUSH", "jobs", "x", "y"]);
+    assert_eq!(read(list.clone()).await.unwrap().value, 2.0);
 
     // Without the password the server refuses, and the error carries no password.
     let error = read(RedisSource {
@@ -172,9 +205,20 @@ async fn redis_list_length_and_stream_pending_entries_are_read() {
     .unwrap_err();
     assert!(!error.to_string().contains("s3cret"), "{error}");
     assert!(
-        error.to_string().contains("NOAUTH") || error.to_string().contains("auth"),
-        "{error}"
+        matches!(error, MetricError::Refused { ref kind, .. } if kind == "NOAUTH"),
+        "{error:?}"
     );
+    assert!(error.to_string().contains("redis server nopass"), "{error}");
+
+    // A wrong password in the secret file: refused by the server, the error naming the server.
+    std::fs::write(&password, "not-the-password\n").unwrap();
+    let error = read(list.clone()).await.unwrap_err();
+    assert!(matches!(error, MetricError::Refused { .. }), "{error:?}");
+    assert!(!error.to_string().contains("not-the-password"), "{error}");
+    assert!(error.to_string().contains("redis server jobs"), "{error}");
+    // The file is read at each use: a corrected secret works at the next read.
+    std::fs::write(&password, "s3cret-pw\n").unwrap();
+    assert_eq!(read(list.clone()).await.unwrap().value, 2.0);
 
     // An unregistered name is refused before any connection.
     let error = read(RedisSource {
@@ -189,4 +233,265 @@ async fn redis_list_length_and_stream_pending_entries_are_read() {
             .contains("no redis server named \"other\""),
         "{error}"
     );
+}
+
+/// The tests' RabbitMQ node (`deploy/rabbitmq.sh`): its management API and admin credentials.
+struct Rabbitmq {
+    url: String,
+    amqp_port: String,
+    admin_user: String,
+    admin_password: String,
+    http: reqwest::Client,
+}
+
+impl Rabbitmq {
+    /// Waits for the node (starting it when `deploy/test.sh` has not), then reads where it is.
+    fn up() -> Rabbitmq {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rabbitmq.sh");
+        let waited = Command::new("bash").args([script, "wait"]).status();
+        assert!(
+            matches!(waited, Ok(status) if status.success()),
+            "{script} wait: {waited:?} (rabbitmq-server is installed by deploy/local-swarm.sh)"
+        );
+        let env = Command::new("bash").args([script, "env"]).output().unwrap();
+        let env: BTreeMap<String, String> = String::from_utf8_lossy(&env.stdout)
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        let password_file = &env["SP_RABBITMQ_ADMIN_PASSWORD_FILE"];
+        Rabbitmq {
+            url: env["SP_RABBITMQ_URL"].clone(),
+            amqp_port: env["SP_RABBITMQ_AMQP_PORT"].clone(),
+            admin_user: env["SP_RABBITMQ_ADMIN_USER"].clone(),
+            admin_password: std::fs::read_to_string(password_file).unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// An admin call of the management API; panics unless it succeeds.
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}/api/{path}", self.url))
+            .basic_auth(&self.admin_user, Some(&self.admin_password));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// `amqp-consume` holding `prefetch` messages of a queue delivered and unacknowledged: its
+/// command for the first message never ends. Stopped by its process group's id when dropped.
+struct Consumer {
+    child: Child,
+}
+
+impl Consumer {
+    fn start(rabbitmq: &Rabbitmq, vhost: &str, user: &str, password: &str, queue: &str) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("amqp-consume")
+            .args(["--server", "127.0.0.1", "--port", &rabbitmq.amqp_port])
+            .args(["--vhost", vhost, "--username", user, "--password", password])
+            .args(["--queue", queue, "--prefetch-count", "3", "sleep", "600"])
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("amqp-consume must be installed (deploy/local-swarm.sh installs amqp-tools)");
+        Consumer { child }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // The group: amqp-consume and the `sleep` it runs.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_ready_and_unacknowledged_messages_are_read() {
+    use reqwest::Method;
+    use serde_json::json;
+
+    let rabbitmq = tokio::task::spawn_blocking(Rabbitmq::up).await.unwrap();
+    let vhost = format!("sp-test-{}", std::process::id());
+    let user = format!("sp-reader-{}", std::process::id());
+    let secret = "reader-pw-0123456789";
+    rabbitmq
+        .admin(Method::PUT, &format!("vhosts/{vhost}"), None)
+        .await;
+    rabbitmq
+        .admin(
+            Method::PUT,
+            &format!("users/{user}"),
+            Some(json!({"password": secret, "tags": "monitoring"})),
+        )
+        .await;
+    rabbitmq
+        .admin(
+            Method::PUT,
+            &format!("permissions/{vhost}/{user}"),
+            Some(json!({"configure": ".*", "write": ".*", "read": ".*"})),
+        )
+        .await;
+    rabbitmq
+        .admin(
+            Method::PUT,
+            &format!("queues/{vhost}/jobs"),
+            Some(json!({"durable": false, "auto_delete": false})),
+        )
+        .await;
+    for i in 0..7 {
+        let routed = rabbitmq
+            .admin(
+                Method::POST,
+                &format!("exchanges/{vhost}/amq.default/publish"),
+                Some(json!({"properties": {}, "routing_key": "jobs", "payload": format!("job {i}"), "payload_encoding": "string"})),
+            )
+            .await;
+        assert_eq!(routed["routed"], json!(true), "{routed}");
+    }
+    // 3 delivered to a consumer that does not acknowledge them, 4 ready.
+    let consumer = Consumer::start(&rabbitmq, &vhost, &user, secret, "jobs");
+    let mut counts = serde_json::Value::Null;
+    for _ in 0..120 {
+        counts = rabbitmq
+            .admin(Method::GET, &format!("queues/{vhost}/jobs"), None)
+            .await;
+        if counts["messages_ready"] == json!(4) && counts["messages_unacknowledged"] == json!(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        (
+            &counts["messages_ready"],
+            &counts["messages_unacknowledged"]
+        ),
+        (&json!(4), &json!(3)),
+        "{counts}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("rabbitmq_password");
+    std::fs::write(&password, format!("{secret}\n")).unwrap();
+    let wrong = dir.path().join("wrong_password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let reader = RabbitmqReader::new(outbound(&format!(
+        "servers:
+  - {{name: broker, kind: rabbitmq, url: '{url}', auth: {{basic: {{username: {user}, passwordFile: {password}}}}}}}
+  - {{name: wrongpw, kind: rabbitmq, url: '{url}/', auth: {{basic: {{username: {user}, passwordFile: {wrong}}}}}}}
+",
+        url = rabbitmq.url,
+        password = password.display(),
+        wrong = wrong.display(),
+    )));
+    let jobs = RabbitmqSource {
+        server: "broker".into(),
+        queue_name: "jobs".into(),
+        vhost_name: vhost.clone(),
+    };
+    let read = |spec: RabbitmqSource| {
+        let reader = reader.clone();
+        async move { reader.read(&service(), "backlog", &spec).await }
+    };
+    assert_eq!(read(jobs.clone()).await.unwrap().value, 7.0);
+
+    // Wrong credentials, an unknown virtual host, an unknown queue: each refused, named.
+    let error = read(RabbitmqSource {
+        server: "wrongpw".into(),
+        ..jobs.clone()
+    })
+    .await
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(error, MetricError::Refused { ref kind, .. } if kind == "HTTP 401"),
+        "{error:?}"
+    );
+    assert!(
+        text.contains("rabbitmq server wrongpw") && text.contains(&user),
+        "{text}"
+    );
+    assert!(
+        !text.contains("not-the-password") && !text.contains(secret),
+        "{text}"
+    );
+    let error = read(RabbitmqSource {
+        vhost_name: "sp-no-such-vhost".into(),
+        ..jobs.clone()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, MetricError::Refused { ref kind, .. } if kind == "no such virtual host"),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("rabbitmq server broker")
+            && error.to_string().contains("sp-no-such-vhost"),
+        "{error}"
+    );
+    let error = read(RabbitmqSource {
+        queue_name: "sp-no-such-queue".into(),
+        ..jobs.clone()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, MetricError::Refused { ref kind, .. } if kind == "no such queue"),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("sp-no-such-queue") && error.to_string().contains(&vhost),
+        "{error}"
+    );
+
+    // Credentials come only from the secret file, read at each use: a URL holding them is
+    // refused at load, and a changed file is the next read's credentials.
+    let error = Registry::parse(&format!(
+        "servers: [{{name: b, kind: rabbitmq, url: 'http://{user}:{secret}@127.0.0.1:1'}}]"
+    ))
+    .unwrap_err();
+    assert!(error.to_string().contains("credentials"), "{error}");
+    std::fs::write(&password, "rotated-away\n").unwrap();
+    assert!(matches!(
+        read(jobs.clone()).await.unwrap_err(),
+        MetricError::Refused { .. }
+    ));
+    std::fs::write(&password, format!("{secret}\n")).unwrap();
+    assert_eq!(read(jobs.clone()).await.unwrap().value, 7.0);
+
+    // The consumer gone, its messages are ready again: still 7, all ready.
+    drop(consumer);
+    for _ in 0..120 {
+        counts = rabbitmq
+            .admin(Method::GET, &format!("queues/{vhost}/jobs"), None)
+            .await;
+        if counts["messages_ready"] == json!(7) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(counts["messages_ready"], json!(7), "{counts}");
+    assert_eq!(read(jobs).await.unwrap().value, 7.0);
+    rabbitmq
+        .admin(Method::DELETE, &format!("vhosts/{vhost}"), None)
+        .await;
+    rabbitmq
+        .admin(Method::DELETE, &format!("users/{user}"), None)
+        .await;
 }
