@@ -1,7 +1,8 @@
 //! The reconcile loop on the real local Swarm, driven by a metric the test sets through a real
 //! Prometheus server: HPA counts, rate limits, stabilization, recommend mode, a garbage policy
-//! beside a good one, and a write that loses a race; and in [`lifecycle`], stack redeploys and
-//! rolling updates with the operator running.
+//! beside a good one, and a write that loses a race; in [`lifecycle`], stack redeploys and
+//! rolling updates with the operator running; in [`queue_worker`], a worker scaled 0 → N → 0
+//! on a real Redis list it drains.
 
 mod common;
 #[path = "common/exporter.rs"]
@@ -12,9 +13,13 @@ mod operator;
 mod prometheus_server;
 #[path = "common/raced.rs"]
 mod raced;
+#[path = "common/redis.rs"]
+mod redis_server;
 
 #[path = "reconcile_swarm/lifecycle.rs"]
 mod lifecycle;
+#[path = "reconcile_swarm/queue_worker.rs"]
+mod queue_worker;
 
 use std::sync::Arc;
 use std::time::Duration;

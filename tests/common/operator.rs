@@ -215,9 +215,15 @@ pub fn service_with_policy_on(
     options.extend_from_slice(extra);
     // The name is only known once created, so the policy label is added right after.
     let service = TestService::sleeping_on(engine, prefix, 1, &options);
-    let label = format!("io.swarmpilot.policy={}", policy_of(&service.name));
+    add_policy(&service, &policy_of(&service.name));
+    service
+}
+
+/// Labels `service` with `policy` (a test service's name is only known once it is created).
+pub fn add_policy(service: &TestService, policy: &str) {
+    let label = format!("io.swarmpilot.policy={policy}");
     docker_on(
-        engine,
+        &service.engine,
         &[
             "service",
             "update",
@@ -228,5 +234,4 @@ pub fn service_with_policy_on(
             &service.id,
         ],
     );
-    service
 }

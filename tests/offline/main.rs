@@ -6,6 +6,8 @@
 mod exporter;
 #[path = "../common/prometheus.rs"]
 mod prometheus_server;
+#[path = "../common/redis.rs"]
+mod redis_server;
 
 mod cli_replay;
 mod cli_validate;

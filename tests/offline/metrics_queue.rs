@@ -4,7 +4,7 @@
 //! stream group's pending entries and the queue's ready + unacknowledged messages; the errors
 //! name the server and what was read, and never the password.
 
-use crate::prometheus_server::free_port;
+use crate::redis_server::RedisServer;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -14,77 +14,6 @@ use swarmpilot::metrics::{MetricError, MetricSource, RabbitmqReader, RedisReader
 use swarmpilot::policy::{RabbitmqSource, RedisSource};
 use swarmpilot::servers::{AllowList, Outbound, Registry};
 use swarmpilot::swarm::ServiceInfo;
-
-/// A `redis-server` of this test, stopped by its own PID when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    async fn start(password: &str) -> RedisServer {
-        Self::start_on(free_port(), password).await
-    }
-
-    async fn start_on(port: u16, password: &str) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--requirepass", password])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (deploy/local-swarm.sh installs it)");
-        let server = RedisServer { child, port };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not listen on {port}");
-    }
-
-    fn cli(&self, password: &str, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-a",
-                password,
-                "--no-auth-warning",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// How many connections the server has accepted so far (this question's own included).
-    fn connections_received(&self, password: &str) -> u64 {
-        let info = self.cli(password, &["INFO", "stats"]);
-        info.lines()
-            .find_map(|line| line.strip_prefix("total_connections_received:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no total_connections_received in {info}"))
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn service() -> ServiceInfo {
     ServiceInfo {
