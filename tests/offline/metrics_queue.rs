@@ -143,6 +143,8 @@ async fn redis_list_length_and_stream_pending_entries_are_read() {
     std::fs::write(&password, "not-the-password\n").unwrap();
     let error = read(list.clone()).await.unwrap_err();
     assert!(matches!(error, MetricError::Refused { .. }), "{error:?}");
+    assert!(error.to_string().contains("password file"), "{error}");
+    println!("a wrong password: {error}");
     assert!(!error.to_string().contains("not-the-password"), "{error}");
     assert!(error.to_string().contains("redis server jobs"), "{error}");
     // The file is read at each use: a corrected secret works at the next read.

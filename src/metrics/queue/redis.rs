@@ -207,13 +207,14 @@ fn lost(error: &RedisError) -> bool {
         || error.is_unrecoverable_error()
 }
 
+const CHECK_CREDENTIALS: &str =
+    "; check the username and the password file of its auth in the servers file";
+
 /// A failed connection or command as a metric error naming the server and what was read.
 fn failed(at: &str, error: &RedisError, reading: &str) -> MetricError {
     if let Some(code) = error.code() {
         let hint = match code {
-            "NOAUTH" | "WRONGPASS" => {
-                "; check the username and the password file of its auth in the servers file"
-            }
+            "NOAUTH" | "WRONGPASS" => CHECK_CREDENTIALS,
             "NOGROUP" => "; the stream or its consumer group does not exist",
             "WRONGTYPE" => "; the key holds another type",
             _ => "",
@@ -228,7 +229,7 @@ fn failed(at: &str, error: &RedisError, reading: &str) -> MetricError {
         return MetricError::Refused {
             server: at.to_owned(),
             kind: "authentication failed".into(),
-            message: format!("{reading}: {error}"),
+            message: format!("{reading}: {error}{CHECK_CREDENTIALS}"),
         };
     }
     if error.is_timeout() {
