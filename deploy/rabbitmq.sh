@@ -34,7 +34,10 @@ start() {
   [ -x "$SERVER" ] || bash "$(dirname "$0")/local-swarm.sh"
   mkdir -p "$DIR/mnesia" "$DIR/log"
   if [ ! -s "$DIR/admin_password" ]; then
-    # A password of this machine's run only: the tests read it from this file.
+    # A password of this machine's run only: the tests read it from this file. The node sets
+    # its admin user only when its database is new: a new password, a new database.
+    rm -rf "$DIR/mnesia"
+    mkdir -p "$DIR/mnesia"
     head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/admin_password"
     chmod 600 "$DIR/admin_password"
   fi
