@@ -1,8 +1,8 @@
 //! The reconcile loop on the real local Swarm, driven by a metric the test sets through a real
 //! Prometheus server: HPA counts, rate limits, stabilization, recommend mode, a garbage policy
 //! beside a good one, and a write that loses a race; in [`lifecycle`], stack redeploys and
-//! rolling updates with the operator running; in [`queue_worker`], a worker scaled 0 → N → 0
-//! on a real Redis list it drains.
+//! rolling updates with the operator running; in [`queue_worker`], workers scaled 0 → N → 0
+//! on a real Redis list and a real RabbitMQ queue they drain.
 
 mod common;
 #[path = "common/exporter.rs"]
@@ -11,6 +11,8 @@ mod exporter;
 mod operator;
 #[path = "common/prometheus.rs"]
 mod prometheus_server;
+#[path = "common/rabbitmq.rs"]
+mod rabbitmq_server;
 #[path = "common/raced.rs"]
 mod raced;
 #[path = "common/redis.rs"]

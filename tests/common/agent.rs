@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use swarmpilot::metrics::{AgentConfig, AgentRoute};
 
-use crate::common::{docker_on, unique_name, Engine, TestService};
+use crate::common::{copy_libraries, docker_on, unique_name, Engine, TestService};
 
 /// The agent token the tests use (at least 16 bytes, as every swarmpilot secret).
 pub const AGENT_TOKEN: &str = "sp-test-agent-token-0123456789abcdef";
@@ -45,17 +45,7 @@ pub fn agent_image() -> &'static str {
             .status()
             .expect("run strip");
         assert!(status.success(), "strip {binary}: {status}");
-        let ldd = Command::new("ldd").arg(binary).output().expect("run ldd");
-        for library in String::from_utf8_lossy(&ldd.stdout)
-            .split_whitespace()
-            .filter(|word| word.starts_with('/'))
-        {
-            let inside = root.join(library.trim_start_matches('/'));
-            std::fs::create_dir_all(inside.parent().expect("a library has a directory"))
-                .expect("library directory");
-            std::fs::copy(library, &inside)
-                .unwrap_or_else(|e| panic!("copy {library} into the agent image: {e}"));
-        }
+        copy_libraries(Path::new(binary), &root);
         std::fs::write(
             dir.path().join("Dockerfile"),
             "FROM scratch\nCOPY root/ /\nENTRYPOINT [\"/bin/swarmpilot\"]\nCMD [\"agent\"]\n",

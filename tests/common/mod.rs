@@ -132,6 +132,22 @@ pub fn ensure_test_image() {
     });
 }
 
+/// Copies the shared libraries `binary` loads (as `ldd` lists them) into the image root `root`,
+/// each at its own path, so a dynamically linked binary runs in a FROM-scratch image.
+pub fn copy_libraries(binary: &Path, root: &Path) {
+    let ldd = Command::new("ldd").arg(binary).output().expect("run ldd");
+    for library in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|word| word.starts_with('/'))
+    {
+        let inside = root.join(library.trim_start_matches('/'));
+        std::fs::create_dir_all(inside.parent().expect("a library has a directory"))
+            .expect("library directory");
+        std::fs::copy(library, &inside)
+            .unwrap_or_else(|e| panic!("copy {library} into an image: {e}"));
+    }
+}
+
 /// Creates [`TEST_NETWORK`] on the swarm `engine` manages, unless it exists.
 pub fn ensure_test_network(engine: &Engine) {
     // Other test processes may create it at the same time: only its existence matters.

@@ -6,6 +6,8 @@
 mod exporter;
 #[path = "../common/prometheus.rs"]
 mod prometheus_server;
+#[path = "../common/rabbitmq.rs"]
+mod rabbitmq_server;
 #[path = "../common/redis.rs"]
 mod redis_server;
 

@@ -4,6 +4,7 @@
 //! stream group's pending entries and the queue's ready + unacknowledged messages; the errors
 //! name the server and what was read, and never the password.
 
+use crate::rabbitmq_server::{Rabbitmq, TestVhost};
 use crate::redis_server::RedisServer;
 
 use std::collections::BTreeMap;
@@ -166,62 +167,6 @@ async fn redis_list_length_and_stream_pending_entries_are_read() {
     );
 }
 
-/// The tests' RabbitMQ node (`deploy/rabbitmq.sh`): its management API and admin credentials.
-struct Rabbitmq {
-    url: String,
-    amqp_port: String,
-    admin_user: String,
-    admin_password: String,
-    http: reqwest::Client,
-}
-
-impl Rabbitmq {
-    /// Waits for the node (starting it when `deploy/test.sh` has not), then reads where it is.
-    fn up() -> Rabbitmq {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rabbitmq.sh");
-        let waited = Command::new("bash").args([script, "wait"]).status();
-        assert!(
-            matches!(waited, Ok(status) if status.success()),
-            "{script} wait: {waited:?} (rabbitmq-server is installed by deploy/local-swarm.sh)"
-        );
-        let env = Command::new("bash").args([script, "env"]).output().unwrap();
-        let env: BTreeMap<String, String> = String::from_utf8_lossy(&env.stdout)
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
-        let password_file = &env["SP_RABBITMQ_ADMIN_PASSWORD_FILE"];
-        Rabbitmq {
-            url: env["SP_RABBITMQ_URL"].clone(),
-            amqp_port: env["SP_RABBITMQ_AMQP_PORT"].clone(),
-            admin_user: env["SP_RABBITMQ_ADMIN_USER"].clone(),
-            admin_password: std::fs::read_to_string(password_file).unwrap(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// An admin call of the management API; panics unless it succeeds.
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> serde_json::Value {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}/api/{path}", self.url))
-            .basic_auth(&self.admin_user, Some(&self.admin_password));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
-    }
-}
-
 /// `amqp-consume` holding `prefetch` messages of a queue delivered and unacknowledged: its
 /// command for the first message never ends. Stopped by its process group's id when dropped.
 struct Consumer {
@@ -254,67 +199,26 @@ impl Drop for Consumer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_ready_and_unacknowledged_messages_are_read() {
-    use reqwest::Method;
-    use serde_json::json;
-
     let rabbitmq = tokio::task::spawn_blocking(Rabbitmq::up).await.unwrap();
-    let vhost = format!("sp-test-{}", std::process::id());
-    let user = format!("sp-reader-{}", std::process::id());
-    let secret = "reader-pw-0123456789";
-    rabbitmq
-        .admin(Method::PUT, &format!("vhosts/{vhost}"), None)
-        .await;
-    rabbitmq
-        .admin(
-            Method::PUT,
-            &format!("users/{user}"),
-            Some(json!({"password": secret, "tags": "monitoring"})),
-        )
-        .await;
-    rabbitmq
-        .admin(
-            Method::PUT,
-            &format!("permissions/{vhost}/{user}"),
-            Some(json!({"configure": ".*", "write": ".*", "read": ".*"})),
-        )
-        .await;
-    rabbitmq
-        .admin(
-            Method::PUT,
-            &format!("queues/{vhost}/jobs"),
-            Some(json!({"durable": false, "auto_delete": false})),
-        )
-        .await;
-    for i in 0..7 {
-        let routed = rabbitmq
-            .admin(
-                Method::POST,
-                &format!("exchanges/{vhost}/amq.default/publish"),
-                Some(json!({"properties": {}, "routing_key": "jobs", "payload": format!("job {i}"), "payload_encoding": "string"})),
-            )
-            .await;
-        assert_eq!(routed["routed"], json!(true), "{routed}");
-    }
+    let test_vhost = TestVhost::create(&rabbitmq, "reader").await;
+    let (vhost, user, secret) = (
+        test_vhost.vhost.clone(),
+        test_vhost.user.clone(),
+        test_vhost.password.as_str(),
+    );
+    test_vhost.queue(&rabbitmq, "jobs").await;
+    test_vhost.publish(&rabbitmq, "jobs", 7).await;
     // 3 delivered to a consumer that does not acknowledge them, 4 ready.
     let consumer = Consumer::start(&rabbitmq, &vhost, &user, secret, "jobs");
-    let mut counts = serde_json::Value::Null;
+    let mut counts = None;
     for _ in 0..120 {
-        counts = rabbitmq
-            .admin(Method::GET, &format!("queues/{vhost}/jobs"), None)
-            .await;
-        if counts["messages_ready"] == json!(4) && counts["messages_unacknowledged"] == json!(3) {
+        counts = test_vhost.counts(&rabbitmq, "jobs").await;
+        if counts == Some((4, 3)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(
-        (
-            &counts["messages_ready"],
-            &counts["messages_unacknowledged"]
-        ),
-        (&json!(4), &json!(3)),
-        "{counts}"
-    );
+    assert_eq!(counts, Some((4, 3)), "(ready, unacked)");
 
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("rabbitmq_password");
@@ -409,20 +313,12 @@ async fn rabbitmq_ready_and_unacknowledged_messages_are_read() {
     // The consumer gone, its messages are ready again: still 7, all ready.
     drop(consumer);
     for _ in 0..120 {
-        counts = rabbitmq
-            .admin(Method::GET, &format!("queues/{vhost}/jobs"), None)
-            .await;
-        if counts["messages_ready"] == json!(7) {
+        counts = test_vhost.counts(&rabbitmq, "jobs").await;
+        if counts == Some((7, 0)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(counts["messages_ready"], json!(7), "{counts}");
+    assert_eq!(counts, Some((7, 0)), "(ready, unacked)");
     assert_eq!(read(jobs).await.unwrap().value, 7.0);
-    rabbitmq
-        .admin(Method::DELETE, &format!("vhosts/{vhost}"), None)
-        .await;
-    rabbitmq
-        .admin(Method::DELETE, &format!("users/{user}"), None)
-        .await;
 }
