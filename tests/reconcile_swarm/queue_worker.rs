@@ -267,6 +267,15 @@ spec:
             source = queue.source()
         ),
     );
+    // A new RabbitMQ queue has no counts until the broker's next statistics: the first read
+    // would fail, and the first decision would not be the one looked at here.
+    for _ in 0..600 {
+        if queue.backlog().await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(queue.backlog().await, Some(0), "the queue starts empty");
     let operator = Operator::start_with(Arc::clone(&swarm), prometheus, &run);
     operator.first_decision(&service).await;
     let first = operator.status.get(&service.name).unwrap().decisions[0].clone();
