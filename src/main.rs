@@ -50,6 +50,10 @@ enum Command {
     Model(cli::model::Args),
     /// Deploy a stack with `docker stack deploy`, keeping what the operator owns.
     Stack(cli::stack::Args),
+    /// Check a model file from stdin under a memory limit: the operator runs this in a child
+    /// process before it loads a file from its model directory.
+    #[command(name = "check-model", hide = true)]
+    CheckModel(cli::model_check::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,5 +74,6 @@ fn main() -> ExitCode {
         Command::Replay(command) => cli::replay::run(command, args.output),
         Command::Model(command) => cli::model::run(command, args.output),
         Command::Stack(command) => cli::stack::run(command),
+        Command::CheckModel(command) => cli::model_check::run(command),
     })
 }

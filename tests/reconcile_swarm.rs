@@ -5,6 +5,8 @@
 //! on a real Redis list and a real RabbitMQ queue they drain.
 
 mod common;
+#[path = "common/crafted_model.rs"]
+mod crafted_model;
 #[path = "common/exporter.rs"]
 mod exporter;
 #[path = "common/operator.rs"]
@@ -327,7 +329,8 @@ async fn the_models_history_is_backfilled_from_prometheus_at_start_up() {
 /// What a policy may not make the operator do, each refused on its own service with a
 /// diagnostic naming the field, while another service keeps scaling: a replica count over the
 /// operator's ceiling, a Prometheus URL the operator did not allow (a metadata address here),
-/// an unregistered receiver, and a model file outside the model directory.
+/// an unregistered receiver, a model file outside the model directory, and a crafted model in
+/// it whose optimization would allocate 2 GiB (stopped in its check process).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_policies_urls_and_model_paths_stop_only_their_own_service() {
     let swarm = Arc::new(swarm().await);
@@ -355,6 +358,15 @@ async fn refused_policies_urls_and_model_paths_stop_only_their_own_service() {
             "  forecast: {model: /dev/zero, metric: load, horizon: 60s}\n",
         )
     });
+    let crafted = service_with_policy("refuse-graph", &run, |name| {
+        policy(
+            name,
+            "  forecast: {model: crafted.onnx, metric: load, horizon: 60s}\n",
+        )
+    });
+    let models = operator::model_dir(&run);
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::write(models.join("crafted.onnx"), crafted_model::crafted_model()).unwrap();
     let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
 
     wait_for_replicas(&*swarm, &scaling.id, 1, 3).await;
@@ -400,20 +412,24 @@ async fn refused_policies_urls_and_model_paths_stop_only_their_own_service() {
             status.events
         );
     }
-    // The model is refused by the model cache: the policy applies, the forecast is skipped and
-    // every decision says why.
-    let model_note = || {
+    // The models are refused by the model cache: the policy applies, the forecast is skipped
+    // and every decision says why.
+    let model_note = |service: &str| {
         operator
             .status
-            .get(&model.name)
+            .get(service)
             .and_then(|status| status.decisions.back().map(|d| d.detail.join("\n")))
             .unwrap_or_default()
     };
-    operator::wait_until("the model's refusal in a decision", || {
-        model_note().contains("model /dev/zero: is not a shipped model")
+    operator::wait_until("the models' refusals in decisions", || {
+        model_note(&model.name).contains("model /dev/zero: is not a shipped model")
+            && model_note(&crafted.name)
+                .contains("model crafted.onnx: loading it stopped under the 512 MiB")
     })
     .await;
-    println!("{}: {}", model.name, model_note());
+    println!("{}: {}", model.name, model_note(&model.name));
+    println!("{}: {}", crafted.name, model_note(&crafted.name));
+    std::fs::remove_dir_all(&models).unwrap();
     for refused in [&too_large, &metadata, &receiver] {
         assert_eq!(
             replicas_of(&*swarm, &refused.id).await,

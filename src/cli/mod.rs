@@ -17,6 +17,7 @@ pub mod get;
 pub mod label_write;
 pub mod metrics;
 pub mod model;
+pub mod model_check;
 pub mod operator_api;
 pub mod overrides;
 pub mod prometheus;

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::agents::AgentArgs;
 use super::prometheus::PrometheusArgs;
 use super::servers::OutboundArgs;
 use crate::metrics::{Observer, ScrapeConfig};
+use crate::models::ModelCheck;
 use crate::policy::HumanDuration;
 use crate::reconcile::controller::{self, Backoff};
 use crate::reconcile::lease::{self, Elector, LeaseTimings};
@@ -43,6 +45,15 @@ pub struct Args {
     /// naming a file under it); without it, only the shipped models.
     #[arg(long, value_name = "DIR", env = "SWARMPILOT_MODEL_DIR")]
     pub model_dir: Option<std::path::PathBuf>,
+    /// The memory, in MiB, a model file may use while it is checked in a child process before
+    /// the operator loads it.
+    #[arg(
+        long,
+        value_name = "MIB",
+        env = "SWARMPILOT_MODEL_MEMORY_LIMIT",
+        default_value_t = 512
+    )]
+    pub model_memory_limit: u64,
     /// Show each service's traffic state and overrides on /metrics (open to anyone who reaches
     /// the port; they tell a flooder when it has been detected).
     #[arg(long)]
@@ -112,7 +123,8 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
         .load()
         .context("cannot load the servers policies may name")?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    // Owned, so it ends with this function on every path.
+    let _signals = AbortOnDropHandle::new(tokio::spawn(cancel_on_signal(shutdown.clone())));
 
     let Some(swarm) = connect(&shutdown).await else {
         return Ok(());
@@ -169,6 +181,10 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         selector: args.selector.iter().cloned().collect::<BTreeMap<_, _>>(),
         model_dir: args.model_dir.clone(),
+        model_check: ModelCheck {
+            memory_limit: args.model_memory_limit.saturating_mul(1024 * 1024),
+            ..ModelCheck::default()
+        },
         max_replicas_ceiling: args.outbound.max_replicas_ceiling,
         ..Default::default()
     };

@@ -3,7 +3,9 @@
 //! Policies are written by whoever can label a service, so the operator loads only the shipped
 //! models and files under the model directory it was started with (`--model-dir`). A load runs
 //! on a blocking thread, never under the cache's lock nor on the async threads, and is given
-//! [`LOAD_TIMEOUT`]. A failed load is remembered: it is tried again after a backoff that doubles
+//! [`LOAD_TIMEOUT`]. A model file is first checked in a child process under a memory limit
+//! ([`ModelCheck`]), one file at a time, so a crafted graph cannot make the operator allocate
+//! without bound. A failed load is remembered: it is tried again after a backoff that doubles
 //! up to [`MAX_RETRY`], or as soon as the file changes.
 
 use std::collections::HashMap;
@@ -11,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::sync::Semaphore;
+
+use super::check::ModelCheck;
 use super::error::ModelError;
 use super::load::{read_model_file, shipped, shipped_names, Model};
 
@@ -27,6 +32,9 @@ pub struct ModelCache {
     /// Where model files may be loaded from; `None`: only the shipped models.
     dir: Option<PathBuf>,
     timeout: Duration,
+    check: ModelCheck,
+    /// One model file checked and loaded at a time, so the memory of loads does not add up.
+    file_loads: Arc<Semaphore>,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -72,8 +80,17 @@ impl ModelCache {
         Self {
             dir,
             timeout: LOAD_TIMEOUT,
+            check: ModelCheck::default(),
+            file_loads: Arc::new(Semaphore::new(1)),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same cache checking model files with `check` (another memory limit, or in tests
+    /// the built `swarmpilot` rather than the test binary).
+    pub fn with_check(mut self, check: ModelCheck) -> Self {
+        self.check = check;
+        self
     }
 
     /// The same cache with another load timeout (tests).
@@ -141,25 +158,47 @@ impl ModelCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reads, decodes and optimizes on a blocking thread, within the timeout. A load that
-    /// times out cannot be stopped; its thread finishes on its own, and the backoff keeps a
-    /// slow model from occupying more than one thread at a time.
+    /// Reads, checks, decodes and optimizes, all within the timeout: a file is read on a
+    /// blocking thread, checked in a child process (killed at the timeout), then loaded on a
+    /// blocking thread. A load that times out in process cannot be stopped; its thread
+    /// finishes on its own, holding the one file-load permit, and the backoff keeps a slow
+    /// model from occupying more than one thread at a time.
     async fn load(&self, spec: &str, source: Source) -> Result<Arc<Model>, ModelError> {
         let name = spec.to_owned();
-        let work = tokio::task::spawn_blocking(move || match source {
-            Source::Shipped(bytes) => Model::from_bytes(&name, bytes),
-            Source::File { path, .. } => Model::from_bytes(&name, &read_model_file(&name, &path)?),
-        });
-        match tokio::time::timeout(self.timeout, work).await {
+        let timed_out = || ModelError::Timeout {
+            model: spec.to_owned(),
+            limit: self.timeout,
+        };
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let work = match source {
+            Source::Shipped(bytes) => {
+                tokio::task::spawn_blocking(move || Model::from_bytes(&name, bytes))
+            }
+            Source::File { path, .. } => {
+                let permit =
+                    tokio::time::timeout_at(deadline, Arc::clone(&self.file_loads).acquire_owned())
+                        .await
+                        .map_err(|_| timed_out())?
+                        .map_err(|_| timed_out())?;
+                let read_name = name.clone();
+                let bytes = tokio::task::spawn_blocking(move || read_model_file(&read_name, &path));
+                let bytes = match tokio::time::timeout_at(deadline, bytes).await {
+                    Ok(Ok(bytes)) => bytes?,
+                    Ok(Err(panicked)) => return Err(panicked_load(spec, panicked)),
+                    Err(_) => return Err(timed_out()),
+                };
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                self.check.run(spec, &bytes, left).await?;
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    Model::from_bytes(&name, &bytes)
+                })
+            }
+        };
+        match tokio::time::timeout_at(deadline, work).await {
             Ok(Ok(loaded)) => loaded.map(Arc::new),
-            Ok(Err(panicked)) => Err(ModelError::Refused {
-                model: spec.to_owned(),
-                reason: format!("loading it failed: {panicked}"),
-            }),
-            Err(_) => Err(ModelError::Timeout {
-                model: spec.to_owned(),
-                limit: self.timeout,
-            }),
+            Ok(Err(panicked)) => Err(panicked_load(spec, panicked)),
+            Err(_) => Err(timed_out()),
         }
     }
 
@@ -218,6 +257,13 @@ fn within(dir: &Path, spec: &str) -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(outside())
+    }
+}
+
+fn panicked_load(spec: &str, panicked: tokio::task::JoinError) -> ModelError {
+    ModelError::Refused {
+        model: spec.to_owned(),
+        reason: format!("loading it failed: {panicked}"),
     }
 }
 
@@ -280,39 +326,6 @@ mod tests {
             error,
             "model pipe.onnx: is not a regular file (devices, pipes and directories are not models)"
         );
-    }
-
-    #[tokio::test]
-    async fn a_failed_load_is_remembered_until_the_file_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mine.onnx");
-        std::fs::write(&path, b"not a model").unwrap();
-        let cache = ModelCache::new(Some(dir.path().to_owned()));
-        let first = cache.get("mine.onnx").await.unwrap_err();
-        assert!(matches!(first, ModelError::Decode { .. }), "{first}");
-        let second = cache.get("mine.onnx").await.unwrap_err();
-        assert!(
-            matches!(second, ModelError::Remembered { failures: 1, .. }),
-            "{second}"
-        );
-        assert!(second.to_string().contains("tried again in"), "{second}");
-        // A changed file is tried at once: here, the shipped forecaster copied in.
-        std::fs::write(&path, shipped("traffic-forecast").unwrap()).unwrap();
-        let model = cache.get("mine.onnx").await.unwrap();
-        assert_eq!(model.name, "mine.onnx");
-    }
-
-    #[tokio::test]
-    async fn a_slow_load_times_out() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("f.onnx"),
-            shipped("traffic-forecast").unwrap(),
-        )
-        .unwrap();
-        let cache = ModelCache::new(Some(dir.path().to_owned())).with_timeout(Duration::ZERO);
-        let error = cache.get("f.onnx").await.unwrap_err();
-        assert!(matches!(error, ModelError::Timeout { .. }), "{error}");
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub enum ModelError {
         failures: u32,
         retry_in: std::time::Duration,
     },
+    /// The check in a separate process failed: what it said, or how it ended; `problem`
+    /// names the model.
+    #[error("{problem}")]
+    Check { model: String, problem: String },
     #[error("model {model}: not a valid ONNX model: {message}")]
     Decode { model: String, message: String },
     #[error("model {model}: metadata_props {key:?}: {problem}")]

@@ -6,6 +6,7 @@
 //! one [`Forecaster::forecast`] or [`Classifier::classify`] call for all services using that model.
 
 mod cache;
+mod check;
 mod classify;
 mod error;
 pub mod eval;
@@ -19,6 +20,7 @@ mod policy_check;
 mod window;
 
 pub use cache::{ModelCache, LOAD_TIMEOUT, MAX_RETRY};
+pub use check::{check_this_process, ModelCheck, DEFAULT_MEMORY_LIMIT, MAX_BATCH_ROWS};
 pub use classify::{Classification, Classifier};
 pub use error::ModelError;
 pub use features::{classifier_features, RoleHistories, FEATURE_NAMES};

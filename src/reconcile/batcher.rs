@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::AbortOnDropHandle;
 
 type Request<Req, Resp> = (Req, oneshot::Sender<Resp>);
 
@@ -12,6 +13,8 @@ type Request<Req, Resp> = (Req, oneshot::Sender<Resp>);
 /// them through one call of the batch function on a blocking thread, and routes each answer back.
 pub struct Batcher<Req, Resp> {
     requests: mpsc::UnboundedSender<Request<Req, Resp>>,
+    /// The batching task, stopped when the batcher is dropped.
+    _task: AbortOnDropHandle<()>,
 }
 
 impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
@@ -23,7 +26,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
     {
         let (requests, mut incoming) = mpsc::unbounded_channel::<Request<Req, Resp>>();
         let run = Arc::new(run);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Some(first) = incoming.recv().await {
                 let mut batch = vec![first];
                 let deadline = tokio::time::Instant::now() + linger;
@@ -43,7 +46,10 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                 }
             }
         });
-        Self { requests }
+        Self {
+            requests,
+            _task: AbortOnDropHandle::new(task),
+        }
     }
 
     /// The answer to `request`, or `None` if the batch failed to run.

@@ -59,6 +59,12 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// The Swarm's services were listed successfully (a resync): `services` in all.
     fn synced(&self, _services: usize) {}
+
+    /// Called once when the loop stops, after the last reconcile: the place to wait for work
+    /// the reconciler started in the background (within a deadline of its own).
+    fn drain(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// How the loop finds services and bounds its work.
@@ -178,6 +184,7 @@ pub async fn run<S: Swarm, R: Reconciler>(
         worker.stop.cancel();
     }
     while tasks.join_next().await.is_some() {}
+    reconciler.drain().await;
 }
 
 fn on_event(

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::controller::{Action, Backoff, Reconciler, ServiceRef};
 use super::events::{self, Round, Seen};
-use super::notify::{spawn_notifications, StateChangeEvent, ATTEMPT_TIMEOUT};
+use super::notify::{Notifications, StateChangeEvent, ATTEMPT_TIMEOUT, DRAIN_DEADLINE};
 use super::restore::{self, Owned, Reset};
 use super::signals::{self as model_signals, ModelRunner};
 use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
@@ -49,6 +49,8 @@ pub struct ReconcileOptions {
     /// The directory model files may be loaded from (`--model-dir`); `None`: only the shipped
     /// models.
     pub model_dir: Option<std::path::PathBuf>,
+    /// How model files are checked before they are loaded (`--model-memory-limit`).
+    pub model_check: crate::models::ModelCheck,
     /// The highest `maxReplicas` a policy label may set (`--max-replicas-ceiling`).
     pub max_replicas_ceiling: u32,
 }
@@ -63,6 +65,7 @@ impl Default for ReconcileOptions {
             max_backoff: Duration::from_secs(60),
             selector: BTreeMap::new(),
             model_dir: None,
+            model_check: crate::models::ModelCheck::default(),
             max_replicas_ceiling: crate::policy::MAX_REPLICAS,
         }
     }
@@ -144,6 +147,8 @@ pub struct PolicyReconciler<S: Swarm, T: Targets> {
     models: ModelRunner,
     /// The guarded client for state-change receivers; `None` if it could not be built.
     notify: Option<reqwest::Client>,
+    /// The state-change posts in flight, waited for at shutdown.
+    notifications: Notifications,
     options: ReconcileOptions,
     /// The services whose labels and count the operator remembers (`ServiceMemory::owned`).
     /// They stay watched after a spec replacement dropped their policy label (a plain `docker
@@ -173,8 +178,11 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             observer,
             status,
             telemetry: Arc::new(NoTelemetry),
-            models: ModelRunner::new(ModelCache::new(options.model_dir.clone())),
+            models: ModelRunner::new(
+                ModelCache::new(options.model_dir.clone()).with_check(options.model_check.clone()),
+            ),
             notify,
+            notifications: Notifications::default(),
             options,
             governed: Mutex::default(),
         }
@@ -685,7 +693,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             at: change.at,
             action: anomaly.on_state.get(&change.to).copied(),
         };
-        spawn_notifications(client, self.observer.outbound(), &anomaly.notify, event);
+        self.notifications
+            .send(client, self.observer.outbound(), &anomaly.notify, event);
     }
 
     fn engine_failed(&self, operation: &str, error: SwarmError) -> ReconcileError {
@@ -991,5 +1000,9 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
         self.governed().remove(&service.id);
         self.status.remove(&service.name);
         self.telemetry.forgotten(&service.name);
+    }
+
+    async fn drain(&self) {
+        self.notifications.drain(DRAIN_DEADLINE).await;
     }
 }

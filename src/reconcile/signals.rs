@@ -19,7 +19,8 @@ use crate::swarm::ServiceInfo;
 
 /// How long a batch waits for other services' requests after the first one.
 const LINGER: Duration = Duration::from_millis(20);
-const MAX_BATCH: usize = 1024;
+/// The model check runs this many rows, so a batch needs no more memory than the check had.
+const MAX_BATCH: usize = crate::models::MAX_BATCH_ROWS;
 
 type ForecastBatcher = Batcher<Vec<f32>, Result<Vec<f32>, String>>;
 type ClassifyBatcher = Batcher<[f32; 5], Result<Classification, String>>;

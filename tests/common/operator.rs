@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swarmpilot::metrics::{Observer, PrometheusClientConfig, ScrapeConfig};
+use swarmpilot::models::ModelCheck;
 use swarmpilot::reconcile::lease::{self, Elector, LeaseTimings};
 use swarmpilot::reconcile::{
     controller, ControllerConfig, Leadership, PolicyReconciler, ReconcileOptions, StatusStore,
@@ -19,6 +20,12 @@ use tokio_util::sync::CancellationToken;
 use crate::common::{docker_on, ensure_test_image, Engine, TestService};
 use crate::exporter::{Behavior, Exporter};
 use crate::prometheus_server::PrometheusServer;
+
+/// The model directory of the operator started for `run` (it need not exist; a test that
+/// gives a policy a model file writes it there, and removes it).
+pub fn model_dir(run: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("swarmpilot-models-{run}"))
+}
 
 /// The label whose value selects a test's services.
 pub const RUN_LABEL: &str = "sp.test.run";
@@ -102,6 +109,12 @@ impl Operator {
         let options = ReconcileOptions {
             selector: BTreeMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
             max_backoff: Duration::from_secs(2),
+            model_dir: Some(model_dir(run)),
+            // Model files are checked by the built operator, not by this test binary.
+            model_check: ModelCheck {
+                program: env!("CARGO_BIN_EXE_swarmpilot").into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let reconciler = Arc::new(PolicyReconciler::new(

@@ -2,6 +2,8 @@
 //! these share the library build. Tests that need a Swarm live in their own files beside this
 //! folder and start the engine they need.
 
+#[path = "../common/crafted_model.rs"]
+mod crafted_model;
 #[path = "../common/exporter.rs"]
 mod exporter;
 #[path = "../common/prometheus.rs"]
@@ -19,6 +21,7 @@ mod metrics_exposition_props;
 mod metrics_prometheus;
 mod metrics_queue;
 mod metrics_scrape;
+mod models_check;
 mod models_eval;
 mod models_golden;
 mod policy_hostile;

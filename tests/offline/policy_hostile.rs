@@ -138,7 +138,7 @@ fn list_lengths_and_max_replicas_are_bounded() {
 
 // ---- the fuzz harness: random and adversarial YAML, bounded in time and memory ----
 
-mod counting {
+pub(crate) mod counting {
     //! A global allocator that counts each thread's live and peak bytes, so a test can measure
     //! what one decode allocates (decoding runs on the calling thread).
 
