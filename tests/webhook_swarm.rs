@@ -1,6 +1,7 @@
 //! The webhook on the real local Swarm, beside the real reconcile loop: an override POSTed to
 //! the API is written to the service's label, acts at once, survives an operator restart (it
-//! lives in the label, not in the operator), and expires on time.
+//! lives in the label, not in the operator), and expires on time; and in [`published_port`],
+//! the rule that keeps the API's published port to the manager's chosen address.
 
 mod common;
 #[path = "common/exporter.rs"]
@@ -9,6 +10,8 @@ mod exporter;
 mod operator;
 #[path = "common/prometheus.rs"]
 mod prometheus_server;
+#[path = "webhook_swarm/published_port.rs"]
+mod published_port;
 
 use std::sync::Arc;
 use std::time::Duration;
