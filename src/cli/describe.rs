@@ -146,6 +146,7 @@ fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Re
     if let Some(forecast) = status["forecast"].as_f64() {
         writeln!(out, "  forecast: {forecast:.2}")?;
     }
+    write_forecaster(out, &status["forecaster"])?;
     if let Some(state) = status["trafficState"].as_str() {
         writeln!(out, "  traffic state: {state}")?;
     }
@@ -278,6 +279,45 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
     })??;
     write_description(&mut std::io::stdout().lock(), output, &description)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The forecast ensemble's member in use and each member's recent error, naive's last.
+fn write_forecaster(out: &mut dyn Write, forecaster: &serde_json::Value) -> anyhow::Result<()> {
+    let Some(in_use) = forecaster["inUse"].as_str() else {
+        return Ok(());
+    };
+    let errors = forecaster["errors"].as_object();
+    let error_of = |member: &str| {
+        errors
+            .and_then(|e| e.get(member))
+            .and_then(serde_json::Value::as_f64)
+            .map_or("-".to_owned(), |e| format!("{e:.3}"))
+    };
+    let what = if in_use == "naive" {
+        "naive in use: forecast ignored".to_owned()
+    } else {
+        format!("{in_use} in use")
+    };
+    let others: Vec<String> = errors
+        .into_iter()
+        .flatten()
+        .map(|(member, _)| member.as_str())
+        .filter(|member| *member != in_use && *member != "naive")
+        .map(|member| format!("{member} {}", error_of(member)))
+        .collect();
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", others.join(", "))
+    };
+    writeln!(
+        out,
+        "  forecaster: {what}, recent error {} vs naive {}{others} (over {} forecasts)",
+        error_of(in_use),
+        error_of("naive"),
+        forecaster["scored"]
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

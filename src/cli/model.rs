@@ -23,8 +23,9 @@ pub enum Command {
         /// `traffic-forecast`, `traffic-states`, or a path to an .onnx file.
         model: String,
     },
-    /// Run a model over a trace CSV (docs/trace-format.md) and print its accuracy: MASE against
-    /// naive and seasonal-naive forecasts, or the traffic-state distribution (and a confusion
+    /// Run a model over a trace CSV (docs/trace-format.md) and print its accuracy: the MASE of
+    /// each member of the forecast ensemble (the model, naive, Holt, seasonal naive) and of the
+    /// ensemble, or the traffic-state distribution (and a confusion
     /// matrix when the trace has a `label` column).
     Eval {
         /// `traffic-forecast`, `traffic-states`, or a path to an .onnx file.
@@ -38,6 +39,10 @@ pub enum Command {
         /// transmit_bytes); by default the columns named like the roles.
         #[arg(long = "input", value_name = "ROLE=COLUMN")]
         inputs: Vec<String>,
+        /// Forecaster: score only forecasts made at or after this time (RFC 3339); earlier rows
+        /// are history, e.g. the days before a held-out day.
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -48,14 +53,26 @@ fn report_value(report: &EvalReport) -> serde_json::Value {
         EvalReport::Forecast {
             column,
             origins,
-            model,
-            naive,
-            seasonal_naive,
+            members,
+            ensemble,
+            in_use,
         } => serde_json::json!({
             "kind": "forecast",
             "column": column,
             "origins": origins,
-            "mase": {"model": model, "naive": naive, "seasonalNaive": seasonal_naive},
+            "mase": members
+                .iter()
+                .map(|m| (m.member.as_str(), m.mase))
+                .chain([("ensemble", *ensemble)])
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            "originsScored": members
+                .iter()
+                .map(|m| (m.member.as_str(), m.origins))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            "inUse": in_use
+                .iter()
+                .map(|(member, n)| (member.as_str(), *n))
+                .collect::<std::collections::BTreeMap<_, _>>(),
         }),
         EvalReport::States {
             rows,
@@ -91,9 +108,11 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
             trace,
             column,
             inputs,
+            from,
         } => {
             let mut options = EvalOptions {
                 column: column.clone(),
+                from: *from,
                 ..Default::default()
             };
             for pair in inputs {

@@ -27,10 +27,10 @@ pub struct Observation {
     pub metrics: BTreeMap<String, MetricSample>,
     /// See [`DEFAULT_CPU_INITIALIZATION_PERIOD`].
     pub cpu_initialization_period: HumanDuration,
-    /// The forecast of `spec.forecast.metric`: its peak over the horizon (see
-    /// [`crate::models::horizon_reading`], the one rule of the live loop and `replay`), when the
-    /// policy has a forecast and the model has not lately been worse than the naive forecast;
-    /// `None` otherwise.
+    /// The forecast of `spec.forecast.metric`: the peak over the horizon of the forecast
+    /// ensemble's member in use (see [`crate::models::horizon_peak`], the one rule of the live
+    /// loop and `replay`), when the policy has a forecast and the naive forecast is not the
+    /// member in use; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<f64>,
     /// The traffic state the classifier reports and since when it has been reported without

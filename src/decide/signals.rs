@@ -1,33 +1,81 @@
-//! Per-service memory of the model signals, kept by the caller of [`super::decide`] (the live
-//! loop and `replay` alike): whether the forecaster has lately beaten the naive forecast, and
-//! since when the classifier has reported the same traffic state. Pure: time is a parameter.
+//! The vocabulary of the model signals the caller of [`super::decide`] keeps (the live loop and
+//! `replay` alike): the forecast ensemble's members and its verdict, and since when the
+//! classifier has reported the same traffic state. Pure: time is a parameter.
 
-use std::collections::VecDeque;
-
-use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::ObservedState;
 use crate::policy::TrafficState;
 
-/// How many scored forecasts the verdict looks at.
-pub const SCORED_KEPT: usize = 24;
-/// Below this many scored forecasts the forecaster is given the benefit of the doubt: it was
-/// validated offline, and refusing it until proven would delay every new service's first surge.
-pub const SCORED_BEFORE_VERDICT: usize = 6;
+/// A forecaster of the online ensemble (see `crate::models::Ensemble`), in order of preference:
+/// a member is replaced only by one that has lately done better by more than the scale-up
+/// tolerance of the load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Member {
+    /// The policy's forecast model (the shipped LSTM or the user's).
+    Model,
+    /// Holt's exponential smoothing with a damped trend.
+    Holt,
+    /// The value one day earlier.
+    SeasonalNaive,
+    /// The load stays as it is: what a reactive policy assumes.
+    Naive,
+}
 
-/// Whether the forecast may feed decisions.
+impl Member {
+    /// Every member, in order of preference.
+    pub const ALL: [Member; 4] = [
+        Member::Model,
+        Member::Holt,
+        Member::SeasonalNaive,
+        Member::Naive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Member::Model => "model",
+            Member::Holt => "holt",
+            Member::SeasonalNaive => "seasonal-naive",
+            Member::Naive => "naive",
+        }
+    }
+
+    /// The member's position in [`Member::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the forecast may feed decisions, and which member makes it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "verdict")]
 pub enum ForecastVerdict {
-    /// Too few forecasts have come due to judge; the forecast is used.
+    /// Too few forecasts have come due to judge; the model's forecast is used.
     Learning { scored: usize },
-    /// Its recent mean absolute error is no worse than the naive forecast's, or worse by less
-    /// than the tolerance of the load.
-    Trusted { model_error: f64, naive_error: f64 },
-    /// It has lately been worse than assuming the load stays as it is, by more than the
-    /// tolerance of the load: ignored.
-    Ignored { model_error: f64, naive_error: f64 },
+    /// `member`'s forecast is used: its recent error is the lowest, or within the tolerance of
+    /// the load of the lowest and it comes first in the order of preference.
+    #[serde(rename_all = "camelCase")]
+    Trusted {
+        member: Member,
+        member_error: f64,
+        naive_error: f64,
+    },
+    /// Every forecaster has lately been worse than assuming the load stays as it is, by more
+    /// than the tolerance of the load: ignored. `best` is the forecaster that came closest.
+    #[serde(rename_all = "camelCase")]
+    Ignored {
+        best: Member,
+        member_error: f64,
+        naive_error: f64,
+    },
 }
 
 impl ForecastVerdict {
@@ -35,124 +83,28 @@ impl ForecastVerdict {
         !matches!(self, ForecastVerdict::Ignored { .. })
     }
 
+    /// The member whose forecast is used, if any.
+    pub fn member(&self) -> Option<Member> {
+        match self {
+            ForecastVerdict::Learning { .. } => Some(Member::Model),
+            ForecastVerdict::Trusted { member, .. } => Some(*member),
+            ForecastVerdict::Ignored { .. } => None,
+        }
+    }
+
     /// A sentence for decisions and `describe`.
     pub fn describe(&self) -> String {
         match self {
-            ForecastVerdict::Learning { scored } => {
-                format!("forecast used ({scored} of {SCORED_BEFORE_VERDICT} forecasts scored so far)")
-            }
-            ForecastVerdict::Trusted { model_error, naive_error } => format!(
-                "forecast used: recent error {model_error:.3} vs {naive_error:.3} for the naive forecast"
+            ForecastVerdict::Learning { scored } => format!(
+                "forecast used: the model's ({scored} forecasts scored so far, the ensemble chooses from {})",
+                crate::models::SCORED_BEFORE_CHOICE
             ),
-            ForecastVerdict::Ignored { model_error, naive_error } => format!(
-                "forecast ignored: recent error {model_error:.3} is worse than the naive forecast's {naive_error:.3}"
+            ForecastVerdict::Trusted { member, member_error, naive_error } => format!(
+                "forecast used: {member}, recent error {member_error:.3} vs {naive_error:.3} for the naive forecast"
             ),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Pending {
-    due: DateTime<Utc>,
-    forecast: f64,
-    naive: f64,
-}
-
-/// Scores each forecast against what the load turned out to be once its horizon has passed,
-/// beside the naive forecast made at the same moment (the load stays as it was).
-///
-/// The forecast is ignored only when it has been worse than the naive one by more than
-/// `tolerance` of the load: on steady traffic both errors are noise, an error within the
-/// scale-up tolerance cannot change a replica count, and a forecaster switched off over noise
-/// would be off when the next surge comes.
-#[derive(Clone, Debug)]
-pub struct ForecastTracker {
-    horizon: Duration,
-    tolerance: f64,
-    pending: VecDeque<Pending>,
-    /// The latest scored forecasts, oldest first.
-    scored: VecDeque<Scored>,
-}
-
-/// One forecast that came due: its error, the naive forecast's, and the value it forecast.
-#[derive(Clone, Copy, Debug)]
-struct Scored {
-    model_error: f64,
-    naive_error: f64,
-    actual: f64,
-}
-
-impl ForecastTracker {
-    /// A tracker of forecasts `horizon` ahead, for a policy whose scale-up tolerance is
-    /// `tolerance` (a share of the load, 0.1 by HPA's default).
-    pub fn new(horizon: std::time::Duration, tolerance: f64) -> Self {
-        let horizon = Duration::from_std(horizon).unwrap_or(Duration::MAX);
-        Self {
-            horizon,
-            tolerance,
-            pending: VecDeque::new(),
-            scored: VecDeque::new(),
-        }
-    }
-
-    /// Remembers the forecast made at `now` of the value at `now + horizon`, and the value seen now.
-    pub fn predicted(&mut self, now: DateTime<Utc>, forecast: f64, current: f64) {
-        if !(forecast.is_finite() && current.is_finite()) {
-            return;
-        }
-        let Some(due) = now.checked_add_signed(self.horizon) else {
-            return;
-        };
-        self.pending.push_back(Pending {
-            due,
-            forecast,
-            naive: current,
-        });
-        // A forecast whose horizon never comes (the service stopped reporting) must not pile up.
-        while self.pending.len() > 4 * SCORED_KEPT {
-            self.pending.pop_front();
-        }
-    }
-
-    /// Scores every forecast that has come due by `now` against `actual`, the value seen now.
-    pub fn observed(&mut self, now: DateTime<Utc>, actual: f64) {
-        if !actual.is_finite() {
-            return;
-        }
-        while self.pending.front().is_some_and(|p| p.due <= now) {
-            let Some(due) = self.pending.pop_front() else {
-                break;
-            };
-            self.scored.push_back(Scored {
-                model_error: (due.forecast - actual).abs(),
-                naive_error: (due.naive - actual).abs(),
-                actual,
-            });
-            if self.scored.len() > SCORED_KEPT {
-                self.scored.pop_front();
-            }
-        }
-    }
-
-    pub fn verdict(&self) -> ForecastVerdict {
-        let scored = self.scored.len();
-        if scored < SCORED_BEFORE_VERDICT {
-            return ForecastVerdict::Learning { scored };
-        }
-        let mean = |of: fn(&Scored) -> f64| self.scored.iter().map(of).sum::<f64>() / scored as f64;
-        let model_error = mean(|s| s.model_error);
-        let naive_error = mean(|s| s.naive_error);
-        let load = mean(|s| s.actual.abs());
-        if model_error > naive_error + self.tolerance * load {
-            ForecastVerdict::Ignored {
-                model_error,
-                naive_error,
-            }
-        } else {
-            ForecastVerdict::Trusted {
-                model_error,
-                naive_error,
-            }
+            ForecastVerdict::Ignored { best, member_error, naive_error } => format!(
+                "forecast ignored: the best forecaster ({best}) has a recent error of {member_error:.3}, worse than the naive forecast's {naive_error:.3}"
+            ),
         }
     }
 }
@@ -203,89 +155,7 @@ mod tests {
     use super::*;
 
     fn at(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(secs)
-    }
-
-    fn tracker_after(pairs: &[(f64, f64)]) -> ForecastTracker {
-        // Each step: forecast made at t for t+60 with the load at t, then the load at t+60.
-        let mut tracker = ForecastTracker::new(std::time::Duration::from_secs(60), 0.1);
-        for (i, (forecast, actual)) in pairs.iter().enumerate() {
-            let t = i as i64 * 60;
-            tracker.predicted(at(t), *forecast, 100.0);
-            tracker.observed(at(t + 60), *actual);
-        }
-        tracker
-    }
-
-    #[test]
-    fn a_forecast_is_used_until_enough_have_come_due() {
-        let tracker = tracker_after(&[(500.0, 100.0); SCORED_BEFORE_VERDICT - 1]);
-        assert_eq!(
-            tracker.verdict(),
-            ForecastVerdict::Learning {
-                scored: SCORED_BEFORE_VERDICT - 1
-            }
-        );
-        assert!(tracker.verdict().usable());
-    }
-
-    #[test]
-    fn a_forecaster_worse_than_naive_is_ignored_and_one_better_is_trusted() {
-        // Load stays at 100; the model keeps predicting 500: worse than "stays as it is".
-        let bad = tracker_after(&[(500.0, 100.0); 10]);
-        assert_eq!(
-            bad.verdict(),
-            ForecastVerdict::Ignored {
-                model_error: 400.0,
-                naive_error: 0.0
-            }
-        );
-        assert!(!bad.verdict().usable());
-        assert!(bad.verdict().describe().contains("ignored"));
-        // Load jumps to 300; the model said 280: better than the naive 100.
-        let good = tracker_after(&[(280.0, 300.0); 10]);
-        assert_eq!(
-            good.verdict(),
-            ForecastVerdict::Trusted {
-                model_error: 20.0,
-                naive_error: 200.0
-            }
-        );
-    }
-
-    #[test]
-    fn an_error_within_the_tolerance_of_the_load_keeps_the_forecast() {
-        // Steady load at 100 (the naive forecast is exact); the model is off by 8, within 10%.
-        let noisy = tracker_after(&[(108.0, 100.0); 10]);
-        assert_eq!(
-            noisy.verdict(),
-            ForecastVerdict::Trusted {
-                model_error: 8.0,
-                naive_error: 0.0
-            }
-        );
-        // Off by 12: beyond what the tolerance absorbs.
-        assert!(!tracker_after(&[(112.0, 100.0); 10]).verdict().usable());
-    }
-
-    #[test]
-    fn only_forecasts_whose_horizon_passed_are_scored() {
-        let mut tracker = ForecastTracker::new(std::time::Duration::from_secs(60), 0.1);
-        tracker.predicted(at(0), 500.0, 100.0);
-        tracker.observed(at(59), 100.0);
-        assert_eq!(tracker.verdict(), ForecastVerdict::Learning { scored: 0 });
-        tracker.observed(at(60), 100.0);
-        assert_eq!(tracker.verdict(), ForecastVerdict::Learning { scored: 1 });
-    }
-
-    #[test]
-    fn the_verdict_follows_recent_forecasts_only() {
-        let mut pairs = vec![(500.0, 100.0); 30];
-        pairs.extend([(100.0, 100.0); SCORED_KEPT]);
-        assert!(matches!(
-            tracker_after(&pairs).verdict(),
-            ForecastVerdict::Trusted { .. }
-        ));
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! `swarmpilot model eval`: a model's accuracy on a recorded trace (`timestamp,<metric>...`).
 //!
-//! Forecaster: MASE of the model, naive last-value and seasonal-naive (one day back) forecasts,
-//! over every origin on the model's sample grid where all three can be computed, scaled by the
-//! mean absolute one-step change of the evaluated series (the pipeline's definition).
+//! Forecaster: MASE of each member of the forecast ensemble (the model, naive last-value, Holt,
+//! seasonal naive one day back) and of the ensemble itself, all computed by the live loop's
+//! [`SignalMemory`] fed the trace one sample period at a time, so the figures are those of the
+//! forecasts a policy would use. MASE: the mean absolute error over every step of the model's
+//! horizon and every origin on its sample grid (from `--from` on, if given) where the model,
+//! naive and Holt can all forecast and the trace has the values, scaled by the mean absolute
+//! one-step change of the evaluated series (the pipeline's definition).
 //! Classifier: the state distribution, and a confusion matrix when the trace has a `label` or
 //! `state` column.
 
@@ -13,7 +17,10 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::policy::TrafficState;
+use chrono::{DateTime, Utc};
+
+use crate::decide::signals::Member;
+use crate::policy::{ForecastSpec, ForecastUse, HumanDuration, TrafficState, DEFAULT_TOLERANCE};
 use crate::replay::{ReplayError, Trace};
 
 use super::classify::Classifier;
@@ -21,11 +28,9 @@ use super::error::ModelError;
 use super::features::{classifier_features, RoleHistories};
 use super::forecast::Forecaster;
 use super::load::Model;
+use super::memory::{ForecastPath, SignalMemory, Signals};
 use super::metadata::ModelKind;
 use super::window::{Sample, MAX_FILL_SECS};
-
-/// Seasonal naive looks one day back.
-pub const SEASON_SECS: f64 = 86_400.0;
 /// The classifier is evaluated every this many samples (30 s at 5 s).
 const CLASSIFY_STRIDE: usize = 6;
 
@@ -70,10 +75,13 @@ pub enum EvalReport {
     Forecast {
         column: String,
         origins: usize,
-        model: f64,
-        naive: f64,
-        /// `None` when the trace is shorter than a day plus the window and horizon.
-        seasonal_naive: Option<f64>,
+        /// Each member's MASE, in order of preference; seasonal naive only over the origins
+        /// where a day of history exists (absent when there are none).
+        members: Vec<MemberScore>,
+        /// The ensemble's MASE: at each origin, the forecast of the member in use.
+        ensemble: f64,
+        /// How many origins each member was in use at (naive: the forecast was ignored).
+        in_use: BTreeMap<Member, usize>,
     },
     States {
         rows: usize,
@@ -84,6 +92,26 @@ pub enum EvalReport {
     },
 }
 
+/// One member's MASE over `origins` origins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberScore {
+    pub member: Member,
+    pub mase: f64,
+    pub origins: usize,
+}
+
+impl EvalReport {
+    /// The MASE of `member`, if it was scored.
+    pub fn mase_of(&self, member: Member) -> Option<f64> {
+        match self {
+            EvalReport::Forecast { members, .. } => {
+                members.iter().find(|m| m.member == member).map(|m| m.mase)
+            }
+            EvalReport::States { .. } => None,
+        }
+    }
+}
+
 /// Options for [`evaluate`].
 #[derive(Clone, Debug, Default)]
 pub struct EvalOptions {
@@ -92,6 +120,9 @@ pub struct EvalOptions {
     /// Classifier: role -> column, overriding the default names (`requests`, `errors`,
     /// `latency`, `receive_bytes`, `transmit_bytes`).
     pub inputs: BTreeMap<String, String>,
+    /// Forecaster: score only forecasts made at or after this time; the rows before it are
+    /// history (a held-out day after the days before it).
+    pub from: Option<DateTime<Utc>>,
 }
 
 /// Runs `model` over `trace`.
@@ -134,54 +165,61 @@ fn grid(samples: &[Sample], period_secs: f64) -> Vec<f64> {
     out
 }
 
+/// The column `model eval` forecasts: the one named, else `requests`, else the only one.
+fn forecast_column(trace: &Trace, path: &str, options: &EvalOptions) -> Result<String, EvalError> {
+    match &options.column {
+        Some(column) => Ok(column.clone()),
+        None if trace.column("requests").is_some() => Ok("requests".to_owned()),
+        None if trace.columns.len() == 1 => Ok(trace.columns[0].name.clone()),
+        None => Err(EvalError::Trace {
+            path: path.to_owned(),
+            problem: format!(
+                "say which column to forecast with --column; columns: {}",
+                trace.column_names()
+            ),
+        }),
+    }
+}
+
 fn evaluate_forecaster(
     model: Forecaster,
     trace: &Trace,
     path: &str,
     options: &EvalOptions,
 ) -> Result<EvalReport, EvalError> {
-    let column = match &options.column {
-        Some(column) => column.clone(),
-        None if trace.column("requests").is_some() => "requests".to_owned(),
-        None if trace.columns.len() == 1 => trace.columns[0].name.clone(),
-        None => {
-            return Err(EvalError::Trace {
-                path: path.to_owned(),
-                problem: format!(
-                    "say which column to forecast with --column; columns: {}",
-                    trace.column_names()
-                ),
-            })
-        }
-    };
+    let column = forecast_column(trace, path, options)?;
     let samples = samples(trace, &column).ok_or_else(|| EvalError::Trace {
         path: path.to_owned(),
         problem: format!("no column {column:?}; columns: {}", trace.column_names()),
     })?;
-    let meta = &model.model().metadata;
-    let (window, horizon) = (meta.window, meta.horizon);
-    let series = grid(&samples, meta.sample_period_secs);
-    let season = (SEASON_SECS / meta.sample_period_secs).round() as usize;
-    let seasonal = series.len() >= season + horizon + window;
-    let first = if seasonal { season } else { window - 1 };
-    let complete = |range: std::ops::Range<usize>| series[range].iter().all(|v| v.is_finite());
-    let origins: Vec<usize> = (first..series.len().saturating_sub(horizon))
-        .filter(|&o| {
-            complete(o + 1 - window..o + 1 + horizon)
-                && (!seasonal || complete(o + 1 - season..o + 1 + horizon - season))
+    let meta = model.model().metadata.clone();
+    let (window, horizon, period) = (meta.window, meta.horizon, meta.sample_period_secs);
+    let series = grid(&samples, period);
+    let start = samples
+        .iter()
+        .filter(|s| s.value.is_finite())
+        .map(|s| s.at)
+        .min();
+    let tick = |k: usize| {
+        start.map(|t| {
+            t + chrono::Duration::milliseconds((k as f64 * period * 1000.0).round() as i64)
         })
+    };
+    let complete = |range: std::ops::Range<usize>| series[range].iter().all(|v| v.is_finite());
+    let scored_from = options.from;
+    let is_origin = |o: usize| {
+        o + 1 >= window
+            && o + horizon < series.len()
+            && complete(o + 1 - window..o + 1 + horizon)
+            && scored_from.is_none_or(|from| tick(o).is_some_and(|t| t >= from))
+    };
+    // The model's path at every grid point with a full window (the ensemble is scored at
+    // every one of them, as a live loop ticking every sample period would be).
+    let ready: Vec<usize> = (window.saturating_sub(1)..series.len())
+        .filter(|&o| complete(o + 1 - window..o + 1))
         .collect();
-    if origins.is_empty() {
-        return Err(EvalError::Trace {
-            path: path.to_owned(),
-            problem: format!(
-                "{column}: no gap-free stretch of {} samples to evaluate on",
-                window + horizon
-            ),
-        });
-    }
-    let mut forecasts = Vec::with_capacity(origins.len());
-    for chunk in origins.chunks(4096) {
+    let mut paths = vec![None; series.len()];
+    for chunk in ready.chunks(4096) {
         let windows: Vec<Vec<f32>> = chunk
             .iter()
             .map(|&o| {
@@ -191,19 +229,71 @@ fn evaluate_forecaster(
                     .collect()
             })
             .collect();
-        forecasts.extend(model.forecast(&windows)?);
-    }
-    let (mut err_model, mut err_naive, mut err_seasonal) = (0.0, 0.0, 0.0);
-    for (&o, forecast) in origins.iter().zip(&forecasts) {
-        for h in 0..horizon {
-            let actual = series[o + 1 + h];
-            err_model += (f64::from(forecast[h]) - actual).abs();
-            err_naive += (series[o] - actual).abs();
-            if seasonal {
-                err_seasonal += (series[o + 1 + h - season] - actual).abs();
-            }
+        for (&o, steps) in chunk.iter().zip(model.forecast(&windows)?) {
+            paths[o] = Some(steps);
         }
     }
+    let spec = ForecastSpec {
+        model: model.model().name.clone(),
+        metric: column.clone(),
+        horizon: HumanDuration(std::time::Duration::from_secs_f64(horizon as f64 * period)),
+        use_for: ForecastUse::ScaleUp,
+    };
+    let mut memory = SignalMemory::default();
+    let mut fed = 0;
+    let mut sums = [(0.0, 0usize); 4];
+    let mut ensemble_sum = 0.0;
+    let mut in_use = BTreeMap::new();
+    let mut origins = 0;
+    for (o, steps) in paths.into_iter().enumerate() {
+        let Some(now) = tick(o) else { break };
+        while let Some(sample) = samples.get(fed).filter(|s| s.at <= now) {
+            memory.push(&column, *sample);
+            fed += 1;
+        }
+        let Some(steps) = steps else { continue };
+        let path = ForecastPath {
+            steps,
+            period_secs: period,
+        };
+        let mut signals = Signals::default();
+        memory.ensemble_forecast(&spec, DEFAULT_TOLERANCE, &path, now, &mut signals);
+        let members = &signals.members;
+        let has = |m: Member| members.get(m).is_some_and(|p| p.len() == horizon);
+        if !(is_origin(o) && has(Member::Model) && has(Member::Naive) && has(Member::Holt)) {
+            continue;
+        }
+        let actual = &series[o + 1..o + 1 + horizon];
+        let error =
+            |path: &[f64]| -> f64 { path.iter().zip(actual).map(|(p, a)| (p - a).abs()).sum() };
+        for member in Member::ALL {
+            if let Some(path) = members.get(member).filter(|p| p.len() == horizon) {
+                sums[member.index()].0 += error(path);
+                sums[member.index()].1 += 1;
+            }
+        }
+        let used = signals
+            .verdict
+            .as_ref()
+            .and_then(|v| v.member())
+            .unwrap_or(Member::Naive);
+        ensemble_sum += members.get(used).map(error).unwrap_or(f64::NAN);
+        *in_use.entry(used).or_insert(0) += 1;
+        origins += 1;
+    }
+    if origins == 0 {
+        return Err(EvalError::Trace {
+            path: path.to_owned(),
+            problem: format!(
+                "{column}: no gap-free stretch of {} samples to evaluate on",
+                window + horizon
+            ),
+        });
+    }
+    let first = scored_from
+        .and_then(|from| (0..series.len()).find(|&k| tick(k).is_some_and(|t| t >= from)))
+        .unwrap_or(window - 1)
+        .max(1);
     let diffs: Vec<f64> = series[first - 1..]
         .windows(2)
         .map(|pair| (pair[1] - pair[0]).abs())
@@ -216,13 +306,25 @@ fn evaluate_forecaster(
             problem: format!("{column} never changes: MASE is undefined for a constant series"),
         });
     }
-    let count = (origins.len() * horizon) as f64 * scale;
+    let mase = |sum: f64, count: usize| sum / ((count * horizon) as f64 * scale);
+    let members = Member::ALL
+        .iter()
+        .filter(|m| sums[m.index()].1 > 0)
+        .map(|&member| {
+            let (sum, count) = sums[member.index()];
+            MemberScore {
+                member,
+                mase: mase(sum, count),
+                origins: count,
+            }
+        })
+        .collect();
     Ok(EvalReport::Forecast {
         column,
-        origins: origins.len(),
-        model: err_model / count,
-        naive: err_naive / count,
-        seasonal_naive: seasonal.then_some(err_seasonal / count),
+        origins,
+        members,
+        ensemble: mase(ensemble_sum, origins),
+        in_use,
     })
 }
 
@@ -324,23 +426,43 @@ impl std::fmt::Display for EvalReport {
             EvalReport::Forecast {
                 column,
                 origins,
-                model,
-                naive,
-                seasonal_naive,
+                members,
+                ensemble,
+                in_use,
             } => {
                 writeln!(
                     f,
                     "forecast of {column} over {origins} origins, MASE (lower is better):"
                 )?;
-                writeln!(f, "  model            {model:.3}")?;
-                writeln!(f, "  naive last-value {naive:.3}")?;
-                match seasonal_naive {
-                    Some(value) => writeln!(f, "  seasonal naive   {value:.3}"),
-                    None => writeln!(
-                        f,
-                        "  seasonal naive   n/a (trace shorter than a day plus one window)"
-                    ),
+                for score in members {
+                    write!(f, "  {:<16} {:.3}", score.member.as_str(), score.mase)?;
+                    if score.origins != *origins {
+                        write!(
+                            f,
+                            "  (over the {} origins with a day of history)",
+                            score.origins
+                        )?;
+                    }
+                    writeln!(f)?;
                 }
+                if !members.iter().any(|m| m.member == Member::SeasonalNaive) {
+                    writeln!(f, "  seasonal-naive   n/a (no origin has a day of history)")?;
+                }
+                writeln!(f, "  ensemble         {ensemble:.3}")?;
+                let shares: Vec<String> = in_use
+                    .iter()
+                    .map(|(member, n)| {
+                        format!(
+                            "{member} {:.1}%",
+                            100.0 * *n as f64 / (*origins).max(1) as f64
+                        )
+                    })
+                    .collect();
+                writeln!(
+                    f,
+                    "  member in use: {} (naive: forecast ignored)",
+                    shares.join(", ")
+                )
             }
             EvalReport::States {
                 rows,

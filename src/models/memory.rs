@@ -1,7 +1,8 @@
-//! One service's model signals, computed the same way by the live loop and by `replay`: the
-//! recent history of each metric, the forecaster's window and the classifier's feature row built
-//! from it, the forecast rule (the peak over the horizon), its scoring against the naive
-//! forecast and the ignore rule, and the traffic-state streak.
+//! One service's model signals, computed the same way by the live loop, `replay` and `model
+//! eval`: the recent history of each metric, the forecaster's window and the classifier's feature
+//! row built from it, the forecast ensemble (its members' forecasts, their scoring and the member
+//! in use, see [`super::ensemble`]), the forecast rule (the peak over the horizon), and the
+//! traffic-state streak.
 //!
 //! A reconcile (or a replay tick) is three steps: [`SignalMemory::push`] the samples read,
 //! [`SignalMemory::forecast_input`] / [`SignalMemory::classifier_input`] for what the models
@@ -13,10 +14,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
+use super::ensemble::{holt, DayHistory, Ensemble, MemberPaths, Standing, HOLT_WINDOW};
 use super::features::{classifier_features, RoleHistories};
 use super::metadata::ModelMetadata;
 use super::window::{forecast_window, Sample};
-use crate::decide::signals::{ForecastTracker, ForecastVerdict, StateChange, StateTracker};
+use crate::decide::signals::{ForecastVerdict, Member, StateChange, StateTracker};
 use crate::decide::ObservedState;
 use crate::policy::{AnomalySpec, ForecastSpec, PolicySpec, TrafficState};
 
@@ -26,10 +28,15 @@ pub const HISTORY: chrono::Duration = chrono::Duration::minutes(65);
 /// What the models say about a service this reconcile, and why when they say nothing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Signals {
-    /// The forecast (see [`horizon_reading`]), when the forecaster may be trusted.
+    /// The ensemble's forecast (see [`horizon_peak`]), unless the naive forecast is in use.
     pub forecast: Option<f64>,
-    /// The forecast whether trusted or not, for the status and charts.
+    /// The forecast whether used or not (when ignored: the best forecaster's), for the status
+    /// and charts.
     pub forecast_seen: Option<f64>,
+    /// Each member's forecast over the steps within the horizon.
+    pub members: MemberPaths,
+    /// Each member's recent error, for the status and `/metrics`.
+    pub standing: Option<Standing>,
     pub traffic: Option<ObservedState>,
     /// A change of traffic state this reconcile.
     pub change: Option<StateChange>,
@@ -53,25 +60,35 @@ pub struct Answers {
     pub state: Option<Result<TrafficState, String>>,
 }
 
-/// The forecast rule, one for the live loop and `replay`: of the steps within `horizon` (the
-/// horizon rounded up to whole sample periods, at least one), the peak drives decisions, since
-/// replicas must be serving for the worst moment before the horizon, not only at it; the value
-/// at the last of those steps is what gets scored against the load seen when it comes due.
-/// Returns `(peak, at_horizon)`, or `None` for an empty path.
-pub fn horizon_reading(path: &ForecastPath, horizon: std::time::Duration) -> Option<(f64, f64)> {
-    let steps = ((horizon.as_secs_f64() / path.period_secs).ceil() as usize)
-        .clamp(1, path.steps.len().max(1));
-    let ahead = path.steps.get(..steps).filter(|a| !a.is_empty())?;
-    let peak = ahead.iter().copied().fold(f32::MIN, f32::max);
-    Some((f64::from(peak), f64::from(ahead[steps - 1])))
+/// How many steps of a path of `len` steps, one per `period_secs`, are within `horizon`: the
+/// horizon rounded up to whole sample periods, at least one, at most the path.
+pub fn horizon_steps(len: usize, period_secs: f64, horizon: std::time::Duration) -> usize {
+    ((horizon.as_secs_f64() / period_secs).ceil() as usize).clamp(1, len.max(1))
+}
+
+/// The forecast rule, one for the live loop, `replay` and `model eval`: of the chosen member's
+/// steps within the horizon, the peak drives decisions, since replicas must be serving for the
+/// worst moment before the horizon, not only at it. `None` for an empty path.
+pub fn horizon_peak(steps: &[f64]) -> Option<f64> {
+    steps.iter().copied().reduce(f64::max)
+}
+
+/// What the ensemble's scoring depends on: a change starts it afresh.
+#[derive(Clone, Debug, PartialEq)]
+struct Scoring {
+    model: String,
+    horizon: std::time::Duration,
+    tolerance: f64,
 }
 
 /// One service's memory for the models.
 #[derive(Debug, Default)]
 pub struct SignalMemory {
     series: BTreeMap<String, VecDeque<Sample>>,
-    /// The tracker and the (model, horizon, tolerance) it scores, reset when the policy changes them.
-    tracker: Option<(String, ForecastTracker)>,
+    /// The ensemble and what it scores, reset when the policy changes that.
+    ensemble: Option<(Scoring, Ensemble)>,
+    /// A day of the forecast metric, for seasonal naive.
+    day: DayHistory,
     states: StateTracker,
 }
 
@@ -87,6 +104,7 @@ impl SignalMemory {
             return;
         }
         series.push_back(sample);
+        self.day.push(name, &sample);
         while series.front().is_some_and(|s| sample.at - s.at > HISTORY) {
             series.pop_front();
         }
@@ -161,7 +179,7 @@ impl SignalMemory {
                     .unwrap_or_else(|| Err("the model was not run".to_owned()));
                 self.forecast(forecast, tolerance, path, now, &mut signals);
             }
-            None => self.tracker = None,
+            None => self.ensemble = None,
         }
         match (&spec.anomaly, answers.state) {
             (Some(_), Some(Ok(state))) => {
@@ -189,42 +207,75 @@ impl SignalMemory {
         now: DateTime<Utc>,
         signals: &mut Signals,
     ) {
-        let path = match path {
-            Ok(path) => path,
-            Err(error) => return signals.notes.push(format!("forecast skipped: {error}")),
-        };
-        let Some((peak, at_horizon)) = horizon_reading(&path, spec.horizon.as_std()) else {
+        match path {
+            Ok(path) => self.ensemble_forecast(spec, tolerance, &path, now, signals),
+            Err(error) => signals.notes.push(format!("forecast skipped: {error}")),
+        }
+    }
+
+    /// The ensemble at `now` given the model's `path`: every member's forecast over the steps
+    /// within the horizon, the scoring of those that came due, the member in use and the
+    /// forecast rule applied to its path. `model eval` calls this as the live loop does.
+    pub fn ensemble_forecast(
+        &mut self,
+        spec: &ForecastSpec,
+        tolerance: f64,
+        path: &ForecastPath,
+        now: DateTime<Utc>,
+        signals: &mut Signals,
+    ) {
+        let period = path.period_secs;
+        let steps = horizon_steps(path.steps.len(), period, spec.horizon.as_std());
+        let Some(model) = path.steps.get(..steps).filter(|s| !s.is_empty()) else {
             return signals
                 .notes
                 .push("forecast skipped: the model gave no steps".to_owned());
         };
-        // The naive forecast and the value a due forecast is scored against: the newest sample.
-        let current = self
-            .series
-            .get(&spec.metric)
-            .and_then(|series| series.back())
-            .filter(|s| s.at <= now)
-            .map(|s| s.value);
-        let key = format!("{}@{}~{tolerance}", spec.model, spec.horizon);
-        if self
-            .tracker
-            .as_ref()
-            .is_none_or(|(tracked, _)| *tracked != key)
-        {
-            self.tracker = Some((key, ForecastTracker::new(spec.horizon.as_std(), tolerance)));
+        let series = self.series.entry(spec.metric.clone()).or_default();
+        let series = &*series.make_contiguous();
+        // The naive forecast: the newest sample; without one nothing can be scored.
+        let Some(current) = series.iter().rev().find(|s| s.at <= now).map(|s| s.value) else {
+            return signals
+                .notes
+                .push("forecast skipped: no sample of the load yet".to_owned());
+        };
+        self.day.follow(&spec.metric, period, series.iter());
+        let mut members = MemberPaths::default();
+        members.set(
+            Member::Model,
+            Some(model.iter().map(|&v| f64::from(v)).collect()),
+        );
+        members.set(Member::Naive, Some(vec![current; steps]));
+        let window = forecast_window(&spec.metric, series, now, HOLT_WINDOW, period).ok();
+        let window: Option<Vec<f64>> = window.map(|w| w.into_iter().map(f64::from).collect());
+        members.set(Member::Holt, window.and_then(|w| holt(&w, steps)));
+        members.set(Member::SeasonalNaive, self.day.seasonal(now, period, steps));
+
+        let scoring = Scoring {
+            model: spec.model.clone(),
+            horizon: spec.horizon.as_std(),
+            tolerance,
+        };
+        if self.ensemble.as_ref().is_none_or(|(s, _)| *s != scoring) {
+            self.ensemble = Some((scoring, Ensemble::new(tolerance)));
         }
-        let Some((_, tracker)) = self.tracker.as_mut() else {
+        let Some((_, ensemble)) = self.ensemble.as_mut() else {
             return;
         };
-        if let Some(current) = current {
-            tracker.observed(now, current);
-            tracker.predicted(now, at_horizon, current);
-        }
-        let verdict = tracker.verdict();
-        signals.forecast_seen = Some(peak);
-        signals.forecast = verdict.usable().then_some(peak);
+        ensemble.observed(now, series);
+        let verdict = ensemble.choose(|m| members.get(m).is_some());
+        ensemble.predicted(now, period, members.clone());
+        let shown = match &verdict {
+            ForecastVerdict::Ignored { best, .. } => *best,
+            used => used.member().unwrap_or(Member::Model),
+        };
+        let peak = members.get(shown).and_then(horizon_peak);
+        signals.forecast_seen = peak;
+        signals.forecast = peak.filter(|_| verdict.usable());
         signals.notes.push(verdict.describe());
         signals.verdict = Some(verdict);
+        signals.standing = Some(ensemble.standing());
+        signals.members = members;
     }
 }
 
@@ -233,39 +284,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn path(steps: &[f32], period_secs: f64) -> ForecastPath {
-        ForecastPath {
-            steps: steps.to_vec(),
-            period_secs,
-        }
-    }
-
     #[test]
-    fn the_peak_within_the_horizon_drives_and_the_value_at_it_is_scored() {
-        let p = path(&[1.0, 5.0, 2.0, 9.0], 5.0);
-        // 10 s: two steps, whose peak is also the value at the horizon.
-        assert_eq!(
-            horizon_reading(&p, Duration::from_secs(10)),
-            Some((5.0, 5.0))
-        );
-        // 12 s rounds up to three steps.
-        assert_eq!(
-            horizon_reading(&p, Duration::from_secs(12)),
-            Some((5.0, 2.0))
-        );
-        // Past the path: all of it. Shorter than a period: the first step.
-        assert_eq!(
-            horizon_reading(&p, Duration::from_secs(600)),
-            Some((9.0, 9.0))
-        );
-        assert_eq!(
-            horizon_reading(&p, Duration::from_secs(1)),
-            Some((1.0, 1.0))
-        );
-        assert_eq!(
-            horizon_reading(&path(&[], 5.0), Duration::from_secs(5)),
-            None
-        );
+    fn the_steps_within_the_horizon_and_their_peak() {
+        // 10 s: two steps; 12 s rounds up to three; past the path: all of it; shorter than a
+        // period: the first step.
+        assert_eq!(horizon_steps(4, 5.0, Duration::from_secs(10)), 2);
+        assert_eq!(horizon_steps(4, 5.0, Duration::from_secs(12)), 3);
+        assert_eq!(horizon_steps(4, 5.0, Duration::from_secs(600)), 4);
+        assert_eq!(horizon_steps(4, 5.0, Duration::from_secs(1)), 1);
+        assert_eq!(horizon_peak(&[1.0, 5.0, 2.0]), Some(5.0));
+        assert_eq!(horizon_peak(&[]), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod cache;
 mod check;
 mod classify;
+mod ensemble;
 mod error;
 pub mod eval;
 mod features;
@@ -22,11 +23,17 @@ mod window;
 pub use cache::{ModelCache, LOAD_TIMEOUT, MAX_RETRY};
 pub use check::{check_this_process, ModelCheck, DEFAULT_MEMORY_LIMIT, MAX_BATCH_ROWS};
 pub use classify::{Classification, Classifier};
+pub use ensemble::{
+    holt, path_error, value_at, DayHistory, Ensemble, MemberPaths, Standing, HOLT_WINDOW,
+    SCORED_BEFORE_CHOICE, SCORED_KEPT,
+};
 pub use error::ModelError;
 pub use features::{classifier_features, RoleHistories, FEATURE_NAMES};
 pub use forecast::Forecaster;
 pub use load::{Model, MAX_MODEL_BYTES, SHIPPED};
-pub use memory::{horizon_reading, Answers, ForecastPath, SignalMemory, Signals, HISTORY};
+pub use memory::{
+    horizon_peak, horizon_steps, Answers, ForecastPath, SignalMemory, Signals, HISTORY,
+};
 pub use metadata::{ModelKind, ModelMetadata};
 pub use policy_check::{check_anomaly, check_forecast};
 pub use window::{forecast_window, Sample, WindowError, MAX_FILL_SECS};

@@ -16,5 +16,8 @@ pub mod telemetry;
 pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};
 pub use lease::{Leadership, Role};
 pub use service::{PolicyReconciler, ReconcileError, ReconcileOptions, ServiceMemory};
-pub use status::{DecisionRecord, HistoryRange, MetricStatus, Sample, ServiceStatus, StatusStore};
+pub use status::{
+    DecisionRecord, ForecasterStatus, HistoryRange, MetricStatus, Sample, ServiceStatus,
+    StatusStore,
+};
 pub use telemetry::{NoTelemetry, Telemetry};

@@ -13,7 +13,9 @@ use super::events::{self, Round, Seen};
 use super::notify::{Notifications, StateChangeEvent, ATTEMPT_TIMEOUT, DRAIN_DEADLINE};
 use super::restore::{self, Owned, Reset};
 use super::signals::{self as model_signals, ModelRunner};
-use super::status::{DecisionRecord, MetricStatus, Sample, ServiceStatus, StatusStore};
+use super::status::{
+    DecisionRecord, ForecasterStatus, MetricStatus, Sample, ServiceStatus, StatusStore,
+};
 use super::tasks::observed_tasks;
 use super::telemetry::{NoTelemetry, Telemetry};
 use crate::decide::signals::StateChange;
@@ -504,6 +506,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         self.telemetry.models(
             &info.name,
             signals.forecast_seen,
+            ForecasterStatus::of(&signals).as_ref(),
             signals.traffic.map(|t| t.state),
         );
         let actuation = if write {
@@ -795,6 +798,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             status.metrics = metrics;
             status.traffic_state = signals.traffic.map(|t| t.state);
             status.forecast = signals.forecast_seen;
+            status.forecaster = ForecasterStatus::of(signals);
             status.override_ = override_.filter(|o| o.is_active(now));
             status.last_reconcile = Some(now);
             status.last_error = None;

@@ -354,13 +354,12 @@ spec:
             first.notes
         );
 
-        // On a flat line the naive forecast is perfect: once enough forecasts came due, any
-        // model error loses to it, and the forecast stops driving decisions (but is still shown).
+        // On a flat line Holt's smoothing is exact: once enough forecasts came due, any model
+        // error loses to it, and Holt's forecast drives decisions.
         let later = feed(&mut memory, &strict, &runner, 61..120, |_| 100.0).await;
-        assert!(later.forecast_seen.is_some());
-        assert_eq!(later.forecast, None, "{:?}", later.notes);
+        assert_eq!(later.forecast, Some(100.0), "{:?}", later.notes);
         assert!(
-            later.notes[0].starts_with("forecast ignored"),
+            later.notes[0].starts_with("forecast used: holt"),
             "{:?}",
             later.notes
         );
@@ -371,7 +370,7 @@ spec:
         let later = feed(&mut memory, &tolerant, &runner, 0..120, |_| 100.0).await;
         assert!(later.forecast.is_some(), "{:?}", later.notes);
         assert!(
-            later.notes[0].starts_with("forecast used: recent error"),
+            later.notes[0].starts_with("forecast used: model, recent error"),
             "{:?}",
             later.notes
         );

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::lease::Leadership;
+use crate::decide::signals::Member;
 use crate::decide::{Condition, PendingTasks, Reason};
 use crate::metrics::TaskError;
 use crate::policy::{Event, Override, ScalingPolicy, Target, TrafficState};
@@ -67,6 +68,31 @@ pub struct MetricStatus {
     pub skipped: Vec<TaskError>,
 }
 
+/// The forecast ensemble of a service: the member whose forecast is used and each member's
+/// recent error (the mean absolute error per step of its latest scored forecasts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecasterStatus {
+    /// `naive` when every forecaster has lately been worse than it: the forecast is ignored.
+    pub in_use: Member,
+    /// How many forecasts the errors are the mean of.
+    pub scored: usize,
+    pub errors: BTreeMap<Member, f64>,
+}
+
+impl ForecasterStatus {
+    /// The status of a reconcile's signals, when the forecaster ran.
+    pub fn of(signals: &crate::models::Signals) -> Option<Self> {
+        let verdict = signals.verdict.as_ref()?;
+        let standing = signals.standing.as_ref()?;
+        Some(Self {
+            in_use: verdict.member().unwrap_or(Member::Naive),
+            scored: standing.scored,
+            errors: standing.errors.iter().copied().collect(),
+        })
+    }
+}
+
 /// One point of a service's time series, for charts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +129,8 @@ pub struct ServiceStatus {
     pub metrics: Vec<MetricStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecaster: Option<ForecasterStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic_state: Option<TrafficState>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::MetricStatus;
+use super::{ForecasterStatus, MetricStatus};
 use crate::decide::Condition;
 use crate::policy::{Override, TrafficState};
 
@@ -19,8 +19,16 @@ pub trait Telemetry: Send + Sync + 'static {
         _desired: u32,
     ) {
     }
-    /// The forecast and traffic state the models gave, if any.
-    fn models(&self, _service: &str, _forecast: Option<f64>, _state: Option<TrafficState>) {}
+    /// The forecast, the forecast ensemble's standing and the traffic state the models gave,
+    /// if any.
+    fn models(
+        &self,
+        _service: &str,
+        _forecast: Option<f64>,
+        _forecaster: Option<&ForecasterStatus>,
+        _state: Option<TrafficState>,
+    ) {
+    }
     /// The classifier's state for the service changed to `to`.
     fn state_changed(&self, _service: &str, _to: TrafficState) {}
     /// The service's active override, or none.

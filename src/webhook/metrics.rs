@@ -14,8 +14,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::decide::signals::Member;
 use crate::decide::{Condition, ConditionStatus, ConditionType};
 use crate::policy::{Override, TrafficState};
+use crate::reconcile::ForecasterStatus;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -35,6 +37,12 @@ struct DecisionLabels {
 struct StateLabels {
     service: String,
     state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberLabels {
+    service: String,
+    member: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,6 +107,8 @@ pub struct Metrics {
     current_replicas: Family<ServiceLabel, Gauge>,
     desired_replicas: Family<ServiceLabel, Gauge>,
     forecast: Family<ServiceLabel, FloatGauge>,
+    forecast_member: Family<MemberLabels, Gauge>,
+    forecast_member_error: Family<MemberLabels, FloatGauge>,
     traffic_state: Family<StateLabels, Gauge>,
     state_changes: Family<StateLabels, Counter>,
     overrides: Family<OverrideLabels, Gauge>,
@@ -164,6 +174,18 @@ impl Metrics {
             "forecast",
             "The forecast model's prediction of the service's load metric at the horizon",
             forecast.clone(),
+        );
+        let forecast_member = Family::<MemberLabels, Gauge>::default();
+        registry.register(
+            "forecast_member",
+            "1 for the forecast ensemble's member in use (naive: the forecast is ignored), 0 for the others",
+            forecast_member.clone(),
+        );
+        let forecast_member_error = Family::<MemberLabels, FloatGauge>::default();
+        registry.register(
+            "forecast_member_error",
+            "Each forecast ensemble member's recent mean absolute error per step, in the load metric's unit",
+            forecast_member_error.clone(),
         );
         let traffic_state = Family::<StateLabels, Gauge>::default();
         registry.register(
@@ -290,6 +312,8 @@ impl Metrics {
             current_replicas,
             desired_replicas,
             forecast,
+            forecast_member,
+            forecast_member_error,
             traffic_state,
             state_changes,
             overrides,
@@ -358,6 +382,37 @@ impl Metrics {
             }
             None => {
                 self.forecast.remove(&label);
+            }
+        }
+    }
+
+    /// The forecast ensemble's member in use and each member's recent error; `None` removes
+    /// the series (no forecast configured or available).
+    pub fn set_forecaster(&self, service: &str, forecaster: Option<&ForecasterStatus>) {
+        for member in Member::ALL {
+            let labels = MemberLabels {
+                service: service.to_owned(),
+                member: member.as_str().to_owned(),
+            };
+            match forecaster {
+                Some(status) => {
+                    self.forecast_member
+                        .get_or_create(&labels)
+                        .set(i64::from(status.in_use == member));
+                }
+                None => {
+                    self.forecast_member.remove(&labels);
+                }
+            }
+            match forecaster.and_then(|status| status.errors.get(&member)) {
+                Some(error) => {
+                    self.forecast_member_error
+                        .get_or_create(&labels)
+                        .set(*error);
+                }
+                None => {
+                    self.forecast_member_error.remove(&labels);
+                }
             }
         }
     }
@@ -573,6 +628,7 @@ impl Metrics {
         self.current_replicas.remove(&label);
         self.desired_replicas.remove(&label);
         self.set_forecast(service, None);
+        self.set_forecaster(service, None);
         self.set_traffic_state(service, None);
         self.set_override(service, None);
         self.set_conditions(service, &[]);
@@ -605,6 +661,16 @@ mod tests {
         let metrics = Metrics::new();
         metrics.observe_reconcile("web", Duration::from_millis(30), "ScaleUp", 2, 4);
         metrics.set_forecast("web", Some(120.5));
+        metrics.set_forecaster(
+            "web",
+            Some(&ForecasterStatus {
+                in_use: Member::Holt,
+                scored: 24,
+                errors: [(Member::Holt, 1.5), (Member::Naive, 3.0)]
+                    .into_iter()
+                    .collect(),
+            }),
+        );
         metrics.set_traffic_state("web", Some(TrafficState::FlashCrowd));
         metrics.count_metric_error("web", "rps");
         metrics.count_docker_error("inspect_service");
@@ -625,6 +691,10 @@ mod tests {
             "swarmpilot_current_replicas{service=\"web\"} 2",
             "swarmpilot_desired_replicas{service=\"web\"} 4",
             "swarmpilot_forecast{service=\"web\"} 120.5",
+            "swarmpilot_forecast_member{service=\"web\",member=\"holt\"} 1",
+            "swarmpilot_forecast_member{service=\"web\",member=\"model\"} 0",
+            "swarmpilot_forecast_member_error{service=\"web\",member=\"holt\"} 1.5",
+            "swarmpilot_forecast_member_error{service=\"web\",member=\"naive\"} 3.0",
             "swarmpilot_traffic_state{service=\"web\",state=\"flash_crowd\"} 1",
             "swarmpilot_traffic_state{service=\"web\",state=\"normal\"} 0",
             "swarmpilot_metric_source_errors_total{service=\"web\",metric=\"rps\"} 1",
@@ -636,6 +706,8 @@ mod tests {
         metrics.forget_service("web");
         let text = metrics.encode().unwrap();
         assert!(!text.contains("swarmpilot_current_replicas{"));
+        assert!(!text.contains("swarmpilot_forecast_member{"));
+        assert!(!text.contains("swarmpilot_forecast_member_error{"));
         assert!(!text.contains("swarmpilot_traffic_state{"));
         assert!(!text.contains("swarmpilot_metric_value{service=\"web\",metric=\"cpu\"}"));
         assert!(!text.contains("swarmpilot_metric_value{"), "{text}");

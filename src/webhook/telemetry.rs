@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::Metrics;
 use crate::decide::Condition;
 use crate::policy::{Override, Target, TrafficState};
-use crate::reconcile::{MetricStatus, Telemetry};
+use crate::reconcile::{ForecasterStatus, MetricStatus, Telemetry};
 
 impl Telemetry for Metrics {
     fn reconciled(
@@ -19,8 +19,15 @@ impl Telemetry for Metrics {
         self.observe_reconcile(service, duration, reason, current, desired);
     }
 
-    fn models(&self, service: &str, forecast: Option<f64>, state: Option<TrafficState>) {
+    fn models(
+        &self,
+        service: &str,
+        forecast: Option<f64>,
+        forecaster: Option<&ForecasterStatus>,
+        state: Option<TrafficState>,
+    ) {
         self.set_forecast(service, forecast);
+        self.set_forecaster(service, forecaster);
         self.set_traffic_state(service, state);
     }
 

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use swarmpilot::decide::signals::Member;
 use swarmpilot::models::eval::{eval_trace, EvalOptions, EvalReport};
 use swarmpilot::policy::TrafficState;
 
@@ -105,23 +106,32 @@ fn the_forecaster_reports_mase_against_the_baselines() {
     let EvalReport::Forecast {
         column,
         origins,
-        model,
-        naive,
-        seasonal_naive,
+        members,
+        ensemble,
+        in_use,
     } = &report
     else {
         panic!("{report:?}")
     };
     assert_eq!(column, "requests");
     assert_eq!(*origins, 1560 - 59 - 12);
-    assert!(
-        model.is_finite() && *model > 0.0 && naive.is_finite() && *naive > 0.0,
-        "{report}"
-    );
+    for member in [Member::Model, Member::Holt, Member::Naive] {
+        let mase = report
+            .mase_of(member)
+            .expect("every member but seasonal is scored");
+        assert!(mase.is_finite() && mase > 0.0, "{member}: {report}");
+    }
+    assert!(members.iter().all(|m| m.origins == *origins), "{report}");
     assert_eq!(
-        *seasonal_naive, None,
+        report.mase_of(Member::SeasonalNaive),
+        None,
         "a two-hour trace has no day-old values"
     );
+    // The ensemble is one of its members at each origin: it cannot do worse than the worst.
+    let worst = members.iter().map(|m| m.mase).fold(0.0, f64::max);
+    assert!(ensemble.is_finite() && *ensemble <= worst, "{report}");
+    assert_eq!(in_use.values().sum::<usize>(), *origins);
+    assert!(report.to_string().contains("ensemble"), "{report}");
 }
 
 /// The recorded Swarm metrics' format (a `time` column, ISO times without a zone, a `state`

@@ -180,7 +180,8 @@ fn forecast_and_traffic_conditions_where_the_policy_has_them() {
     spec.spec.anomaly = Some(serde_yaml::from_str("{model: traffic-states}").unwrap());
     let decision = decide(&spec, &total_rps(3, 300.0), &History::default(), None, t(0));
     let ignored = ForecastVerdict::Ignored {
-        model_error: 2.0,
+        best: crate::decide::signals::Member::Model,
+        member_error: 2.0,
         naive_error: 1.0,
     };
     let inputs = ConditionInputs {
