@@ -1654,38 +1654,69 @@ fn metrics_detail_is_behind_a_flag() {
     }
 }
 
+#[path = "../../tests/common/counting.rs"]
+mod counting;
+
+/// Request bodies: random bytes (invalid UTF-8 among them), deep JSON nesting, long strings,
+/// huge numbers, wide objects, and bodies past the body limit.
+fn hostile_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..2048),
+        (1usize..200_000)
+            .prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()),
+        (1usize..200_000).prop_map(|len| format!(
+            "{{\"replicas\": 3, \"reason\": \"{}\"}}",
+            "x".repeat(len)
+        )
+        .into_bytes()),
+        "[0-9]{1,400}"
+            .prop_map(
+                |digits| format!("{{\"replicas\": {digits}, \"ttl\": \"{digits}s\"}}").into_bytes()
+            ),
+        (1usize..20_000).prop_map(|width| {
+            let fields: Vec<String> = (0..width).map(|i| format!("\"k{i}\": {i}")).collect();
+            format!("{{{}}}", fields.join(",")).into_bytes()
+        }),
+        "\\PC{0,4000}".prop_map(String::into_bytes),
+    ]
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
 
-    /// Random bodies to every route, with each scope of token: every one is answered with a
-    /// status below 500 (the fake engine is up) within 1 s, never a panic.
+    /// Random and adversarial bodies to every route, with each scope of token: every one is
+    /// answered with a status below 500 (the fake engine is up) within 1 s and 100 MB (the
+    /// peak the request's thread allocates), never a panic.
     #[test]
-    fn random_bodies_to_every_route_are_answered(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+    fn random_bodies_to_every_route_are_answered(body in hostile_body()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let f = fixture();
-            for route in routes::routes::<FakeSwarm>() {
-                let path = route.path.replace("{service}", "web");
-                for token in [None, Some(READ), Some(WRITE), Some(ALERTS)] {
-                    let mut request = Request::builder()
-                        .method(route.method.clone())
-                        .uri(&path)
-                        .header(header::CONTENT_TYPE, "application/json");
-                    if let Some(token) = token {
-                        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-                    }
-                    let request = request.body(Body::from(body.clone())).unwrap();
-                    let answered = tokio::time::timeout(
-                        std::time::Duration::from_secs(1),
-                        f.router.clone().oneshot(request),
-                    )
-                    .await
-                    .expect("answered within 1 s")
-                    .unwrap();
-                    assert!(answered.status().as_u16() < 500, "{} {path}: {}", route.method, answered.status());
+        let f = runtime.block_on(async { fixture() });
+        for route in routes::routes::<FakeSwarm>() {
+            let path = route.path.replace("{service}", "web");
+            for token in [None, Some(READ), Some(WRITE), Some(ALERTS)] {
+                let mut request = Request::builder()
+                    .method(route.method.clone())
+                    .uri(&path)
+                    .header(header::CONTENT_TYPE, "application/json");
+                if let Some(token) = token {
+                    request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
                 }
+                let request = request.body(Body::from(body.clone())).unwrap();
+                let (answered, peak) = counting::peak_of(|| {
+                    runtime.block_on(async {
+                        tokio::time::timeout(
+                            std::time::Duration::from_secs(1),
+                            f.router.clone().oneshot(request),
+                        )
+                        .await
+                    })
+                });
+                let answered = answered.expect("answered within 1 s").unwrap();
+                assert!(answered.status().as_u16() < 500, "{} {path}: {}", route.method, answered.status());
+                assert!(peak < 100 * 1024 * 1024, "{} {path}: {peak} bytes for a {}-byte body", route.method, body.len());
             }
-        });
+        }
     }
 }
 

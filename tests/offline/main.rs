@@ -2,6 +2,8 @@
 //! these share the library build. Tests that need a Swarm live in their own files beside this
 //! folder and start the engine they need.
 
+#[path = "../common/counting.rs"]
+mod counting;
 #[path = "../common/crafted_model.rs"]
 mod crafted_model;
 #[path = "../common/exporter.rs"]

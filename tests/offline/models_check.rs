@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use swarmpilot::models::{ModelCache, ModelCheck, ModelError, DEFAULT_MEMORY_LIMIT};
 
+use crate::counting::peak_of;
 use crate::crafted_model::{crafted_model, forecaster};
-use crate::policy_hostile::counting::peak_of;
 
 fn check() -> ModelCheck {
     ModelCheck {
