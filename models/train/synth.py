@@ -142,3 +142,64 @@ def write_csv(trace: dict[str, np.ndarray], path: str) -> None:
         for i in range(len(trace["time"])):
             stamp = datetime.fromtimestamp(trace["time"][i], tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             out.writerow([stamp, *(f"{trace[c][i]:.6g}" for c in cols), trace["label"][i]])
+
+
+# --- Load series for the forecaster -------------------------------------------------------
+# The forecaster sees one load metric as a policy scrapes it: request counts (Poisson at 0.5 to
+# 1,000 req/s, often overdispersed like real arrivals), read every 5 to 60 s as a per-second
+# count, a 5 s mean or a PromQL-like rate over 15 s to 2 min, forward-filled onto the 5 s grid.
+
+
+def load_rate(rng: np.random.Generator, seconds: int) -> np.ndarray:
+    """Expected requests/s, one value per second: a level of 0.5 to 1,000 req/s with a cycle,
+    a slow wander, level shifts and ramps (x1/8 to x8 over up to 30 min), and spikes that rise
+    within 3 min, may hold up to 10 min, and decay."""
+    t = np.arange(seconds)
+    level = 10 ** rng.uniform(np.log10(0.5), 3.0)
+    period = rng.uniform(1800, 6 * 3600)
+    cycle = 1 + rng.uniform(0, 0.6) * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi))
+    wander = lfilter([1.0], [1.0, -0.9995], rng.normal(0, rng.uniform(0.002, 0.02), seconds))
+    log_mult = np.log(cycle) + wander
+    for _ in range(rng.poisson(seconds / 3600 * rng.uniform(2, 6))):  # level shifts and ramps
+        start, gain = int(rng.integers(0, seconds)), rng.uniform(-np.log(8), np.log(8))
+        length = int(rng.choice([1, rng.integers(20, 360), rng.integers(20, 360), rng.integers(360, 1800)]))
+        log_mult[start:] += gain * np.minimum(1, np.arange(seconds - start) / length)
+    spikes = np.zeros(seconds)
+    for _ in range(rng.poisson(seconds / 3600 * rng.uniform(0, 6))):
+        start = int(rng.integers(0, seconds))
+        rise, hold, tau = int(rng.integers(1, 180)), int(rng.integers(0, 600)), rng.uniform(20, 1800)
+        peak = rng.uniform(0.5, 9)
+        k = np.arange(seconds - start)
+        spikes[start:] += peak * np.where(k < rise, k / rise, np.exp(-np.maximum(k - rise - hold, 0) / tau))
+    return level * np.exp(np.clip(log_mult, -np.log(30), np.log(30))) * (1 + spikes)
+
+
+def arrivals(rng: np.random.Generator, rate: np.ndarray) -> np.ndarray:
+    """Requests counted in each second: Poisson, or a gamma-mixed Poisson (bursty arrivals such
+    as the LLM traces, variance several times the mean)."""
+    if rng.random() < 0.5:
+        shape = 10 ** rng.uniform(-0.5, 1.5)
+        rate = rate * rng.gamma(shape, 1 / shape, len(rate))
+    return rng.poisson(rate).astype(np.float64)
+
+
+def observe(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
+    """Per-second counts as a policy reads them on a 5 s grid (requests/s)."""
+    view = rng.choice(["second", "mean5", "rate"], p=[0.35, 0.25, 0.4])
+    if view == "second":
+        per_second = counts
+    else:
+        width = 5 if view == "mean5" else int(rng.choice([15, 30, 60, 120]))
+        cum = np.concatenate([[0.0], np.cumsum(counts)])
+        ends = np.arange(1, len(counts) + 1)
+        per_second = (cum[ends] - cum[np.maximum(ends - width, 0)]) / np.minimum(ends, width)
+    scrape = int(rng.choice([5, 5, 10, 15, 30, 60]))
+    grid = np.arange(int(rng.integers(0, 5)), len(counts), 5)
+    first_scrape = int(rng.integers(0, scrape))
+    scraped = grid - (grid - first_scrape) % scrape  # the last scrape at or before each point
+    return per_second[np.clip(scraped, 0, len(counts) - 1)]
+
+
+def load_series(rng: np.random.Generator, seconds: int = 6 * 3600) -> np.ndarray:
+    """One synthetic load metric on the 5 s grid."""
+    return observe(rng, arrivals(rng, load_rate(rng, seconds)))

@@ -102,3 +102,18 @@ def with_roles(trace: dict[str, np.ndarray], roles: dict[str, str]) -> dict[str,
     if "label" in trace:
         out["label"] = trace["label"]
     return out
+
+
+def per_second_counts(trace: dict[str, np.ndarray], column: str = "requests") -> np.ndarray:
+    """A trace of per-second counts (the Azure LLM arrivals) as one value per second from its
+    first timestamp; seconds without a row are 0."""
+    time = np.round(trace["time"] - trace["time"].min()).astype(np.int64)
+    counts = np.zeros(time.max() + 1)
+    np.add.at(counts, time, np.nan_to_num(trace[column]))
+    return counts
+
+
+def forward_filled(counts: np.ndarray) -> np.ndarray:
+    """Per-second counts on the 5 s grid as `swarmpilot model eval` and `replay` read such a
+    file: the count of the second at each grid point."""
+    return counts[::5]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -38,7 +38,7 @@ pub struct Model {
     /// Values per batch row going in (window length or feature count) and coming out.
     pub input_width: usize,
     pub output_width: usize,
-    plan: Arc<TypedRunnableModel>,
+    plans: Plans,
 }
 
 impl Model {
@@ -82,7 +82,7 @@ impl Model {
         let input_width = row_width(name, &inputs, &metadata.input, "input")?;
         let output_width = row_width(name, &outputs, &metadata.output, "output")?;
         check_widths(name, &metadata, input_width, output_width)?;
-        let plan = optimize(name, &proto, &metadata)?;
+        let plans = Plans::new(name, &proto, &metadata)?;
         Ok(Model {
             name: name.to_owned(),
             metadata,
@@ -90,16 +90,18 @@ impl Model {
             outputs,
             input_width,
             output_width,
-            plan,
+            plans,
         })
     }
 
     /// Runs the plan on `rows` rows of `input_width` values; returns rows of `output_width`.
-    pub(crate) fn run_rows(&self, rows: usize, flat: Vec<f32>) -> Result<Vec<f32>, ModelError> {
-        let input = tract_ndarray::Array2::from_shape_vec((rows, self.input_width), flat)
+    pub(crate) fn run_rows(&self, rows: usize, mut flat: Vec<f32>) -> Result<Vec<f32>, ModelError> {
+        let (batch, plan) = self.plans.for_rows(&self.name, rows)?;
+        // Rows are independent: padding rows (zeros) fill the plan's batch, and are dropped.
+        flat.resize(batch * self.input_width, 0.0);
+        let input = tract_ndarray::Array2::from_shape_vec((batch, self.input_width), flat)
             .map_err(|error| ModelError::tract(&self.name, "shape the batch", error))?;
-        let outputs = self
-            .plan
+        let outputs = plan
             .run(tvec!(Tensor::from(input).into_tvalue()))
             .map_err(|error| ModelError::tract(&self.name, "run", error))?;
         let output = outputs
@@ -108,17 +110,114 @@ impl Model {
         let view = output
             .to_plain_array_view::<f32>()
             .map_err(|error| ModelError::tract(&self.name, "read the output", error))?;
-        if view.shape() != [rows, self.output_width] {
+        if view.shape() != [batch, self.output_width] {
             return Err(ModelError::Shape {
                 model: self.name.clone(),
                 problem: format!(
-                    "output shape {:?}, expected [{rows}, {}]",
+                    "output shape {:?}, expected [{batch}, {}]",
                     view.shape(),
                     self.output_width
                 ),
             });
         }
-        Ok(view.iter().copied().collect())
+        Ok(view
+            .iter()
+            .take(rows * self.output_width)
+            .copied()
+            .collect())
+    }
+}
+
+/// Optimized plans per batch size. A plan made for a fixed batch size runs several times
+/// faster than one whose batch dimension stays symbolic (tract resolves every shape on each
+/// run then), so each batch size gets its own plan: sizes are rounded up to a power of two,
+/// so a batcher whose batches vary needs a handful, and at most [`MAX_PLANS`] are kept.
+#[derive(Debug)]
+struct Plans {
+    /// The decluttered graph, its batch dimension symbolic: every plan is made from it.
+    graph: TypedModel,
+    /// The symbol of the batch dimension; `None` when the graph has a fixed batch size.
+    batch: Option<Symbol>,
+    /// (batch size, plan), the most recently used last.
+    made: Mutex<Vec<(usize, Arc<TypedRunnableModel>)>>,
+}
+
+/// The most plans kept per model: batch sizes 1 to 128, or the few a batcher uses.
+const MAX_PLANS: usize = 8;
+
+impl Plans {
+    /// Translates and declutters the graph, and makes the batch-1 plan, so that a model that
+    /// cannot be optimized fails to load (within the load's time limit) rather than at its first run.
+    fn new(name: &str, proto: &pb::ModelProto, meta: &ModelMetadata) -> Result<Plans, ModelError> {
+        let graph = typed_graph(name, proto, meta)?;
+        let batch = graph
+            .input_fact(0)
+            .ok()
+            .and_then(|fact| fact.shape.first().cloned())
+            .and_then(|dim| match dim {
+                TDim::Sym(symbol) => Some(symbol),
+                _ => None,
+            });
+        let plans = Plans {
+            graph,
+            batch,
+            made: Mutex::default(),
+        };
+        plans.for_rows(name, 1)?;
+        Ok(plans)
+    }
+
+    /// The batch size that serves `rows` rows and its plan, made now if it is not kept.
+    fn for_rows(
+        &self,
+        name: &str,
+        rows: usize,
+    ) -> Result<(usize, Arc<TypedRunnableModel>), ModelError> {
+        let batch = match &self.batch {
+            Some(_) => rows.max(1).next_power_of_two(),
+            None => rows,
+        };
+        let key = if self.batch.is_some() { batch } else { 0 };
+        if let Some(plan) = self.kept(key) {
+            return Ok((batch, plan));
+        }
+        // Made outside the lock: other batch sizes keep running meanwhile.
+        let plan = self.make(name, batch)?;
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        made.retain(|(size, _)| *size != key);
+        made.push((key, Arc::clone(&plan)));
+        if made.len() > MAX_PLANS {
+            made.remove(0);
+        }
+        Ok((batch, plan))
+    }
+
+    fn kept(&self, key: usize) -> Option<Arc<TypedRunnableModel>> {
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        let at = made.iter().position(|(size, _)| *size == key)?;
+        let entry = made.remove(at);
+        let plan = Arc::clone(&entry.1);
+        made.push(entry);
+        Some(plan)
+    }
+
+    /// The one way a plan is made: the graph with its batch size fixed, optimized.
+    fn make(&self, name: &str, batch: usize) -> Result<Arc<TypedRunnableModel>, ModelError> {
+        let graph = match &self.batch {
+            Some(symbol) => {
+                let size = i64::try_from(batch)
+                    .map_err(|_| ModelError::tract(name, "fix the batch size", batch))?;
+                let values = std::collections::HashMap::from([(symbol.clone(), TDim::Val(size))]);
+                self.graph
+                    .set_symbols(&values)
+                    .map_err(|error| ModelError::tract(name, "fix the batch size", error))?
+            }
+            None => self.graph.clone(),
+        };
+        graph
+            .into_optimized()
+            .and_then(|typed| typed.into_runnable())
+            .map_err(|error| ModelError::tract(name, "optimize", error))
     }
 }
 
@@ -244,12 +343,13 @@ fn check_widths(
     Ok(())
 }
 
-/// One optimized plan whose batch dimension stays symbolic, so it serves any batch size.
-fn optimize(
+/// The graph with the metadata's input and output, typed and decluttered; its batch dimension
+/// stays symbolic.
+fn typed_graph(
     name: &str,
     proto: &pb::ModelProto,
     meta: &ModelMetadata,
-) -> Result<Arc<TypedRunnableModel>, ModelError> {
+) -> Result<TypedModel, ModelError> {
     let mut model = onnx()
         .model_for_proto_model(proto)
         .map_err(|error| ModelError::tract(name, "translate the graph", error))?;
@@ -270,8 +370,8 @@ fn optimize(
         .and_then(|_| model.select_output_outlets(&[output]))
         .map_err(|error| ModelError::tract(name, "select the input and output", error))?;
     model
-        .into_optimized()
-        .and_then(|typed| typed.into_runnable())
+        .into_typed()
+        .and_then(|typed| typed.into_decluttered())
         .map_err(|error| ModelError::tract(name, "optimize", error))
 }
 
@@ -318,9 +418,9 @@ mod tests {
     }
 
     #[test]
-    fn one_plan_serves_any_batch_size() {
+    fn any_batch_size_is_served_and_the_plans_kept_are_bounded() {
         let model = Model::load("traffic-forecast").unwrap();
-        for rows in [1, 3, 17] {
+        for rows in [1, 3, 17, 1, 2, 5, 9, 33, 65, 129, 3] {
             let out = model
                 .run_rows(rows, vec![100.0; rows * model.input_width])
                 .unwrap();
@@ -328,5 +428,11 @@ mod tests {
             // A constant window forecasts close to that constant.
             assert!(out.iter().all(|v| (v - 100.0).abs() < 20.0), "{out:?}");
         }
+        let made = model.plans.made.lock().unwrap();
+        assert_eq!(made.len(), MAX_PLANS);
+        // Nine sizes were used: the most recently used (3 rows: 4) is kept, and the least
+        // recently used (17 rows: 32) was dropped when 3 rows needed a plan again.
+        assert_eq!(made.last().map(|(size, _)| *size), Some(4));
+        assert!(made.iter().all(|(size, _)| *size != 32));
     }
 }
