@@ -59,6 +59,7 @@ fn policy() -> ScalingPolicy {
             alerts: None,
             behavior: Behavior::default(),
             fallback: Fallback::Hold.into(),
+            schedules: Vec::new(),
         },
     }
 }

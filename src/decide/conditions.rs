@@ -140,6 +140,9 @@ condition_reasons! {
     TrafficStateLimit,
     /// Tasks Swarm cannot place on any node hold scale-ups.
     TasksPending,
+    /// An active schedule's `desiredReplicas` lifted the count above the metrics' (a floor,
+    /// as `TooFewReplicas` is for `minReplicas`).
+    ScheduleFloor,
     // MetricsAvailable
     AllMetricsRead,
     SomeMetricsFailed,
@@ -312,10 +315,14 @@ fn scaling_active(inputs: &ConditionInputs<'_>) -> Found {
             "every metric is at or below its activation threshold: the service is idle".to_owned(),
         )
     } else if d.reason == Reason::Activated {
+        let why = match &d.schedule {
+            Some(schedule) => format!("schedule {} is active", schedule.name),
+            None => "a metric is above its activation threshold".to_owned(),
+        };
         (
             ConditionStatus::True,
             Activated,
-            "a metric is above its activation threshold: the service was activated".to_owned(),
+            format!("{why}: the service was activated"),
         )
     } else if d.reason == Reason::Override {
         (
@@ -368,8 +375,16 @@ fn scaling_limited(inputs: &ConditionInputs<'_>) -> Found {
     use ConditionReason::*;
     let d = inputs.decision;
     let recommended = d.recommendation.unwrap_or(d.desired);
-    let (reason, message) = match d.limited_by {
-        None => {
+    let (reason, message) = match (d.limited_by, &d.schedule) {
+        (None, Some(schedule)) if d.reason == Reason::Scheduled => (
+            ScheduleFloor,
+            format!(
+                "{} sets a floor of {} replicas, above what the metrics ask for",
+                schedule.describe(),
+                schedule.replicas
+            ),
+        ),
+        (None, _) => {
             return (
                 ConditionType::ScalingLimited,
                 ConditionStatus::False,
@@ -377,31 +392,35 @@ fn scaling_limited(inputs: &ConditionInputs<'_>) -> Found {
                 "the desired count is within the acceptable range".to_owned(),
             )
         }
-        Some(Limit::TooManyReplicas) => (
+        (Some(Limit::TooManyReplicas), _) => (
             TooManyReplicas,
             format!(
                 "the desired replica count {recommended} is more than the maximum replica count"
             ),
         ),
-        Some(Limit::TooFewReplicas) => (
+        (Some(Limit::TooFewReplicas), _) => (
             TooFewReplicas,
             format!(
                 "the desired replica count {recommended} is less than the minimum replica count"
             ),
         ),
-        Some(Limit::ScaleUpLimit) => (
+        (Some(Limit::ScaleUpLimit), _) => (
             ScaleUpLimit,
             "the desired replica count is increasing faster than the maximum scale rate".to_owned(),
         ),
-        Some(Limit::ScaleDownLimit) => (
+        (Some(Limit::ScaleDownLimit), _) => (
             ScaleDownLimit,
             "the desired replica count is decreasing faster than the maximum scale rate".to_owned(),
         ),
-        Some(Limit::ScaleInPaused) => (ScaleInPaused, "an override pauses scale-in".to_owned()),
-        Some(Limit::ScaleOutPaused) => (ScaleOutPaused, "an override pauses scale-out".to_owned()),
+        (Some(Limit::ScaleInPaused), _) => {
+            (ScaleInPaused, "an override pauses scale-in".to_owned())
+        }
+        (Some(Limit::ScaleOutPaused), _) => {
+            (ScaleOutPaused, "an override pauses scale-out".to_owned())
+        }
         // The decision's sentence already says how many tasks wait, and Swarm's reason.
-        Some(Limit::TasksPending) => (TasksPending, d.message.clone()),
-        Some(Limit::NoScaleDown | Limit::Cap) => (
+        (Some(Limit::TasksPending), _) => (TasksPending, d.message.clone()),
+        (Some(Limit::NoScaleDown | Limit::Cap), _) => (
             TrafficStateLimit,
             format!(
                 "the traffic state {} bounds the count",

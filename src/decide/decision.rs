@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::schedule::ScheduleFloor;
 use crate::policy::{FailedReads, Target, TrafficState};
 
 /// What the service's replica count should be, and why.
@@ -51,6 +52,10 @@ pub struct Decision {
     /// `fallback.failureThreshold`); [`super::History::record`] keeps them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failed_reads: BTreeMap<String, FailedReads>,
+    /// The active schedule with the highest floor at this decision, whether or not the floor
+    /// set the count (the reason is `Scheduled` when it did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleFloor>,
     /// One short human sentence naming the cause, at most [`HEADLINE_MAX`] characters: what
     /// `get`, the demo and dashboards show.
     pub message: String,
@@ -120,6 +125,8 @@ pub enum Reason {
     /// The service was idle and a metric is above its activation: scaled to at least
     /// `max(1, minReplicas)` at once (KEDA's activation).
     Activated,
+    /// An active schedule's `desiredReplicas` set the count: the metrics asked for fewer.
+    Scheduled,
     /// An external update (a plain `docker stack deploy`) replaced the spec: the reconciler
     /// put back the count and the operator's labels (`decide` itself never gives this reason).
     RestoredAfterExternalUpdate,

@@ -127,6 +127,7 @@ mod tests {
             alerts: None,
             behavior: Behavior::default(),
             fallback: Fallback::Hold.into(),
+            schedules: Vec::new(),
         }
     }
 
@@ -145,6 +146,7 @@ mod tests {
             override_expired: false,
             last_active: None,
             failed_reads: Default::default(),
+            schedule: None,
             message: String::new(),
             detail: Vec::new(),
         }

@@ -6,19 +6,23 @@
 //! | situation                                   | decision                                         |
 //! |---------------------------------------------|--------------------------------------------------|
 //! | idle, a metric above its activation         | `Activated`: HPA's count from zero, at least `max(1, minReplicas)` |
+//! | idle, a schedule's window active            | `Activated`: at least the schedule's `desiredReplicas` |
 //! | idle, every metric at or below activation   | `Idle`: stays at `idleReplicas`                  |
 //! | idle, metrics failed, `fallback: hold`      | `Idle`: a blind operator does not wake a service |
 //! | idle, metrics failed, fallback with a count | `Fallback`: the count the policy asked for       |
 //! | active, quiet for `cooldownPeriod`          | `Idle`: straight to `idleReplicas` (no behavior) |
 //! | active, quiet for less, or some metric failed | HPA's rules; a failed metric never lets it go idle |
+//! | active, a schedule's window active          | HPA's rules with the schedule's floor; never idle |
 //!
-//! The cooldown runs from the last time a metric was above its activation, which `History`
+//! The cooldown runs from the last time a metric was above its activation (or a schedule was
+//! active: the cooldown starts when its window closes), which `History`
 //! keeps (`lastActive`), so it survives a restart. A service whose history never saw it active
 //! goes idle at once, as KEDA scales a new target to its minimum without waiting.
 
 use chrono::{DateTime, Utc};
 
 use super::observation::{MetricSample, Observation};
+use super::schedule::ScheduleFloor;
 use crate::policy::{HumanDuration, PolicySpec};
 
 /// What the metrics say about activity at one instant.
@@ -30,6 +34,8 @@ pub(crate) enum Activity {
         value: f64,
         activation: f64,
     },
+    /// No metric is above its threshold, and a schedule's window is active.
+    Scheduled { schedule: String },
     /// Every metric read and is at or below its activation threshold.
     Quiet,
     /// No metric is above its threshold, but some could not be read.
@@ -67,13 +73,19 @@ impl Idling {
     pub fn of(
         spec: &PolicySpec,
         observation: &Observation,
+        schedule: Option<&ScheduleFloor>,
         last_active: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Option<Idling> {
         let idle = spec.idle_replicas()?;
-        let activity = activity(spec, observation);
+        let activity = match (activity(spec, observation), schedule) {
+            (Activity::Quiet | Activity::Unknown, Some(schedule)) => Activity::Scheduled {
+                schedule: schedule.name.clone(),
+            },
+            (activity, _) => activity,
+        };
         let last_active = match activity {
-            Activity::Active { .. } => Some(now),
+            Activity::Active { .. } | Activity::Scheduled { .. } => Some(now),
             Activity::Quiet | Activity::Unknown => last_active,
         };
         Some(Idling {
@@ -96,8 +108,8 @@ impl Idling {
     ) -> Step {
         let idle_now = current <= self.idle;
         match (&self.activity, idle_now) {
-            (Activity::Active { .. }, true) => Step::Activate,
-            (Activity::Active { .. }, false) => Step::Hpa,
+            (Activity::Active { .. } | Activity::Scheduled { .. }, true) => Step::Activate,
+            (Activity::Active { .. } | Activity::Scheduled { .. }, false) => Step::Hpa,
             (Activity::Unknown, true) if blind && fallback_counts => Step::Fallback,
             (Activity::Unknown, true) => Step::Idle {
                 message: format!(
@@ -142,6 +154,9 @@ impl Idling {
             } => format!(
                 "activated: {metric} is {value} (above its activation {activation}): scaling to {desired}"
             ),
+            Activity::Scheduled { schedule } => {
+                format!("activated: schedule {schedule} is active: scaling to {desired}")
+            }
             Activity::Quiet | Activity::Unknown => format!("activated: scaling to {desired}"),
         }
     }

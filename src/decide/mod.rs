@@ -8,9 +8,10 @@
 //! One call follows the HPA controller's `reconcileAutoscaler`:
 //! 1. a service at 0 replicas (with `minReplicas > 0`) is left alone; one outside `[min, max]`
 //!    is brought to the nearest bound; a policy that can go idle goes idle or is activated
-//!    first ([`idle`]);
+//!    first ([`idle`]; an active schedule counts as activity);
 //! 2. each metric gives a count ([`hpa`]); the largest wins; if some failed and the rest say
-//!    scale down, nothing changes; if all failed, `fallback` decides ([`fallback`]);
+//!    scale down, nothing changes; if all failed, `fallback` decides ([`fallback`]); an active
+//!    schedule's `desiredReplicas` is a floor on the result, like one more metric ([`schedule`]);
 //! 3. a forecast may raise the count ([`forecast`]);
 //! 4. stabilization windows and rate policies shape it ([`behavior`]);
 //! 5. a persisting traffic state may hold or cap it ([`anomaly`]);
@@ -30,6 +31,7 @@ mod observation;
 mod overrides;
 mod pending;
 mod rollout;
+mod schedule;
 pub mod signals;
 
 #[cfg(test)]
@@ -48,6 +50,7 @@ pub use observation::{
     DEFAULT_CPU_INITIALIZATION_PERIOD,
 };
 pub use pending::PendingTasks;
+pub use schedule::ScheduleFloor;
 
 use crate::policy::{Mode, Override, PolicySpec, ScalingPolicy, TrafficState};
 use behavior::{Normalization, Normalized};
@@ -85,7 +88,14 @@ pub fn decide(
         .collect();
     let forecast = forecast::recommendation(spec, observation, tolerance, now);
 
-    let idling = idle::Idling::of(spec, observation, history.last_active, now);
+    let schedule = schedule::floor(spec, now);
+    let idling = idle::Idling::of(
+        spec,
+        observation,
+        schedule.as_ref(),
+        history.last_active,
+        now,
+    );
     let threshold = spec.fallback.failure_threshold();
     let failed_reads = fallback::failed_reads(
         &per_metric,
@@ -102,6 +112,7 @@ pub fn decide(
         from_idle: false,
         fallback_due: fallback::due(&per_metric, &failed_reads, threshold),
         failed_so_far: fallback::fewest_failed(&per_metric, &failed_reads),
+        schedule: schedule.as_ref(),
     };
     let core = match &idling {
         None => policy_outcome(&rules, current, &per_metric, forecast, history, now),
@@ -112,7 +123,9 @@ pub fn decide(
         // Only a count the behavior produced is shaped; holds stay holds, and bringing a
         // service back within [min, max] is not negotiable.
         if outcome.stabilized.is_some() {
-            outcome = anomaly::apply(state, action, outcome, current, rules.min);
+            // A cap never goes below an active schedule's floor, as it never goes below min.
+            let floor = rules.min.max(schedule.as_ref().map_or(0, |s| s.replicas));
+            outcome = anomaly::apply(state, action, outcome, current, floor);
         }
     }
     let active_override = override_.filter(|o| o.is_active(now));
@@ -149,6 +162,7 @@ pub fn decide(
         override_expired: override_.is_some() && active_override.is_none(),
         last_active: idling.and_then(|i| i.last_active),
         failed_reads,
+        schedule,
         message,
         detail,
     }
@@ -195,6 +209,8 @@ struct Rules<'a> {
     fallback_due: bool,
     /// The fewest failed reads in a row among the metrics, for the message.
     failed_so_far: u32,
+    /// The active schedule with the highest floor, if any.
+    schedule: Option<&'a ScheduleFloor>,
 }
 
 /// The core for a policy that can go idle: idle, activate, or HPA's rules ([`idle`]).
@@ -261,7 +277,13 @@ fn policy_outcome(
 
     let failed = per_metric.iter().filter(|m| m.replicas().is_none()).count();
     let observed = per_metric.iter().filter_map(MetricOutcome::replicas).max();
+    let floor = rules.schedule.map_or(0, |s| s.replicas);
+    // With every metric failed, an active schedule above the count still raises it: the
+    // window is known without reading anything.
+    let blind_floor = rules.schedule.filter(|s| s.replicas > current);
     let (recommendation, from_fallback) = match observed {
+        // Nothing but the floor asks for a count: it is the recommendation (below).
+        None if blind_floor.is_some() && fallback_hold_or_not_due(rules) => (0, false),
         None if !rules.fallback_due => {
             return Outcome::hold(
                 current,
@@ -287,7 +309,7 @@ fn policy_outcome(
             }
             Some(replicas) => (replicas, true),
         },
-        Some(replicas) if failed > 0 && replicas < current => {
+        Some(replicas) if failed > 0 && replicas.max(floor) < current => {
             return Outcome::hold(
                 current,
                 Reason::MetricsIncomplete,
@@ -305,6 +327,9 @@ fn policy_outcome(
             false,
         ),
     };
+    // The schedule's floor combines with the rest as HPA combines metrics: the highest wins.
+    let scheduled = rules.schedule.filter(|s| s.replicas > recommendation);
+    let recommendation = recommendation.max(floor);
 
     let arg = Normalization {
         up: rules.up,
@@ -324,7 +349,19 @@ fn policy_outcome(
             } => within_tolerance,
             MetricResult::Failed { .. } => true,
         });
-    let reason = explain(&normalized, recommendation, from_fallback, within_tolerance);
+    let reason = explain(
+        &normalized,
+        recommendation,
+        from_fallback,
+        within_tolerance,
+        scheduled.is_some(),
+    );
+    let message = match scheduled {
+        Some(schedule) if reason == Reason::Scheduled => {
+            scheduled_message(schedule, normalized.desired, observed, from_fallback)
+        }
+        _ => message(reason, current, recommendation, &normalized, spec),
+    };
     Outcome {
         desired: normalized.desired,
         reason,
@@ -332,8 +369,31 @@ fn policy_outcome(
         recommendation: Some(recommendation),
         stabilized: Some(normalized.stabilized),
         traffic_state: None,
-        message: message(reason, current, recommendation, &normalized, spec),
+        message,
     }
+}
+
+/// Every metric failed and the fallback would not name a count (`hold`, or not due yet).
+fn fallback_hold_or_not_due(rules: &Rules<'_>) -> bool {
+    !rules.fallback_due || fallback::recommendation(rules.spec.fallback.action, 0).is_none()
+}
+
+/// The message of a count an active schedule's floor set.
+fn scheduled_message(
+    schedule: &ScheduleFloor,
+    desired: u32,
+    observed: Option<u32>,
+    from_fallback: bool,
+) -> String {
+    let others = match (observed, from_fallback) {
+        (_, true) => "the fallback asks for less".to_owned(),
+        (Some(metrics), false) => format!("the metrics ask for {metrics}"),
+        (None, false) => "every metric failed".to_owned(),
+    };
+    format!(
+        "{} sets a floor of {desired} replicas; {others}",
+        schedule.describe()
+    )
 }
 
 /// A count outside `[min, max]` goes straight to the bound, with no behavior (as in HPA).
@@ -354,11 +414,14 @@ fn explain(
     recommendation: u32,
     from_fallback: bool,
     within_tolerance: bool,
+    scheduled: bool,
 ) -> Reason {
     if let Some(limit) = normalized.limit {
         limit.reason()
     } else if normalized.stabilized != recommendation {
         Reason::Stabilized
+    } else if scheduled {
+        Reason::Scheduled
     } else if from_fallback {
         Reason::Fallback
     } else if within_tolerance {

@@ -319,6 +319,7 @@ fn from_shorthand(
             alerts: None,
             behavior: Behavior::default(),
             fallback: FallbackSpec::default(),
+            schedules: Vec::new(),
         },
     };
     super::validate::validate(&policy)

@@ -7,6 +7,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod labels;
 mod parse;
+pub mod schedule;
 pub mod schema;
 pub mod state;
 mod structure;
@@ -20,6 +21,7 @@ pub use duration::HumanDuration;
 pub use parse::{
     load_yaml, parse, parse_bytes, parse_documents, parse_documents_bytes, text_of, MAX_INPUT_BYTES,
 };
+pub use schedule::{Window, WindowError, WindowState};
 pub use schema::{crd_yaml, json_schema, json_schema_text};
 pub use state::{
     Event, EventReason, EventType, FailedReads, Override, ScaleEvent, ScaleState, EVENTS_KEPT,

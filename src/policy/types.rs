@@ -94,6 +94,30 @@ pub struct PolicySpec {
     /// `{currentIfHigher: N}`, optionally with `failureThreshold` (KEDA's, default 3).
     #[serde(default)]
     pub fallback: FallbackSpec,
+    /// Cron windows that set a floor (KEDA's `cron` scaler): while one is active the count is at
+    /// least its `desiredReplicas`, combined with the metrics as HPA combines metrics (the
+    /// highest wins), and an idle service is activated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleSpec>,
+}
+
+/// A cron window with a replica floor, KEDA's `cron` scaler with its field names. Active from
+/// each `start` until the next `end`, both read in `timezone`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// A name unique among the schedules (`business-hours`); decisions name the schedule that
+    /// set the count.
+    pub name: String,
+    /// The IANA time zone `start` and `end` are read in (`Europe/Berlin`, `Asia/Kolkata`, `UTC`).
+    pub timezone: String,
+    /// Cron pattern of the window's start: five fields (minute hour day-of-month month
+    /// day-of-week), or six with seconds first.
+    pub start: String,
+    /// Cron pattern of the window's end, in the same form as `start`.
+    pub end: String,
+    /// The fewest replicas while the window is active, between 1 and `maxReplicas`.
+    pub desired_replicas: u32,
 }
 
 fn default_min_replicas() -> u32 {

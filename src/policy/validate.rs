@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::duration::HumanDuration;
+use super::schedule::Window;
 use super::types::*;
 
 /// HPA's upper limit for a stabilization window.
@@ -27,6 +28,8 @@ pub fn validate(policy: &ScalingPolicy) -> Result<(), Diagnostics> {
 pub const MAX_METRICS: usize = 16;
 /// The most observed-only metrics one policy may read.
 pub const MAX_OBSERVE: usize = 16;
+/// The most schedules one policy may have.
+pub const MAX_SCHEDULES: usize = 16;
 /// The most receivers one policy may notify.
 pub const MAX_NOTIFY: usize = 4;
 /// The highest `maxReplicas` a policy may set unless the operator is started with another
@@ -100,6 +103,7 @@ impl Check {
         }
         self.bounds(spec);
         self.idle(spec);
+        self.schedules(spec);
         self.list_lengths(spec);
         let interval = spec.interval.as_std();
         if interval < std::time::Duration::from_secs(*INTERVAL_SECS.start())
@@ -150,6 +154,7 @@ impl Check {
         for (path, len, most) in [
             ("spec.metrics", spec.metrics.len(), MAX_METRICS),
             ("spec.observe", spec.observe.len(), MAX_OBSERVE),
+            ("spec.schedules", spec.schedules.len(), MAX_SCHEDULES),
             ("spec.anomaly.notify", notify, MAX_NOTIFY),
         ] {
             if len > most {
@@ -242,15 +247,56 @@ impl Check {
                 self.report(path, format!("applies only to a policy that can go idle (minReplicas: 0 or idleReplicas), got {activation}"));
             }
         }
-        let wakes = spec
-            .metrics
-            .iter()
-            .any(|m| m.source().is_some_and(|s| s.reads_without_tasks()));
+        // A schedule's window activates an idle service too.
+        let wakes = !spec.schedules.is_empty()
+            || spec
+                .metrics
+                .iter()
+                .any(|m| m.source().is_some_and(|s| s.reads_without_tasks()));
         if can_idle && !spec.metrics.is_empty() && !wakes {
             self.report(
                 "spec.metrics",
-                "a policy that can go idle needs a metric that reads with no task running (prometheus, redis, rabbitmq), or it would never be activated again",
+                "a policy that can go idle needs a metric that reads with no task running (prometheus, redis, rabbitmq) or a schedule, or it would never be activated again",
             );
+        }
+    }
+
+    /// Each schedule: a unique name, a known zone, cron patterns that parse, a window that can
+    /// be active, and a floor within `[1, maxReplicas]`.
+    fn schedules(&mut self, spec: &PolicySpec) {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, schedule) in spec.schedules.iter().enumerate() {
+            let path = format!("spec.schedules[{i}]");
+            if schedule.name.trim().is_empty() {
+                self.report(format!("{path}.name"), "must not be empty");
+            } else if !seen.insert(schedule.name.as_str()) {
+                self.report(
+                    format!("{path}.name"),
+                    format!("{:?} names another schedule too", schedule.name),
+                );
+            }
+            match Window::parse(schedule) {
+                Err(errors) => {
+                    for error in errors {
+                        self.report(format!("{path}.{}", error.field), error.message);
+                    }
+                }
+                Ok(window) => {
+                    if let Some(error) = window.never_active() {
+                        self.report(format!("{path}.{}", error.field), error.message);
+                    }
+                }
+            }
+            let desired = schedule.desired_replicas;
+            if desired < 1 || desired > spec.max_replicas {
+                self.report(
+                    format!("{path}.desiredReplicas"),
+                    format!(
+                        "must be between 1 and maxReplicas ({}), got {desired}",
+                        spec.max_replicas
+                    ),
+                );
+            }
         }
     }
 

@@ -182,6 +182,7 @@ mod tests {
             override_expired: false,
             last_active: None,
             failed_reads: Default::default(),
+            schedule: None,
             message: "the desired count 4 is within the acceptable range (current 2)".into(),
             detail: vec![],
         }

@@ -181,6 +181,7 @@ pub fn policy(service: &str, min: u32, max: u32) -> ScalingPolicy {
             alerts: None,
             behavior: Default::default(),
             fallback: Default::default(),
+            schedules: Vec::new(),
         },
     }
 }

@@ -98,3 +98,34 @@ fn queue_worker_scales_to_zero() {
     assert_eq!(policy.spec.metrics[0].activation(), 0.0);
     assert_eq!(policy.spec.fallback.failure_threshold(), 3);
 }
+
+#[test]
+fn web_service_with_a_business_hours_floor_in_a_named_zone() {
+    use swarmpilot::decide::{decide, History, MetricSample, Observation, Reason};
+    let policy = example("web-business-hours.yaml");
+    let schedule = &policy.spec.schedules[0];
+    assert_eq!(schedule.timezone, "Europe/Berlin");
+    assert_eq!(schedule.desired_replicas, 6);
+    let quiet = |current: u32| {
+        let mut observation = Observation::new(current);
+        observation
+            .metrics
+            .insert("rps".into(), MetricSample::value(10.0));
+        observation
+    };
+    let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    // Monday 2026-11-30 08:00 CET is 07:00 UTC: the floor lifts 2 replicas to 6.
+    let open = decide(
+        &policy,
+        &quiet(2),
+        &History::default(),
+        None,
+        at("2026-11-30T07:00:00Z"),
+    );
+    assert_eq!((open.desired, open.reason), (6, Reason::Scheduled));
+    // A minute earlier, and on Saturday, the metrics alone decide.
+    for closed in ["2026-11-30T06:59:00Z", "2026-11-28T10:00:00Z"] {
+        let d = decide(&policy, &quiet(2), &History::default(), None, at(closed));
+        assert_eq!((d.desired, d.schedule), (2, None), "{closed}");
+    }
+}

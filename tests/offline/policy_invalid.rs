@@ -881,3 +881,60 @@ fn idle_and_failure_threshold_fields() {
     assert_eq!(detailed.spec.fallback.action, Fallback::CurrentIfHigher(6));
     assert_eq!(detailed.spec.fallback.failure_threshold(), 5);
 }
+
+// ---- schedules: each bad field named with its value ----
+
+fn schedule(zone: &str, start: &str, end: &str, desired: u32) -> String {
+    spec_plus(&format!(
+        "  schedules:\n  - name: business-hours\n    timezone: {zone:?}\n    start: {start:?}\n    end: {end:?}\n    desiredReplicas: {desired}\n"
+    ))
+}
+
+#[test]
+fn schedules_name_the_bad_field_and_value() {
+    parse(&schedule("Europe/Berlin", "0 8 * * 1-5", "0 18 * * 1-5", 3)).unwrap();
+    let path = "spec.schedules[0]";
+    expect(
+        &schedule("Europe/Berln", "0 8 * * *", "0 18 * * *", 3),
+        &format!("{path}.timezone"),
+        "unknown IANA time zone \"Europe/Berln\"",
+    );
+    expect(
+        &schedule("UTC", "0 25 * * *", "0 18 * * *", 3),
+        &format!("{path}.start"),
+        "not a cron pattern \"0 25 * * *\"",
+    );
+    expect(
+        &schedule("UTC", "0 8 * * *", "at six", 3),
+        &format!("{path}.end"),
+        "not a cron pattern \"at six\"",
+    );
+    expect(
+        &schedule("UTC", "0 8 * * *", "0 0 31 2 *", 3),
+        &format!("{path}.end"),
+        "\"0 0 31 2 *\" is never reached",
+    );
+    expect(
+        &schedule("UTC", "0 8 * * *", "0 8 * * *", 3),
+        &format!("{path}.end"),
+        "never be active",
+    );
+    expect(
+        &schedule("UTC", "0 8 * * *", "0 18 * * *", 11),
+        &format!("{path}.desiredReplicas"),
+        "must be between 1 and maxReplicas (10), got 11",
+    );
+    expect(
+        &schedule("UTC", "0 8 * * *", "0 18 * * *", 0),
+        &format!("{path}.desiredReplicas"),
+        "got 0",
+    );
+    let twice = spec_plus(
+        "  schedules:\n  - {name: a, timezone: UTC, start: '0 8 * * *', end: '0 9 * * *', desiredReplicas: 2}\n  - {name: a, timezone: UTC, start: '0 8 * * *', end: '0 9 * * *', desiredReplicas: 2}\n",
+    );
+    expect(
+        &twice,
+        "spec.schedules[1].name",
+        "\"a\" names another schedule too",
+    );
+}

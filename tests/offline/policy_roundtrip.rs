@@ -312,6 +312,7 @@ fn policy() -> impl Strategy<Value = ScalingPolicy> {
                                 scale_down,
                             },
                             fallback: fallback.into(),
+                            schedules: Vec::new(),
                         },
                     },
                 )

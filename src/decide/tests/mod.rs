@@ -7,6 +7,7 @@ mod idle;
 mod pending;
 mod properties;
 mod rollout;
+mod schedules;
 mod signals;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -56,6 +57,7 @@ pub(super) fn policy(min: u32, max: u32, behavior: &str) -> ScalingPolicy {
             alerts: None,
             behavior,
             fallback: Fallback::Hold.into(),
+            schedules: Vec::new(),
         },
     }
 }
