@@ -156,3 +156,80 @@ pub fn policy_sources(spec: &PolicySpec) -> Vec<(&str, Option<Source<'_>>)> {
         )
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::State;
+    use axum::routing::get;
+    use axum::{Json, Router};
+
+    use super::*;
+    use crate::webhook::tests::FakeSwarm;
+
+    /// Requests being answered now, and the most at once.
+    #[derive(Default)]
+    struct Load {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    /// A Prometheus that holds each query a moment, counting how many it holds at once.
+    async fn slow_prometheus(load: Arc<Load>) -> String {
+        let app = Router::new()
+            .route(
+                "/api/v1/query",
+                get(|State(load): State<Arc<Load>>| async move {
+                    let now = load.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    load.most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    load.now.fetch_sub(1, Ordering::SeqCst);
+                    Json(serde_json::json!({
+                        "status": "success",
+                        "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "1"]}]}
+                    }))
+                }),
+            )
+            .with_state(load);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_policy_reads_at_most_a_few_metrics_at_once() {
+        let load = Arc::new(Load::default());
+        let url = slow_prometheus(Arc::clone(&load)).await;
+        let observer = Observer::new(
+            Arc::new(FakeSwarm::default()),
+            PrometheusClientConfig {
+                default_url: Some(url),
+                ..Default::default()
+            },
+            ScrapeConfig::default(),
+        )
+        .unwrap();
+        let metrics: String = (0..16)
+            .map(|i| format!("    - name: m{i}\n      prometheus: {{query: up}}\n      target: {{averageValue: 1}}\n"))
+            .collect();
+        let text = format!(
+            "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  maxReplicas: 4\n  metrics:\n{metrics}"
+        );
+        let policy = crate::policy::parse_documents(&text).unwrap().remove(0);
+        let readings = observer
+            .read_policy(
+                &ServiceInfo::default(),
+                &policy.spec,
+                Duration::from_secs(10),
+            )
+            .await;
+        assert_eq!(readings.len(), 16);
+        assert!(
+            readings.iter().all(|reading| reading.result.is_ok()),
+            "{readings:?}"
+        );
+        assert_eq!(load.most.load(Ordering::SeqCst), MAX_READS_PER_POLICY);
+    }
+}
