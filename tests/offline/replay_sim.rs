@@ -24,12 +24,15 @@ fn trace(secs: i64, demand: impl Fn(i64) -> f64) -> Trace {
 }
 
 fn policy(extra: &str) -> ScalingPolicy {
-    parse(&format!(
+    parse(&policy_text(extra)).unwrap()
+}
+
+fn policy_text(extra: &str) -> String {
+    format!(
         "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  \
          minReplicas: 1\n  maxReplicas: 10\n  metrics:\n  - name: rps\n    prometheus: {{query: 'sum(x)'}}\n    \
          target: {{averageValue: 50}}\n{extra}"
-    ))
-    .unwrap()
+    )
 }
 
 fn options(capacity: f64, startup_secs: i64) -> Options {
@@ -239,4 +242,79 @@ fn utilization_targets_see_each_replica_share_of_its_capacity() {
     let result = compare(&policy, &trace, &options(100.0, 0), &no_models()).unwrap();
     assert_eq!(result.policy.ticks[0].desired(), 3);
     assert_eq!(result.policy.summary.max_replicas, 3);
+}
+
+/// A worker that scales to zero: activation 0, cooldown 60 s, no scale-down window.
+fn scale_to_zero(extra: &str) -> ScalingPolicy {
+    let text = policy_text(&format!(
+        "  cooldownPeriod: 60s\n  behavior: {{scaleDown: {{stabilizationWindow: 0s}}}}\n{extra}"
+    ))
+    .replace("minReplicas: 1", "minReplicas: 0");
+    parse(&text).unwrap()
+}
+
+#[test]
+fn a_policy_at_zero_replicas_serves_nothing_until_activated_and_started() {
+    use swarmpilot::decide::Reason;
+    // Nothing for 120 s, 120/s until 240 s, nothing until 600 s; 50/s per replica, 30 s start-up.
+    let trace = trace(600, |t| if (120..240).contains(&t) { 120.0 } else { 0.0 });
+    let result = compare(&scale_to_zero(""), &trace, &options(50.0, 30), &no_models()).unwrap();
+    let run = &result.policy;
+    let at_tick = |secs: i64| run.ticks.iter().find(|t| t.at == at(secs)).unwrap();
+    assert_eq!((at_tick(0).desired(), at_tick(0).reason), (0, Reason::Idle));
+    // Activated at once to HPA's count from zero, ceil(120 / 50) = 3, serving 30 s later: all
+    // the demand of those 30 s is above capacity (zero replicas serve nothing).
+    assert_eq!(
+        (at_tick(120).desired(), at_tick(120).reason),
+        (3, Reason::Activated)
+    );
+    let s = &run.summary;
+    assert_eq!(s.under_provisioned_secs, 30.0);
+    assert!((s.over_capacity_share - 120.0 * 30.0 / (120.0 * 120.0)).abs() < 1e-12);
+    // Last active read at 225 s: 1 replica while cooling down, idle 60 s later.
+    assert_eq!(at_tick(240).desired(), 1);
+    assert_eq!(at_tick(270).desired(), 1);
+    assert_eq!(
+        (at_tick(285).desired(), at_tick(285).reason),
+        (0, Reason::Idle)
+    );
+    assert_eq!(run.ticks.last().unwrap().desired(), 0);
+    assert_eq!((s.scale_ups, s.scale_downs, s.max_replicas), (1, 2, 3));
+}
+
+#[test]
+fn a_schedule_lifts_the_floor_in_replay_as_it_does_live() {
+    use swarmpilot::decide::Reason;
+    // T0 is 2023-11-14 22:13:20 UTC, 03:43:20 in Asia/Kolkata: a window 03:45:00 to 03:47:00
+    // there is 100 s to 220 s into the trace.
+    let schedule = "  schedules:\n  - {name: night-batch, timezone: Asia/Kolkata, \
+                    start: '0 45 3 * * *', end: '0 47 3 * * *', desiredReplicas: 2}\n";
+    let trace = trace(600, |_| 0.0);
+    let result = compare(
+        &scale_to_zero(schedule),
+        &trace,
+        &options(50.0, 30),
+        &no_models(),
+    )
+    .unwrap();
+    let run = &result.policy;
+    let at_tick = |secs: i64| run.ticks.iter().find(|t| t.at == at(secs)).unwrap();
+    assert_eq!(at_tick(90).desired(), 0);
+    assert_eq!(
+        (at_tick(105).desired(), at_tick(105).reason),
+        (2, Reason::Activated)
+    );
+    assert_eq!(
+        (at_tick(210).desired(), at_tick(210).reason),
+        (2, Reason::Scheduled)
+    );
+    // The window closed at 220 s; idle once the cooldown from its last active tick (210 s) ran.
+    assert_eq!(at_tick(225).desired(), 1);
+    assert_eq!(
+        (at_tick(270).desired(), at_tick(270).reason),
+        (0, Reason::Idle)
+    );
+    // The HPA baseline keeps the schedule: it is part of the policy, not of its behavior.
+    let baseline = &result.baseline;
+    assert!(baseline.ticks.iter().any(|t| t.reason == Reason::Scheduled));
 }
