@@ -137,6 +137,7 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
     );
     let (status, election) = match &args.lease_service {
         Some(service) => {
+            let service = service.clone();
             let leadership = Leadership::elected();
             let elector = Elector::new(
                 holder_id(),
@@ -151,7 +152,8 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
                 leadership.clone(),
                 shutdown.clone(),
             ));
-            (StatusStore::with_leadership(leadership), Some(election))
+            let status = StatusStore::with_leadership(leadership);
+            (status, Some((service, election)))
         }
         None => {
             tracing::info!(
@@ -161,6 +163,7 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
         }
     };
     let status = Arc::new(status);
+    let leadership = status.leadership().clone();
     let metrics = Arc::new(Metrics::new().with_detail(args.metrics_detail));
     let (waker, wakes) = Waker::new();
     let mut prometheus = args.prometheus.config();
@@ -207,10 +210,19 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     tracing::info!(dry_run = args.dry_run, "swarmpilot is running");
-    controller::run(swarm, Arc::new(reconciler), config, wakes, shutdown.clone()).await;
+    controller::run(
+        Arc::clone(&swarm),
+        Arc::new(reconciler),
+        config,
+        wakes,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
-    if let Some(election) = election {
-        election.await.context("the lease loop panicked")?;
+    // The loop has finished its writes: give the lease back so a standby acts at once.
+    if let Some((service, election)) = election {
+        let elector = election.await.context("the lease loop panicked")?;
+        lease::release(&*swarm, &service, elector, &leadership).await;
     }
     server.await.context("the HTTP server panicked")??;
     tracing::info!("stopped");

@@ -114,6 +114,8 @@ condition_reasons! {
     Paused,
     /// Swarm is rolling the service out or back (also `RolloutInProgress`'s True reason).
     RolloutInProgress,
+    /// Another operator holds the lease and acts; this one only decides and reports.
+    Standby,
     // ScalingActive
     ValidMetricFound,
     /// Every metric failed; named after the kind of the first one, as HPA does.
@@ -187,6 +189,8 @@ pub enum Actuation {
     Unchanged,
     /// A change was decided but not written (`mode: recommend`, `--dry-run`).
     NotWritten,
+    /// Another operator holds the lease: this one decides and reports, never writes.
+    Standby,
     /// Writing the new count failed; the short cause.
     Failed(String),
 }
@@ -253,6 +257,14 @@ fn able_to_scale(inputs: &ConditionInputs<'_>) -> Found {
             ConditionStatus::False,
             FailedUpdateScale,
             format!("the replica count could not be set: {cause}"),
+        ),
+        Actuation::Standby => (
+            ConditionStatus::False,
+            Standby,
+            format!(
+                "standby: another operator holds the lease and acts ({} replicas recommended here)",
+                d.desired
+            ),
         ),
         _ if d.reason == Reason::RolloutInProgress => (
             ConditionStatus::False,

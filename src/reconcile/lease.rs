@@ -7,10 +7,14 @@
 //! - the holder writes only within 2/3 of the TTL (10 s) of the start of its last successful
 //!   renewal: one failed renewal is survived, two in a row stop its writes, well before the TTL
 //!   could have run out for anyone else;
-//! - a standby takes the lease only once it has seen the same record (or no record) for a whole
-//!   TTL by its own clock, so no clock needs to agree with another: it starts to act at the
-//!   earliest one TTL after the holder's last renewal began, a third of the TTL after the holder
-//!   stopped writing. Two standbys racing for it write at the same version: one fails.
+//! - a standby looks every second (or every TTL/3 if that is shorter) and takes the lease only
+//!   once it has seen the same record (or no record) for a whole TTL by its own clock, so no
+//!   clock needs to agree with another: it starts to act at the earliest one TTL after the
+//!   holder's last renewal began, a third of the TTL after the holder stopped writing. Two
+//!   standbys racing for it write at the same version: one fails;
+//! - a holder that stops (SIGTERM) gives the lease back once its last writes are done: it marks
+//!   its record `released`, and a standby takes a released lease at its next look, without
+//!   waiting for the TTL.
 //!
 //! The election itself ([`Elector`]) is pure: it is given what was read and when, and says what
 //! to write. [`run`] is the loop around it; [`Leadership`] is what the writers ask.
@@ -41,6 +45,9 @@ pub struct LeaseRecord {
     pub renewals: u64,
     /// The TTL the holder works with, in seconds (informative: each operator uses its own).
     pub ttl_seconds: u64,
+    /// The holder stopped and gave the lease back: anyone may take it at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
 }
 
 impl LeaseRecord {
@@ -69,6 +76,13 @@ impl LeaseTimings {
     /// How long after the start of its last successful renewal the holder may write.
     pub fn write_window(self) -> Duration {
         self.ttl * 2 / 3
+    }
+
+    /// How often a standby looks: every second (a read of one service), so it sees a released
+    /// lease at once and an expired one within a second; never less often than the holder
+    /// renews.
+    pub fn look_every(self) -> Duration {
+        self.renew_every().min(Duration::from_secs(1))
     }
 }
 
@@ -112,6 +126,15 @@ impl Elector {
     /// What to write, given the record read at `now`.
     pub fn next(&mut self, read: Option<LeaseRecord>, now: Instant) -> Step {
         match &read {
+            // Given back by a holder that stopped (a restarted process is a new holder).
+            Some(record) if record.released => {
+                self.held = None;
+                self.active_until = None;
+                if record.holder == self.me {
+                    return Step::Wait;
+                }
+                return Step::Write(self.record(0));
+            }
             Some(record) if record.holder == self.me => {
                 return Step::Write(self.record(record.renewals + 1));
             }
@@ -156,11 +179,34 @@ impl Elector {
         self.active_until
     }
 
+    /// When to read the lease next after a round that started at `started`.
+    pub fn next_look(&self, started: Instant) -> Instant {
+        if self.held.is_some() {
+            started + self.timings.renew_every()
+        } else {
+            started + self.timings.look_every()
+        }
+    }
+
+    /// Stops acting, and returns the record that gives the lease back if this operator holds
+    /// it (the one `read` holds, marked released); `None` when another holds it.
+    pub fn resign(&mut self, read: Option<&LeaseRecord>) -> Option<LeaseRecord> {
+        self.held = None;
+        self.active_until = None;
+        let record = read.filter(|r| r.holder == self.me && !r.released)?;
+        Some(LeaseRecord {
+            renewals: record.renewals + 1,
+            released: true,
+            ..record.clone()
+        })
+    }
+
     fn record(&self, renewals: u64) -> LeaseRecord {
         LeaseRecord {
             holder: self.me.clone(),
             renewals,
             ttl_seconds: self.timings.ttl.as_secs(),
+            released: false,
         }
     }
 }
@@ -225,14 +271,14 @@ impl Leadership {
 }
 
 /// Runs the election for `me` on the lease label of `service` until `shutdown`, keeping
-/// `leadership` up to date.
+/// `leadership` up to date. Returns the elector, for [`release`] once the writers have stopped.
 pub async fn run<S: Swarm>(
     swarm: Arc<S>,
     service: String,
     mut elector: Elector,
     leadership: Leadership,
     shutdown: CancellationToken,
-) {
+) -> Elector {
     tracing::info!(service = %service, holder = %elector.id(), ttl = ?elector.timings.ttl, "standby until the lease is taken");
     let mut was_active = false;
     loop {
@@ -248,12 +294,48 @@ pub async fn run<S: Swarm>(
             }
             was_active = active;
         }
-        let next = started + elector.timings.renew_every();
         tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(next) => {}
+            _ = shutdown.cancelled() => return elector,
+            _ = tokio::time::sleep_until(elector.next_look(started)) => {}
         }
     }
+}
+
+/// Gives the lease back, so a standby takes over at its next look rather than after the TTL:
+/// called on shutdown once the reconcile loop has finished its writes. Stops `leadership`
+/// writing first. A few tries, since a renewal of ours may have raced with the read.
+pub async fn release<S: Swarm>(
+    swarm: &S,
+    service: &str,
+    mut elector: Elector,
+    leadership: &Leadership,
+) {
+    leadership.set(None);
+    for _ in 0..3 {
+        let info = match swarm.inspect_service(service).await {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::warn!(service, %error, "cannot read the lease to give it back; it expires after its TTL");
+                return;
+            }
+        };
+        let Some(record) = elector.resign(LeaseRecord::from_labels(&info.labels).as_ref()) else {
+            return;
+        };
+        let set = BTreeMap::from([(LEASE_LABEL.to_owned(), record.to_label())]);
+        match swarm.update_labels(&info.id, info.version, &set, &[]).await {
+            Ok(()) => {
+                tracing::info!(service, holder = %elector.id(), "gave the lease back");
+                return;
+            }
+            Err(SwarmError::Conflict { .. }) => continue,
+            Err(error) => {
+                tracing::warn!(service, %error, "cannot give the lease back; it expires after its TTL");
+                return;
+            }
+        }
+    }
+    tracing::warn!(service, "the lease kept changing; it expires after its TTL");
 }
 
 /// One read, and the write the elector asks for.
@@ -265,11 +347,16 @@ async fn round<S: Swarm>(swarm: &S, service: &str, elector: &mut Elector, starte
             return;
         }
     };
-    let Step::Write(record) = elector.next(LeaseRecord::from_labels(&info.labels), started) else {
+    // A standby counts the TTL from when the read returned, never from when it was sent: a read
+    // slowed down on a busy manager may return a renewal the holder began after this round did,
+    // and counting from the round's start would end the TTL before the holder stops writing.
+    let read_at = Instant::now();
+    let Step::Write(record) = elector.next(LeaseRecord::from_labels(&info.labels), read_at) else {
         return;
     };
     let set = BTreeMap::from([(LEASE_LABEL.to_owned(), record.to_label())]);
     match swarm.update_labels(&info.id, info.version, &set, &[]).await {
+        // The holder's write window counts from before its read: it stops early, never late.
         Ok(()) => elector.written(record, started),
         Err(SwarmError::Conflict { .. }) => {
             tracing::debug!(service, "the lease changed under the write; reading again")
@@ -328,6 +415,7 @@ mod tests {
             holder: "a".into(),
             renewals: 7,
             ttl_seconds: 15,
+            released: false,
         };
         a.written(held.clone(), start);
         // b sees the record right after the write and for as long as nobody renews it.
@@ -351,6 +439,7 @@ mod tests {
                 holder: "a".into(),
                 renewals: i,
                 ttl_seconds: 15,
+                released: false,
             };
             let at = start + Duration::from_secs(5 * i);
             assert_eq!(b.next(Some(record), at), Step::Wait, "round {i}");
@@ -366,12 +455,14 @@ mod tests {
             holder: "a".into(),
             renewals: 0,
             ttl_seconds: 15,
+            released: false,
         };
         a.written(mine, start);
         let theirs = LeaseRecord {
             holder: "b".into(),
             renewals: 0,
             ttl_seconds: 15,
+            released: false,
         };
         assert_eq!(
             a.next(Some(theirs), start + Duration::from_secs(1)),
@@ -388,6 +479,7 @@ mod tests {
             holder: "a".into(),
             renewals: 3,
             ttl_seconds: 15,
+            released: false,
         };
         a.written(mine.clone(), start);
         assert_eq!(
@@ -401,6 +493,52 @@ mod tests {
         assert_eq!(LeaseRecord::from_labels(&labels), None);
         let labels = BTreeMap::from([(LEASE_LABEL.to_owned(), mine.to_label())]);
         assert_eq!(LeaseRecord::from_labels(&labels), Some(mine));
+    }
+
+    #[test]
+    fn a_released_lease_is_taken_at_once_and_only_its_holder_gives_it_back() {
+        let start = Instant::now();
+        let mut a = Elector::new("a", timings());
+        let mut b = Elector::new("b", timings());
+        let mine = LeaseRecord {
+            holder: "a".into(),
+            renewals: 4,
+            ttl_seconds: 15,
+            released: false,
+        };
+        a.written(mine.clone(), start);
+        // b cannot give back what a holds.
+        assert_eq!(b.resign(Some(&mine)), None);
+        let given_back = a.resign(Some(&mine)).expect("the holder gives it back");
+        assert!(given_back.released && given_back.renewals == 5);
+        assert!(!a.active(start));
+        // The label round-trips the flag; a record without it is not released.
+        let labels = BTreeMap::from([(LEASE_LABEL.to_owned(), given_back.to_label())]);
+        assert_eq!(LeaseRecord::from_labels(&labels), Some(given_back.clone()));
+        assert!(!mine.to_label().contains("released"));
+        // b takes it at its first look, no TTL waited; a, still running, does not take it back.
+        let later = start + Duration::from_secs(1);
+        assert!(
+            matches!(b.next(Some(given_back.clone()), later), Step::Write(r) if r.holder == "b" && !r.released)
+        );
+        assert_eq!(a.next(Some(given_back), later), Step::Wait);
+    }
+
+    #[test]
+    fn a_standby_looks_every_second_and_the_holder_renews_every_third_of_the_ttl() {
+        let start = Instant::now();
+        let mut a = Elector::new("a", timings());
+        assert_eq!(a.next_look(start), start + Duration::from_secs(1));
+        assert_eq!(a.next(None, start), Step::Wait);
+        let Step::Write(record) = a.next(None, start + TTL) else {
+            panic!("an absent lease seen for a TTL is taken");
+        };
+        a.written(record, start + TTL);
+        assert_eq!(a.next_look(start + TTL), start + TTL + TTL / 3);
+        let short = LeaseTimings {
+            ttl: Duration::from_millis(1500),
+        };
+        assert_eq!(short.look_every(), Duration::from_millis(500));
     }
 
     #[test]

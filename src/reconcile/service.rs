@@ -426,6 +426,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 Ok(()) => {}
                 Err(SwarmError::Conflict { .. }) => {
                     tracing::info!(service = %info.name, "service changed since it was read; deciding again");
+                    self.telemetry.write_conflict(&info.name);
                     memory.history = Some(history);
                     return Ok(Action::Requeue(self.options.conflict_retry));
                 }
@@ -511,6 +512,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         );
         let actuation = if write {
             Actuation::Scaled
+        } else if standby {
+            Actuation::Standby
         } else if decision.desired != decision.current {
             Actuation::NotWritten
         } else {
@@ -583,6 +586,9 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         {
             Ok(()) => Some(value),
             Err(error) => {
+                if matches!(error, SwarmError::Conflict { .. }) {
+                    self.telemetry.write_conflict(&info.name);
+                }
                 tracing::info!(service = %info.name, %error, "events not written yet; the next reconcile retries");
                 None
             }
@@ -645,7 +651,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         match written {
             Ok(()) => {}
             Err(SwarmError::Conflict { .. }) => {
-                return Ok(Some(Action::Requeue(self.options.conflict_retry)))
+                self.telemetry.write_conflict(&info.name);
+                return Ok(Some(Action::Requeue(self.options.conflict_retry)));
             }
             Err(error) => return Err(self.engine_failed("scale", error)),
         }

@@ -35,6 +35,8 @@ pub trait Telemetry: Send + Sync + 'static {
     fn override_seen(&self, _service: &str, _active: Option<&Override>) {}
     /// One failed metric read.
     fn metric_failed(&self, _service: &str, _metric: &str) {}
+    /// A write to the service was refused: it changed since it was read (another writer).
+    fn write_conflict(&self, _service: &str) {}
     /// One failed Docker engine call, by operation.
     fn docker_failed(&self, _operation: &str) {}
     /// One read of a metric from `source` (`prometheus`, `scrape`, `docker`) took `took`.

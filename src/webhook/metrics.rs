@@ -114,6 +114,7 @@ pub struct Metrics {
     overrides: Family<OverrideLabels, Gauge>,
     metric_errors: Family<MetricErrorLabels, Counter>,
     docker_errors: Family<OperationLabel, Counter>,
+    write_conflicts: Family<ServiceLabel, Counter>,
     conditions: Family<ConditionLabels, Gauge>,
     min_replicas: Family<ServiceLabel, Gauge>,
     max_replicas: Family<ServiceLabel, Gauge>,
@@ -217,6 +218,13 @@ impl Metrics {
             "Failed Docker engine API calls, by operation",
             docker_errors.clone(),
         );
+        let write_conflicts = Family::<ServiceLabel, Counter>::default();
+        registry.register(
+            "write_conflicts",
+            "Writes to a service refused because it changed since it was read (\"update out \
+             of sequence\"): the operator read it again and decided again",
+            write_conflicts.clone(),
+        );
         let conditions = Family::<ConditionLabels, Gauge>::default();
         registry.register(
             "condition",
@@ -319,6 +327,7 @@ impl Metrics {
             overrides,
             metric_errors,
             docker_errors,
+            write_conflicts,
             conditions,
             min_replicas,
             max_replicas,
@@ -508,6 +517,13 @@ impl Metrics {
             .inc();
     }
 
+    /// One write to `service` refused for a stale version.
+    pub fn count_write_conflict(&self, service: &str) {
+        self.write_conflicts
+            .get_or_create(&service_label(service))
+            .inc();
+    }
+
     /// Whether this operator stands by (another holds the lease).
     pub fn set_standby(&self, standby: bool) {
         self.standby.set(i64::from(standby));
@@ -674,6 +690,7 @@ mod tests {
         metrics.set_traffic_state("web", Some(TrafficState::FlashCrowd));
         metrics.count_metric_error("web", "rps");
         metrics.count_docker_error("inspect_service");
+        metrics.count_write_conflict("web");
         metrics.set_metrics(
             "web",
             [("rps", Some(38.5), Some(50.0)), ("cpu", None, Some(70.0))],
@@ -699,6 +716,7 @@ mod tests {
             "swarmpilot_traffic_state{service=\"web\",state=\"normal\"} 0",
             "swarmpilot_metric_source_errors_total{service=\"web\",metric=\"rps\"} 1",
             "swarmpilot_docker_api_errors_total{operation=\"inspect_service\"} 1",
+            "swarmpilot_write_conflicts_total{service=\"web\"} 1",
             "swarmpilot_tasks_pending{service=\"web\"} 2",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");

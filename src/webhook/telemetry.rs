@@ -43,6 +43,10 @@ impl Telemetry for Metrics {
         self.count_metric_error(service, metric);
     }
 
+    fn write_conflict(&self, service: &str) {
+        self.count_write_conflict(service);
+    }
+
     fn docker_failed(&self, operation: &str) {
         self.count_docker_error(operation);
     }

@@ -1,5 +1,5 @@
 //! Engine stats across nodes: with `swarmpilot agent` as a global service, the `docker` source
-//! reads every task of a service spread over the three nodes, and a service loaded only in its
+//! reads every task of a service spread over the three nodes that run tasks, and a service loaded only in its
 //! tasks on the two workers scales up as it would on one node, for CPU and for memory. Without
 //! an agent, each worker task is named with its node and the reason.
 
@@ -76,7 +76,7 @@ async fn a_service_loaded_on_the_workers_scales_up_through_the_agents() {
         &["io.swarmpilot.memory=30", "io.swarmpilot.max=6", &run_label],
         "dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null",
     );
-    running_tasks(&swarm, &agents.service.id, cluster.nodes.len()).await;
+    running_tasks(&swarm, &agents.service.id, cluster.task_nodes().len()).await;
     let tasks = running_tasks(&swarm, &cpu.id, 3).await;
     running_tasks(&swarm, &memory.id, 3).await;
     let nodes: std::collections::BTreeSet<_> = tasks.iter().map(|t| t.node_id.clone()).collect();

@@ -11,7 +11,7 @@ use crate::replicas_reach;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_managers_dockerd_mid_run_does_not_stop_the_operator() {
-    let (cluster, _alone) = Cluster::exclusive().await;
+    let (cluster, _alone) = Cluster::exclusive_with_first_manager().await;
     let manager = cluster.manager();
     let swarm = Arc::new(manager.swarm().await);
     let (exporter, prometheus) = load_source(10.0).await;

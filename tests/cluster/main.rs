@@ -1,6 +1,8 @@
 //! The tests that need a multi-node Swarm, in one binary, on the local cluster of
-//! `deploy/local-cluster.sh` (a manager and two workers, each its own dockerd; the harness
-//! brings it up when it is not). Tests that stop a node take the cluster exclusively.
+//! `deploy/local-cluster.sh` (three managers and two workers, each its own dockerd; the
+//! harness brings it up when it is not, and drains the two spare managers, so tasks are placed
+//! as on one manager and two workers unless a test opens them). Tests that stop a node take the
+//! cluster exclusively, but for those that use only the first manager.
 
 #[path = "../common/agent.rs"]
 mod agent;
@@ -19,6 +21,7 @@ mod agents;
 mod engine_restart;
 mod failover;
 mod lost_worker;
+mod manager_lost;
 mod pending;
 mod scrape;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use swarmpilot::metrics::{AgentConfig, AgentRoute};
 
-use crate::common::{copy_libraries, docker_on, unique_name, Engine, TestService};
+use crate::common::{copy_libraries, docker_on, Engine, TestSecret, TestService};
 
 /// The agent token the tests use (at least 16 bytes, as every swarmpilot secret).
 pub const AGENT_TOKEN: &str = "sp-test-agent-token-0123456789abcdef";
@@ -69,27 +69,17 @@ pub fn agent_image() -> &'static str {
 /// port published in host mode on `published`; `socket` is the engine socket each task mounts
 /// (Swarm templates such as `{{.Node.Hostname}}` allowed).
 pub struct AgentService {
+    /// Declared before the secret: removed first.
     pub service: TestService,
-    secret: String,
-    engine: Engine,
+    secret: TestSecret,
     pub published: u16,
 }
 
 impl AgentService {
     pub fn deploy(engine: &Engine, image: &str, published: u16, socket: &str) -> AgentService {
-        let secret = unique_name("agent-token");
-        let created = engine
-            .command()
-            .args(["secret", "create", &secret, "-"])
-            .stdin(std::fs::File::open(token_file()).expect("open the token file"))
-            .output()
-            .expect("docker secret create");
-        assert!(
-            created.status.success(),
-            "docker secret create: {}",
-            String::from_utf8_lossy(&created.stderr)
-        );
-        let secret_flag = format!("source={secret},target=sp_agent");
+        let token = std::fs::read(token_file()).expect("read the token file");
+        let secret = TestSecret::create(engine, "agent-token", &token);
+        let secret_flag = format!("source={},target=sp_agent", secret.name);
         let mount = format!("type=bind,source={socket},target=/var/run/docker.sock");
         let publish = format!("mode=host,target={AGENT_PORT},published={published}");
         let service = TestService::create(
@@ -111,7 +101,6 @@ impl AgentService {
         AgentService {
             service,
             secret,
-            engine: engine.clone(),
             published,
         }
     }
@@ -127,29 +116,6 @@ impl AgentService {
             timeout: Duration::from_secs(10),
             max_body_bytes: 4 << 20,
             refresh: Duration::from_secs(2),
-        }
-    }
-}
-
-impl Drop for AgentService {
-    fn drop(&mut self) {
-        // The service goes first (its own drop runs after this one); the secret cannot be
-        // removed while a service uses it, so remove the service here and the secret after.
-        let _ = self
-            .engine
-            .command()
-            .args(["service", "rm", &self.service.id])
-            .output();
-        for _ in 0..50 {
-            let removed = self
-                .engine
-                .command()
-                .args(["secret", "rm", &self.secret])
-                .output();
-            if removed.is_ok_and(|o| o.status.success()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }

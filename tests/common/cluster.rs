@@ -1,7 +1,7 @@
 //! The local multi-node Swarm of `deploy/local-cluster.sh`, for tests: its nodes and their
 //! engines (read from the script's state directory), a connected [`DockerSwarm`] for the
-//! manager, the test image and network on every node, stopping one node's dockerd by its PID and
-//! starting it again, and running code inside the network namespace of a container on the
+//! manager, the test image and network on every node, the spare managers drained unless a test
+//! opens them, stopping or killing one node's dockerd by its PID and starting it again, and running code inside the network namespace of a container on the
 //! overlay network, where the tasks' overlay addresses are reachable.
 //!
 //! Binaries using it declare `common` too. Tests never skip: when no cluster can be had they
@@ -30,6 +30,13 @@ const DEFAULT_STATE_DIR: &str = "/var/lib/swarmpilot-cluster";
 /// How long a stopped dockerd may take to exit: it stops its containers first (each gets its
 /// stop grace period), on a machine other tests keep busy.
 const STOP_DEADLINE: Duration = Duration::from_secs(180);
+
+/// The cluster the tests ask for: three managers, so one can be lost with the quorum kept, and
+/// two workers. The managers beyond the first are drained (they run no task) except while a
+/// test opens them with [`Cluster::open_spare_managers`]: every other test places its tasks as
+/// on one manager and two workers.
+const MANAGERS: usize = 3;
+const WORKERS: usize = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -108,6 +115,10 @@ pub struct Cluster {
 
 /// Tests that stop a node hold this exclusively; tests that need every node up share it.
 static ACCESS: RwLock<()> = RwLock::const_new(());
+/// Tests that stop the first manager hold this exclusively too (taken before [`ACCESS`]);
+/// tests that need only the first manager (the engine they talk through, the node their tasks
+/// are placed on) share it, and run beside tests that stop other nodes.
+static FIRST_MANAGER: RwLock<()> = RwLock::const_new(());
 
 impl Cluster {
     /// The cluster, brought up once per process (the script is idempotent: it starts only what
@@ -116,16 +127,52 @@ impl Cluster {
         static CLUSTER: OnceLock<Cluster> = OnceLock::new();
         CLUSTER.get_or_init(|| {
             ensure_test_image();
-            script(&["up"]);
+            // At least the size the tests need; a larger recorded cluster is kept as it is.
+            let recorded = Cluster::read_if_any(&state_dir());
+            let count = |role| recorded.nodes.iter().filter(|n| n.role == role).count();
+            let managers = count(Role::Manager).max(MANAGERS).to_string();
+            let workers = count(Role::Worker).max(WORKERS).to_string();
+            script(&["up", "--managers", &managers, "--workers", &workers]);
             script(&["images", TEST_IMAGE]);
             let cluster = Cluster::read(&state_dir());
-            assert!(
-                cluster.workers().len() >= 2,
-                "the cluster tests need two workers; run `deploy/local-cluster.sh down` and let them bring up a new one"
-            );
+            cluster.set_availability(&cluster.spare_managers(), "drain");
             ensure_test_network(&cluster.manager().engine());
             cluster
         })
+    }
+
+    /// The managers beyond the first: drained, so they run no task, unless opened.
+    pub fn spare_managers(&self) -> Vec<&Node> {
+        let first = self.manager();
+        self.nodes
+            .iter()
+            .filter(|n| n.role == Role::Manager && n.name != first.name)
+            .collect()
+    }
+
+    /// The nodes tasks are placed on: every node but the drained spare managers.
+    pub fn task_nodes(&self) -> Vec<&Node> {
+        let spare = self.spare_managers();
+        self.nodes
+            .iter()
+            .filter(|n| !spare.iter().any(|s| s.name == n.name))
+            .collect()
+    }
+
+    /// Lets the spare managers run tasks until the guard is dropped (then they are drained
+    /// again, their tasks moved or stopped). For a test that holds the cluster exclusively.
+    pub fn open_spare_managers(&self) -> OpenSpareManagers<'_> {
+        self.set_availability(&self.spare_managers(), "active");
+        OpenSpareManagers { cluster: self }
+    }
+
+    fn set_availability(&self, nodes: &[&Node], availability: &str) {
+        for node in nodes {
+            docker_on(
+                &self.manager().engine(),
+                &["node", "update", "--availability", availability, &node.name],
+            );
+        }
     }
 
     /// The cluster for a test that needs every node up: any number of these run together.
@@ -134,10 +181,37 @@ impl Cluster {
         (Cluster::get(), guard)
     }
 
-    /// The cluster for a test that stops a node: it runs alone among this binary's tests.
+    /// The cluster for a test that stops a node other than the first manager: it runs alone
+    /// among this binary's tests but those that need only the first manager.
     pub async fn exclusive() -> (&'static Cluster, RwLockWriteGuard<'static, ()>) {
         let guard = ACCESS.write().await;
         (Cluster::get(), guard)
+    }
+
+    /// The cluster for a test that stops the first manager: it runs alone.
+    pub async fn exclusive_with_first_manager() -> (
+        &'static Cluster,
+        (RwLockWriteGuard<'static, ()>, RwLockWriteGuard<'static, ()>),
+    ) {
+        let first = FIRST_MANAGER.write().await;
+        let all = ACCESS.write().await;
+        (Cluster::get(), (first, all))
+    }
+
+    /// The cluster for a test that uses only the first manager (talks through it, places its
+    /// tasks on it): it runs beside tests that stop other nodes.
+    pub async fn first_manager_only() -> (&'static Cluster, RwLockReadGuard<'static, ()>) {
+        let guard = FIRST_MANAGER.read().await;
+        (Cluster::get(), guard)
+    }
+
+    /// The recorded cluster, or none (no node) before the first `up`.
+    fn read_if_any(dir: &Path) -> Cluster {
+        if dir.join("nodes").exists() {
+            Cluster::read(dir)
+        } else {
+            Cluster { nodes: Vec::new() }
+        }
     }
 
     fn read(dir: &Path) -> Cluster {
@@ -192,20 +266,40 @@ impl Cluster {
         self.manager().swarm().await
     }
 
-    /// The node a task runs on, by the swarm node ID the task carries.
+    /// The node a task runs on, by the swarm node ID the task carries, among the nodes whose
+    /// engine answers (a stopped node's tasks are found on no node).
     pub fn node_of(&self, swarm_id: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.swarm_id() == swarm_id)
+        self.nodes.iter().find(|n| {
+            n.engine()
+                .command()
+                .args(["info", "--format", "{{.Swarm.NodeID}}"])
+                .output()
+                .is_ok_and(|o| {
+                    o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == swarm_id
+                })
+        })
     }
 
     /// Stops the node's dockerd with SIGTERM to the PID in its pidfile and waits until it has
     /// exited. The node comes back with [`StoppedNode::start`], or when the guard is dropped.
     pub fn stop<'a>(&'a self, node: &'a Node) -> StoppedNode<'a> {
+        self.signal(node, libc::SIGTERM)
+    }
+
+    /// Kills the node's dockerd with SIGKILL, by the PID in its pidfile: the node dies without
+    /// stopping anything (its containers are left without an engine). Comes back as after
+    /// [`Cluster::stop`].
+    pub fn kill<'a>(&'a self, node: &'a Node) -> StoppedNode<'a> {
+        self.signal(node, libc::SIGKILL)
+    }
+
+    fn signal<'a>(&'a self, node: &'a Node, signal: libc::c_int) -> StoppedNode<'a> {
         let pid = node
             .pid()
             .unwrap_or_else(|| panic!("node {}: no running dockerd to stop", node.name));
         // SAFETY: kill(2) has no memory effects; `pid` was just read from the node's own pidfile
         // and checked to be a live dockerd.
-        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        let sent = unsafe { libc::kill(pid, signal) };
         assert_eq!(sent, 0, "cannot signal dockerd {pid} of {}", node.name);
         let started = std::time::Instant::now();
         while is_dockerd(pid) {
@@ -234,21 +328,33 @@ impl Cluster {
     {
         let engine = self.manager().engine();
         let name = unique_name("overlay-seat");
-        docker_on(
-            &engine,
-            &[
-                "run",
-                "--detach",
-                "--rm",
-                "--name",
-                &name,
-                "--network",
-                network,
-                TEST_IMAGE,
-                "sleep",
-                "86400",
-            ],
-        );
+        let run = [
+            "run",
+            "--detach",
+            "--rm",
+            "--name",
+            &name,
+            "--network",
+            network,
+            TEST_IMAGE,
+            "sleep",
+            "86400",
+        ];
+        // A manager whose engine was just restarted, no longer the raft leader, may not find
+        // the overlay for a container for a few seconds ("network ... not found"): retry then.
+        for attempt in 0.. {
+            let output = engine.command().args(run).output().expect("run docker");
+            if output.status.success() {
+                break;
+            }
+            let error = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                attempt < 60 && error.contains("not found"),
+                "docker {run:?} on {engine:?} failed: {error}"
+            );
+            let _ = engine.command().args(["rm", "--force", &name]).output();
+            std::thread::sleep(Duration::from_secs(1));
+        }
         let _removed = RemoveContainer {
             engine: engine.clone(),
             name: name.clone(),
@@ -278,6 +384,26 @@ impl Cluster {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
+    }
+}
+
+/// The spare managers opened to tasks; dropping it drains them again.
+pub struct OpenSpareManagers<'a> {
+    cluster: &'a Cluster,
+}
+
+impl Drop for OpenSpareManagers<'_> {
+    fn drop(&mut self) {
+        let spare = self.cluster.spare_managers();
+        for node in spare {
+            let _ = self
+                .cluster
+                .manager()
+                .engine()
+                .command()
+                .args(["node", "update", "--availability", "drain", &node.name])
+                .output();
+        }
     }
 }
 

@@ -279,6 +279,57 @@ impl Drop for TestService {
     }
 }
 
+/// A Docker secret made for a test, removed when dropped once no service uses it any more (a
+/// struct that declares its services before the secret drops them first).
+pub struct TestSecret {
+    pub name: String,
+    engine: Engine,
+}
+
+impl TestSecret {
+    /// A secret holding `contents` on `engine`'s swarm.
+    pub fn create(engine: &Engine, prefix: &str, contents: &[u8]) -> TestSecret {
+        use std::io::Write;
+        let name = unique_name(prefix);
+        let mut child = engine
+            .command()
+            .args(["secret", "create", &name, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run docker secret create");
+        let written = child.stdin.take().expect("its stdin").write_all(contents);
+        let created = child.wait_with_output().expect("docker secret create");
+        assert!(
+            written.is_ok() && created.status.success(),
+            "docker secret create: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        TestSecret {
+            name,
+            engine: engine.clone(),
+        }
+    }
+}
+
+impl Drop for TestSecret {
+    fn drop(&mut self) {
+        // Refused while a task of a removed service still holds it: try for ten seconds.
+        for _ in 0..50 {
+            let removed = self
+                .engine
+                .command()
+                .args(["secret", "rm", &self.name])
+                .output();
+            if removed.is_ok_and(|o| o.status.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// Waits until `count` tasks of the service run, and returns them. Panics after a minute.
 pub async fn running_tasks(swarm: &DockerSwarm, service_id: &str, count: usize) -> Vec<TaskInfo> {
     for _ in 0..300 {

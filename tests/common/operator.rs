@@ -15,6 +15,7 @@ use swarmpilot::reconcile::{
     Waker,
 };
 use swarmpilot::swarm::Swarm;
+use swarmpilot::webhook::Metrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{docker_on, ensure_test_image, Engine, TestService};
@@ -32,12 +33,18 @@ pub const RUN_LABEL: &str = "sp.test.run";
 
 pub struct Operator {
     pub status: Arc<StatusStore>,
+    /// The operator's own metrics, as its `/metrics` would export them.
+    pub metrics: Arc<Metrics>,
     /// Wakes the loop for a service at once, as the API does after writing an override.
     pub waker: Waker,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
-    /// The lease loop of an elected operator.
-    election: Option<tokio::task::JoinHandle<()>>,
+    /// The lease loop of an elected operator, and what it does once the loop has stopped:
+    /// give the lease back (`true`) or not.
+    election: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<bool>,
+    )>,
 }
 
 impl Operator {
@@ -89,13 +96,23 @@ impl Operator {
         let leadership = Leadership::elected();
         let status = StatusStore::with_leadership(leadership.clone());
         let mut operator = Operator::start_with_status(Arc::clone(&swarm), observer, run, status);
-        operator.election = Some(tokio::spawn(lease::run(
-            swarm,
-            lease_service.to_owned(),
-            Elector::new(holder, LeaseTimings { ttl }),
-            leadership,
-            operator.shutdown.clone(),
-        )));
+        let (give_back, then) = tokio::sync::oneshot::channel();
+        let elector = Elector::new(holder, LeaseTimings { ttl });
+        let (service, stopping) = (lease_service.to_owned(), operator.shutdown.clone());
+        let election = tokio::spawn(async move {
+            let elector = lease::run(
+                Arc::clone(&swarm),
+                service.clone(),
+                elector,
+                leadership.clone(),
+                stopping,
+            )
+            .await;
+            if then.await == Ok(true) {
+                lease::release(&*swarm, &service, elector, &leadership).await;
+            }
+        });
+        operator.election = Some((election, give_back));
         operator
     }
 
@@ -106,6 +123,7 @@ impl Operator {
         status: StatusStore,
     ) -> Operator {
         let status = Arc::new(status);
+        let metrics = Arc::new(Metrics::new());
         let options = ReconcileOptions {
             selector: BTreeMap::from([(RUN_LABEL.to_owned(), run.to_owned())]),
             max_backoff: Duration::from_secs(2),
@@ -117,12 +135,10 @@ impl Operator {
             },
             ..Default::default()
         };
-        let reconciler = Arc::new(PolicyReconciler::new(
-            Arc::clone(&swarm),
-            observer,
-            Arc::clone(&status),
-            options,
-        ));
+        let reconciler = Arc::new(
+            PolicyReconciler::new(Arc::clone(&swarm), observer, Arc::clone(&status), options)
+                .with_telemetry(Arc::clone(&metrics) as Arc<dyn swarmpilot::reconcile::Telemetry>),
+        );
         let config = ControllerConfig {
             resync: Duration::from_secs(2),
             max_backoff: Duration::from_secs(2),
@@ -139,11 +155,25 @@ impl Operator {
         ));
         Operator {
             status,
+            metrics,
             waker,
             shutdown,
             handle,
             election: None,
         }
+    }
+
+    /// How many of this operator's writes to `service` were refused for a stale version
+    /// ("update out of sequence"), from its `swarmpilot_write_conflicts_total`.
+    pub fn write_conflicts(&self, service: &TestService) -> u64 {
+        let text = self.metrics.encode().expect("encode the metrics");
+        let series = format!(
+            "swarmpilot_write_conflicts_total{{service=\"{}\"}} ",
+            service.name
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .map_or(0, |count| count.trim().parse().expect("a counter value"))
     }
 
     /// Cancelled when the operator is stopped: what servers started beside the loop stop on.
@@ -176,11 +206,26 @@ impl Operator {
         .await;
     }
 
+    /// Stops the operator as SIGTERM does: the loop finishes its writes, then an elected
+    /// operator gives its lease back.
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.handle.await.unwrap();
-        if let Some(election) = self.election {
+        if let Some((election, give_back)) = self.election {
+            let _ = give_back.send(true);
             election.await.unwrap();
+        }
+    }
+
+    /// Stops the operator as a crash would: nothing more is written, the lease is not given
+    /// back (it expires after its TTL).
+    pub async fn crash(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+        if let Some((election, give_back)) = self.election {
+            election.abort();
+            drop(give_back);
+            let _ = election.await;
         }
     }
 }

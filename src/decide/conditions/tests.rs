@@ -48,6 +48,8 @@ fn limited_at_the_maximum_and_the_minimum_and_within_range() {
         None,
         t(0),
     );
+    let found = of(&at_max.spec, &decision, Actuation::Standby);
+    assert_eq!(find(&found, AbleToScale), (False, Standby));
     let found = of(&at_max.spec, &decision, Actuation::Unchanged);
     assert_eq!(find(&found, ScalingLimited), (True, TooManyReplicas));
     assert_eq!(find(&found, ScalingActive), (True, ValidMetricFound));
