@@ -26,7 +26,7 @@ use crate::replicas_reach;
 
 /// The scale-down window of the loaded service: longer than a takeover (Swarm's notice of the
 /// lost node, the restart delay, the lease's TTL), so the new operator meets it still open.
-const WINDOW: Duration = Duration::from_secs(100);
+const WINDOW: Duration = Duration::from_secs(130);
 /// The port the operator's API is published on (host mode) on its node's address.
 const API_PORT: u16 = 18080;
 const READ_TOKEN: &str = "sp-test-read-token-0123456789abcdef";
