@@ -24,6 +24,8 @@ mod redis_server;
 mod lifecycle;
 #[path = "reconcile_swarm/queue_worker.rs"]
 mod queue_worker;
+#[path = "reconcile_swarm/schedule_window.rs"]
+mod schedule_window;
 
 use std::sync::Arc;
 use std::time::Duration;
