@@ -27,7 +27,7 @@ pub const HOLT_WINDOW: usize = 60;
 /// Holt's damping of the trend per step: a trend fitted on a few minutes is not extrapolated
 /// as a straight line for the whole horizon.
 const HOLT_DAMPING: f64 = 0.9;
-const HOLT_ALPHAS: [f64; 6] = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0];
+const HOLT_ALPHAS: [f64; 7] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0];
 const HOLT_BETAS: [f64; 3] = [0.0, 0.1, 0.2];
 
 /// Holt's linear exponential smoothing with a damped trend over `window` (oldest first), its
@@ -39,7 +39,9 @@ pub fn holt(window: &[f64], steps: usize) -> Option<Vec<f64>> {
         return None;
     }
     let run = |alpha: f64, beta: f64| {
-        let (mut level, mut trend, mut error) = (window[0], window[1] - window[0], 0.0);
+        // No trend is assumed until the window shows one: a first difference of noisy
+        // traffic taken as a trend would be carried through the whole window.
+        let (mut level, mut trend, mut error) = (window[0], 0.0, 0.0);
         for &value in &window[1..] {
             let predicted = level + HOLT_DAMPING * trend;
             error += (value - predicted).abs();
