@@ -42,6 +42,27 @@ def _per_step(name, r) -> str:
     )
 
 
+# Measured, not computed by the pipeline: both runtimes side by side in one run on the same
+# inputs (the golden rows tiled), one thread. Re-measure after a new export.
+FORECAST_INFERENCE = """## Inference cost
+Measured side by side in one run on a shared 2-core machine (ratios matter, not absolute times):
+`cargo bench --profile image --bench models -- --warm-up-time 1 --measurement-time 3 traffic-forecast` (tract, a plan per batch size)
+then `models/train/bench_onnxruntime.py --seconds 2` (onnxruntime, 1 thread), same inputs.
+
+| batch | tract | onnxruntime | tract / onnxruntime |
+| --- | --- | --- | --- |
+| 1 (run 1) | 175.6 µs | 149.4 µs | 1.18 |
+| 1000 (run 1) | 12.4 µs per service | 7.8 µs per service | 1.59 |
+| 1 (run 2) | 167.6 µs | 110.3 µs | 1.52 |
+| 1000 (run 2) | 10.5 µs per service | 6.3 µs per service | 1.66 |
+
+The machine was heavily loaded by other builds (onnxruntime ran 5 to 8 times slower than on an
+idle machine), so the absolute times are inflated; the ratios are what this compares. Before
+this export and the per-batch-size plans, tract took 3.0x onnxruntime at batch 1 and 6.1x per
+service at batch 1000 (idle machine).
+"""
+
+
 def forecaster_card(path, meta, real, synth, *, n_windows, n_load, epochs, quick, torch):
     per_step = "\n".join(_per_step(name, r) for name, r in real)
     text = HEADER + f"""# traffic-forecast.onnx — model card
@@ -93,6 +114,7 @@ Azure LLM conversation trace (`azure-llm-conv-1s.csv`) and the last third of the
 Per step ahead (MASE), held-out real traces:
 
 {per_step}
+{FORECAST_INFERENCE}
 ## Metadata (`metadata_props`)
 {_meta_table(meta)}
 ## Limits
