@@ -85,13 +85,18 @@ pub fn value_at(series: &[Sample], at: DateTime<Utc>) -> Option<f64> {
         .map(|s| s.value)
 }
 
-/// A day of one metric, thinned to one sample per sample period, for seasonal naive.
+/// A day of one metric, thinned to one value per sample period, for seasonal naive.
+///
+/// One `f32` a period slot (a day at 5 s is about 69 KB a service): a timestamp kept beside
+/// each value would quadruple what every forecasting service holds once it has a day.
 #[derive(Debug, Default)]
 pub struct DayHistory {
-    /// The metric and sample period it keeps.
+    /// The metric and sample period (milliseconds) it keeps.
     key: Option<(String, i64)>,
-    /// (milliseconds since the epoch, value), oldest first.
-    samples: VecDeque<(i64, f32)>,
+    /// The period slot (milliseconds since the epoch / period) of `values[0]`.
+    first_slot: i64,
+    /// The first value seen in each slot, oldest first; NaN for a slot with no sample.
+    values: VecDeque<f32>,
 }
 
 impl DayHistory {
@@ -103,7 +108,7 @@ impl DayHistory {
         period_secs: f64,
         recent: impl IntoIterator<Item = &'a Sample>,
     ) {
-        let period_ms = (period_secs * 1000.0).round() as i64;
+        let period_ms = ((period_secs * 1000.0).round() as i64).max(1);
         if self
             .key
             .as_ref()
@@ -112,40 +117,55 @@ impl DayHistory {
             return;
         }
         self.key = Some((metric.to_owned(), period_ms));
-        self.samples.clear();
+        self.values.clear();
         for sample in recent {
             self.push(metric, sample);
         }
     }
 
-    /// Adds a sample of `metric` if it is the one kept and a period newer than the last kept.
+    /// Adds a sample of `metric` if it is the one kept and the first in its period slot.
     pub fn push(&mut self, metric: &str, sample: &Sample) {
         let Some((kept, period_ms)) = &self.key else {
             return;
         };
-        let at = sample.at.timestamp_millis();
-        if kept != metric
-            || !sample.value.is_finite()
-            || self
-                .samples
-                .back()
-                .is_some_and(|&(last, _)| at < last + period_ms)
-        {
+        if kept != metric || !sample.value.is_finite() {
             return;
         }
-        self.samples.push_back((at, sample.value as f32));
-        let keep_ms = (SEASON + Duration::minutes(5)).num_milliseconds();
-        while self.samples.front().is_some_and(|&(t, _)| at - t > keep_ms) {
-            self.samples.pop_front();
+        let period_ms = *period_ms;
+        let slot = sample.at.timestamp_millis().div_euclid(period_ms);
+        let keep = (SEASON + Duration::minutes(5)).num_milliseconds() / period_ms;
+        let next = self.first_slot + self.values.len() as i64;
+        if self.values.is_empty() || slot - next >= keep {
+            // The first sample, or one after a gap longer than the day kept.
+            self.values.clear();
+            self.first_slot = slot;
+        } else if slot < next {
+            return;
+        } else {
+            let gap = (slot - next) as usize;
+            self.values.extend(std::iter::repeat_n(f32::NAN, gap));
         }
+        self.values.push_back(sample.value as f32);
+        let excess = (self.values.len() as i64 - keep).max(0);
+        self.values.drain(..excess as usize);
+        self.first_slot += excess;
     }
 
-    /// The value one day before `at`, by the forward-fill rule.
+    /// The value one day before `at`, by the forward-fill rule (a slot's value counts from the
+    /// slot's start).
     fn day_before(&self, at: DateTime<Utc>) -> Option<f64> {
+        let (_, period_ms) = self.key.as_ref()?;
         let at = (at - SEASON).timestamp_millis();
-        let after = self.samples.partition_point(|&(t, _)| t <= at);
-        let &(t, value) = self.samples.get(after.checked_sub(1)?)?;
-        (((at - t) as f64) <= MAX_FILL_SECS * 1000.0).then_some(f64::from(value))
+        let last = at
+            .div_euclid(*period_ms)
+            .min(self.first_slot + self.values.len() as i64 - 1);
+        (self.first_slot..=last)
+            .rev()
+            .take_while(|slot| ((at - slot * period_ms) as f64) <= MAX_FILL_SECS * 1000.0)
+            .find_map(|slot| {
+                let value = self.values[(slot - self.first_slot) as usize];
+                (!value.is_nan()).then_some(f64::from(value))
+            })
     }
 
     /// Seasonal naive's path: the value one day before each step; `None` until a day is kept.
@@ -497,6 +517,21 @@ mod tests {
             },
         );
         assert_eq!(day.seasonal(now, 5.0, 1), Some(vec![1.0]));
+    }
+
+    #[test]
+    fn seasonal_naive_fills_forward_at_most_a_minute_across_a_gap() {
+        let mut day = DayHistory::default();
+        day.follow("rps", 5.0, std::iter::empty());
+        for (t, value) in [(0, 1.0), (5, 2.0), (200, 3.0)] {
+            day.push("rps", &Sample { at: at(t), value });
+        }
+        let a_day = 86_400;
+        assert_eq!(day.day_before(at(a_day + 7)), Some(2.0));
+        assert_eq!(day.day_before(at(a_day + 65)), Some(2.0));
+        assert_eq!(day.day_before(at(a_day + 66)), None);
+        assert_eq!(day.day_before(at(a_day + 200)), Some(3.0));
+        assert_eq!(day.day_before(at(a_day - 1)), None);
     }
 
     #[test]
