@@ -60,6 +60,9 @@ EOF
       RABBITMQ_CONFIG_FILE="$DIR/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/enabled_plugins" \
       RABBITMQ_MNESIA_BASE="$DIR/mnesia" RABBITMQ_LOG_BASE="$DIR/log" \
       RABBITMQ_PID_FILE="$DIR/node.pid" RABBITMQ_CONF_ENV_FILE=/dev/null
+    # Run from the state directory: the management API resolves paths against the node's
+    # working directory, and every request fails (enoent) once a checkout it started in is gone.
+    cd "$DIR"
     exec setsid "$SERVER" </dev/null >"$DIR/log/startup.log" 2>&1
   ) &
   echo $! >"$DIR/launcher.pid"
