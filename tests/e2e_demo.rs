@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{docker, ensure_swarm};
+use common::{docker, ensure_swarm, get_json};
 use prometheus_server::free_port;
 use serde_json::Value;
 
@@ -194,17 +194,8 @@ impl Stack {
     }
 
     async fn get(&self, path: &str) -> Option<Value> {
-        let response = reqwest::Client::new()
-            .get(format!("{}{path}", self.api))
-            .bearer_auth(&self.read_token)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.json().await.ok()
+        let url = format!("{}{path}", self.api);
+        get_json(&url, &self.read_token, Duration::from_secs(5)).await
     }
 
     async fn status(&self, short: &str) -> Option<Value> {

@@ -20,7 +20,9 @@ use swarmpilot::swarm::{DockerSwarm, Swarm, TaskState};
 
 use crate::agent::agent_image;
 use crate::cluster::{Cluster, Node};
-use crate::common::{unique_name, Engine, TestSecret, TestService, TEST_IMAGE, TEST_NETWORK};
+use crate::common::{
+    get_json, unique_name, Engine, TestSecret, TestService, TEST_IMAGE, TEST_NETWORK,
+};
 use crate::operator::RUN_LABEL;
 use crate::replicas_reach;
 
@@ -198,17 +200,7 @@ async fn status_on(node: &Node, service: &TestService) -> Option<ServiceStatus> 
         "http://{}:{API_PORT}/v1/services/{}",
         node.address, service.name
     );
-    let response = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(READ_TOKEN)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.json().await.ok()
+    get_json(&url, READ_TOKEN, Duration::from_secs(2)).await
 }
 
 /// Polls the status of `service` on `node` every 200 ms until `done` holds (up to four

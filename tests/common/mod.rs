@@ -172,6 +172,26 @@ pub fn ensure_test_network(engine: &Engine) {
     }
 }
 
+/// GET `url` with `token` as the bearer: the decoded JSON body of a success, or `None` while
+/// the server does not answer, answers with an error status or with a body that does not decode.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    token: &str,
+    timeout: Duration,
+) -> Option<T> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .timeout(timeout)
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json().await.ok()
+}
+
 /// A name no other test (in this or a concurrent process) uses: `sp-test-{prefix}-{pid}-{n}`.
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
