@@ -118,6 +118,18 @@ target already gives, not past it, and never within 1.05x replica-hours for a 0.
 | HPA alone, target 47 instead of 50 | 149 s, 7.18 h | 68 s, 4.97 h | 596 s, 49.36 h |
 | HPA alone, target 45 | 129 s, 7.74 h | 50 s, 5.13 h | 420 s, 50.80 h |
 | HPA alone, target 40 | 124 s, 8.49 h | 40 s, 5.65 h | 34 s, 61.93 h |
+
+Also tried, not adopted:
+- Leaving out a forecast within the scale-up tolerance of the load now (so a noise-sized rise
+  cannot tip HPA's tolerance band): NTMA 2023-06-17 x0.1 loses its whole gain (956 / 956 s,
+  48.60 / 48.60 h; its gain comes from forecasts less than 10% above the level that tip the
+  band), flash crowds seed 1 830 / 1125 s at 1.02x, flood 680 / 795 s at 1.03x.
+- A shorter scale-down stabilization window in the example (240 s, 180 s; the baseline keeps
+  HPA's 300 s): the synthetic traces come within 1.00x replica-hours, but bursts on the Azure
+  traces come back within 5 min: 1.2x to 2.6x the baseline's under-provisioned seconds (conv x20
+  at 240 s: 189 / 95 s). With p50 headroom at 240 s: code x20 111 / 155 s at 1.32x replica-hours,
+  conv x20 52 / 95 s at 1.16x; with p80 at 180 s: 77 / 155 s at 1.68x, NTMA 06-17 245 / 956 s at
+  1.07x.
 """
 
 
