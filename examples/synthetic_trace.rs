@@ -1,4 +1,4 @@
-//! Writes a synthetic labeled trace (flash crowds or a flood) in the `record` format, for
+//! Writes a synthetic labeled trace (flash crowds, a flood, or the demo's ramp and flood) in the `record` format, for
 //! `swarmpilot replay` and model evaluation:
 //! `cargo run --example synthetic_trace -- flood --seed 3 --hours 3 > flood.csv`.
 
@@ -19,6 +19,9 @@ struct Args {
     base_rps: f64,
     #[arg(long, default_value_t = 3.0)]
     hours: f64,
+    /// The legitimate surges' peak multiplier (flash crowds: 5, 4 and 6; the demo ramp: 8).
+    #[arg(long)]
+    peak: Option<f64>,
     /// RFC 3339 start time.
     #[arg(long, default_value = "2024-05-01T00:00:00Z")]
     start: String,
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         base_rps: args.base_rps,
         hours: args.hours,
         start,
+        peak: args.peak,
     });
     match write_csv(&trace, std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,11 @@ pub enum Kind {
     FlashCrowd,
     /// One 15-minute flood (x12 requests, small requests and responses, errors and latency up).
     Flood,
+    /// The demo's scenario (tests/e2e_demo.rs): an 8-minute warm-up at the base rate, a linear
+    /// ramp of ordinary requests to x8 (`peak`) over 2 minutes held 6 minutes, 6 quiet minutes, then a
+    /// 6-minute flood of tiny requests at x80 that the service absorbs (latency down), then
+    /// quiet to the end. The ramp is labeled `flash_crowd`: many legitimate users.
+    Demo,
 }
 
 /// Options of a generated trace.
@@ -35,6 +40,9 @@ pub struct Synthetic {
     pub base_rps: f64,
     pub hours: f64,
     pub start: DateTime<Utc>,
+    /// The legitimate surges' peak multiplier over the base rate: each flash crowd's (else 5, 4
+    /// and 6) or the demo ramp's (else 8, the demo's 5 to 40 requests per second).
+    pub peak: Option<f64>,
 }
 
 /// One event's effect at a sample: request multiplier, bytes-per-request multipliers, added
@@ -65,21 +73,32 @@ pub fn generate(options: &Synthetic) -> Trace {
     let events: Vec<(usize, f64)> = match options.kind {
         // Start after the classifier's one-hour baseline has filled.
         Kind::FlashCrowd => vec![
-            (n * 45 / 100, 5.0),
-            (n * 65 / 100, 4.0),
-            (n * 85 / 100, 6.0),
+            (n * 45 / 100, options.peak.unwrap_or(5.0)),
+            (n * 65 / 100, options.peak.unwrap_or(4.0)),
+            (n * 85 / 100, options.peak.unwrap_or(6.0)),
         ],
         Kind::Flood => vec![(n * 60 / 100, 12.0)],
+        Kind::Demo => vec![
+            (DEMO_RAMP_AT, options.peak.unwrap_or(8.0)),
+            (DEMO_FLOOD_AT, DEMO_FLOOD),
+        ],
+    };
+    // The demo's load is steady between its phases; the others swell once over the trace.
+    let swell_amplitude = if options.kind == Kind::Demo {
+        0.0
+    } else {
+        0.25
     };
     let mut counts = Vec::with_capacity(n);
     let mut columns: [Vec<f64>; 4] = Default::default(); // errors, latency, rx, tx (unsmoothed)
     let mut labels = Vec::with_capacity(n);
     for i in 0..n {
-        let swell = 1.0 + 0.25 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).sin();
+        let swell =
+            1.0 + swell_amplitude * (2.0 * std::f64::consts::PI * i as f64 / n as f64).sin();
         let effect = events
             .iter()
             .map(|&(start, peak)| effect(options.kind, i, start, peak))
-            .find(|e| e.label != "normal")
+            .find(|e| e.label != "normal" || e.requests != 1.0)
             .unwrap_or(CALM);
         let expected = options.base_rps * swell * effect.requests * random.lognormal(0.03);
         // Counting noise of a 5 s step, roughly Poisson: sd = sqrt(mean).
@@ -118,12 +137,47 @@ pub fn generate(options: &Synthetic) -> Trace {
     }
 }
 
+/// When the demo scenario's ramp and flood start (5 s steps from the trace start), and the
+/// flood's multiplier (the demo's 400 requests per second over 5).
+pub const DEMO_RAMP_AT: usize = 96;
+pub const DEMO_FLOOD_AT: usize = 96 + 24 + 72 + 72;
+const DEMO_FLOOD: f64 = 80.0;
+
 fn effect(kind: Kind, i: usize, start: usize, peak: f64) -> Effect {
     let Some(k) = i.checked_sub(start) else {
         return CALM;
     };
     let k = k as f64;
     match kind {
+        Kind::Demo if start == DEMO_RAMP_AT => {
+            // `loadgen ramp --over 2m --hold`: ordinary requests, linear to the peak, held.
+            let (rise, hold) = (24.0, 72.0);
+            if k >= rise + hold {
+                return CALM;
+            }
+            let m = 1.0 + (peak - 1.0) * (k / rise).min(1.0);
+            Effect {
+                requests: m,
+                latency: 1.0 + 0.05 * (m - 1.0),
+                label: if m > 1.6 { "flash_crowd" } else { "normal" },
+                ..CALM
+            }
+        }
+        Kind::Demo => {
+            // `loadgen flood`: no headers and no body each way, no work (the app absorbs it).
+            if k >= 72.0 {
+                return CALM;
+            }
+            let onset = (k / 2.0).min(1.0);
+            Effect {
+                requests: 1.0 + (peak - 1.0) * onset,
+                rx: 1.0 - 0.87 * onset,
+                tx: 1.0 - 0.975 * onset,
+                errors: 0.01 * onset,
+                latency: 1.0 - 0.7 * onset,
+                label: "flood",
+            }
+        }
         Kind::FlashCrowd => {
             // 60 s rise, 4 min hold, 10 min exponential decay.
             let (rise, hold, decay) = (12.0, 48.0, 120.0);
@@ -244,6 +298,7 @@ mod tests {
             base_rps: 100.0,
             hours: 3.0,
             start: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            peak: None,
         }
     }
 
@@ -269,5 +324,31 @@ mod tests {
         let peak = requests[first + 60].unwrap();
         assert!(peak > 6.0 * calm, "calm {calm}, flood {peak}");
         assert_eq!(labels.iter().filter(|l| *l == "flood").count(), 180);
+    }
+
+    #[test]
+    fn the_demo_ramps_ordinary_requests_then_floods_tiny_ones() {
+        let trace = generate(&Synthetic {
+            base_rps: 5.0,
+            hours: 0.75,
+            ..options(Kind::Demo)
+        });
+        let value = |name: &str, row: usize| trace.column(name).unwrap().values[row].unwrap();
+        let bytes_per_request = |row: usize| {
+            (value("receive_bytes", row) + value("transmit_bytes", row)) / value("requests", row)
+        };
+        let (calm, held, flood) = (DEMO_RAMP_AT - 1, DEMO_RAMP_AT + 60, DEMO_FLOOD_AT + 30);
+        let ramp = value("requests", held) / value("requests", calm);
+        assert!((6.0..10.0).contains(&ramp), "ramp x{ramp}");
+        let ratio = bytes_per_request(held) / bytes_per_request(calm);
+        assert!(
+            (0.9..1.1).contains(&ratio),
+            "the ramp's requests changed size: x{ratio}"
+        );
+        assert!(value("requests", flood) > 50.0 * value("requests", calm));
+        assert!(bytes_per_request(flood) < 0.1 * bytes_per_request(calm));
+        let labels = trace.labels.as_ref().unwrap();
+        assert_eq!(labels[held], "flash_crowd");
+        assert_eq!(labels[flood], "flood");
     }
 }

@@ -24,6 +24,7 @@ fn replay_example(
         base_rps,
         hours: 3.0,
         start: DateTime::from_timestamp(1_714_521_600, 0).unwrap(),
+        peak: None,
     });
     let options = Options {
         metric: Some("requests".to_owned()),
