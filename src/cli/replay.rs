@@ -28,6 +28,14 @@ pub struct Args {
     /// Multiplies the column, e.g. 0.0166667 to read a per-minute column as per second.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     pub scale: f64,
+    /// The policy reads the column through this trailing window: at each decision (and in every
+    /// sample its models get) it sees the column's mean over the window before, as
+    /// `rate(x[1m])` reads a counter. Use it for an arrival trace (requests counted per second,
+    /// or per row with --scale making it per second) when the policy's query is a rate over a
+    /// window; leave it out for a trace `record` wrote (each row is the query's result). The
+    /// demand served is the column as it is either way. At least the trace's row spacing.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub metric_window: Option<std::time::Duration>,
     /// The load (in the metric's unit) one serving replica absorbs.
     #[arg(long, value_name = "N")]
     pub capacity_per_replica: f64,
@@ -57,6 +65,9 @@ struct Report<'a> {
     policy: &'a str,
     metric: &'a str,
     column: &'a str,
+    /// The trailing window the policy reads the column through, e.g. `1m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric_window: Option<String>,
     from: String,
     to: String,
     ticks: usize,
@@ -80,6 +91,11 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
     let options = Options {
         metric: args.metric.clone(),
         scale: args.scale,
+        metric_window: args
+            .metric_window
+            .map(chrono::Duration::from_std)
+            .transpose()
+            .context("--metric-window is too long")?,
         capacity_per_replica: args.capacity_per_replica,
         startup: chrono::Duration::from_std(args.startup).context("--startup is too long")?,
         initial_replicas: args.initial_replicas,
@@ -106,6 +122,9 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
                 policy: &comparison.policy.name,
                 metric: &comparison.metric,
                 column: &comparison.column,
+                metric_window: args
+                    .metric_window
+                    .map(|w| humantime::format_duration(w).to_string()),
                 from: comparison.demand.start.to_rfc3339(),
                 to: comparison.demand.end.to_rfc3339(),
                 ticks: comparison.policy.ticks.len(),
@@ -130,9 +149,15 @@ fn write_report(out: &mut dyn Write, comparison: &Comparison, args: &Args) -> an
     } else {
         format!(" x {}", args.scale)
     };
+    let window = args.metric_window.map_or_else(String::new, |w| {
+        format!(
+            ", read as its mean over the last {}",
+            humantime::format_duration(w)
+        )
+    });
     writeln!(
         out,
-        "policy {} on {} ({}{scaled} as {}), {} to {}, {} decisions",
+        "policy {} on {} ({}{scaled} as {}{window}), {} to {}, {} decisions",
         comparison.policy.name,
         args.trace.display(),
         comparison.column,

@@ -9,6 +9,7 @@
 pub mod demand;
 mod error;
 pub mod models;
+pub mod observed;
 pub mod plot;
 pub mod series;
 pub mod signals;
@@ -22,6 +23,7 @@ use chrono::{DateTime, Duration, Utc};
 pub use demand::{Demand, Point};
 pub use error::ReplayError;
 pub use models::ModelSignals;
+pub use observed::Observed;
 pub use signals::{NoModels, PerTick, RoleSeries, Signals};
 pub use simulate::{Service, Tick};
 pub use summary::Summary;
@@ -38,6 +40,10 @@ pub struct Options {
     pub metric: Option<String>,
     /// Multiplies the column (e.g. 1/60 for a per-minute column read as per second).
     pub scale: f64,
+    /// The policy reads the column through this trailing window (an arrival trace whose query
+    /// is `rate(x[w])`): see [`observed`]. `None`: it reads the column as it is (a trace
+    /// `record` wrote). The demand is the column as it is either way.
+    pub metric_window: Option<Duration>,
     pub capacity_per_replica: f64,
     pub startup: Duration,
     /// Default: the policy's `minReplicas`.
@@ -61,6 +67,8 @@ pub struct Comparison {
     pub demand: Demand,
     /// Row times of the replayed range (the series grid).
     pub times: Vec<DateTime<Utc>>,
+    /// The trailing window the policy reads the column through, if any.
+    pub metric_window: Option<Duration>,
     pub horizon: Option<Duration>,
     pub service: Service,
     pub policy: Run,
@@ -76,7 +84,7 @@ pub fn compare(
     options: &Options,
     signals: &dyn Signals,
 ) -> Result<Comparison, ReplayError> {
-    check_options(options, policy)?;
+    check_options(options, policy, trace)?;
     let mut notes: Vec<String> = trace.repeat_note().into_iter().collect();
     let load = load_metric(policy)?.clone();
     let column = load_column(trace, &load.name, options.metric.as_deref())?;
@@ -117,9 +125,13 @@ pub fn compare(
     let interval = Duration::from_std(policy.spec.interval.as_std())
         .map_err(|e| ReplayError::Options(format!("interval: {e}")))?;
     let ticks = simulate::tick_times(&demand, interval);
+    let observed = match options.metric_window {
+        Some(window) => Observed::windowed(&demand, window, &trace.times, &ticks),
+        None => Observed::raw(&demand, &ticks),
+    };
     let forecasts = match &simulated.spec.forecast {
         Some(spec) if spec.metric == load.name => {
-            let per_tick = signals.forecasts(spec, &demand.points, &ticks)?;
+            let per_tick = signals.forecasts(spec, &observed.points, &ticks)?;
             notes.extend(skipped("forecast", &per_tick));
             Some(per_tick)
         }
@@ -134,7 +146,7 @@ pub fn compare(
     };
     let states = match &simulated.spec.anomaly {
         Some(spec) => {
-            let roles = role_series(spec, trace, &load.name, &demand)?;
+            let roles = role_series(spec, trace, &load.name, &observed)?;
             let per_tick = signals.states(spec, &roles, &ticks)?;
             notes.extend(skipped("traffic state", &per_tick));
             Some(per_tick)
@@ -155,7 +167,7 @@ pub fn compare(
         labels,
     });
     let run = |name: String, policy: &ScalingPolicy, signals: &TickSignals<'_>| {
-        let ticks = simulate::simulate(policy, &load, service, &demand, &ticks, signals);
+        let ticks = simulate::simulate(policy, &load, service, &demand, &observed, &ticks, signals);
         let summary = summary::summarize(&demand, &ticks, service.capacity_per_replica, labels);
         Run {
             name,
@@ -183,6 +195,7 @@ pub fn compare(
         metric: load.name.clone(),
         column: column.name.clone(),
         times: trace.times.clone(),
+        metric_window: options.metric_window,
         horizon: simulated
             .spec
             .forecast
@@ -249,7 +262,11 @@ pub fn load_column<'t>(
     }
 }
 
-fn check_options(options: &Options, policy: &ScalingPolicy) -> Result<(), ReplayError> {
+fn check_options(
+    options: &Options,
+    policy: &ScalingPolicy,
+    trace: &Trace,
+) -> Result<(), ReplayError> {
     if !(options.capacity_per_replica.is_finite() && options.capacity_per_replica > 0.0) {
         return Err(ReplayError::Options(format!(
             "--capacity-per-replica must be a positive number, got {}",
@@ -261,6 +278,18 @@ fn check_options(options: &Options, policy: &ScalingPolicy) -> Result<(), Replay
             "--scale must be a positive number, got {}",
             options.scale
         )));
+    }
+    if let Some(window) = options.metric_window {
+        // A window shorter than a row would average less than one row: a single count again.
+        let step = trace.step();
+        if window < step {
+            return Err(ReplayError::Options(format!(
+                "--metric-window {} is shorter than the trace's row spacing {}: the window must \
+                 hold at least one row",
+                show(window),
+                show(step)
+            )));
+        }
     }
     if options.startup < Duration::zero() {
         return Err(ReplayError::Options(
@@ -279,20 +308,28 @@ fn check_options(options: &Options, policy: &ScalingPolicy) -> Result<(), Replay
     Ok(())
 }
 
-/// The classifier's role series: the load metric's role reads the (scaled) demand column,
-/// every other named metric the trace column of the same name.
+/// A duration as the flags take it (`1m`, `500ms`).
+fn show(duration: Duration) -> String {
+    duration.to_std().map_or_else(
+        |_| duration.to_string(),
+        |d| humantime::format_duration(d).to_string(),
+    )
+}
+
+/// The classifier's role series: the load metric's role reads the load metric as the policy
+/// observes it, every other named metric the trace column of the same name.
 fn role_series(
     spec: &AnomalySpec,
     trace: &Trace,
     load: &str,
-    demand: &Demand,
+    observed: &Observed,
 ) -> Result<RoleSeries, ReplayError> {
     let series = |role: &str, metric: &Option<String>| -> Result<Option<Vec<Point>>, ReplayError> {
         let Some(metric) = metric else {
             return Ok(None);
         };
         if metric == load {
-            return Ok(Some(demand.points.clone()));
+            return Ok(Some(observed.points.clone()));
         }
         let column = trace
             .column(metric)

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 
 use super::demand::Demand;
+use super::observed::Observed;
 use super::signals::PerTick;
 use crate::decide::{
     decide, History, MetricSample, Observation, Reason, TaskObservation, TaskPhase,
@@ -80,12 +81,14 @@ pub fn tick_times(demand: &Demand, interval: Duration) -> Vec<DateTime<Utc>> {
     ticks
 }
 
-/// Runs `policy` (whose metric `load` is the one the trace drives) over the demand.
+/// Runs `policy` (whose metric `load` is the one the trace drives) over the demand, observing
+/// the load metric as `observed` (one value a tick) says.
 pub fn simulate(
     policy: &ScalingPolicy,
     load: &MetricSpec,
     service: Service,
     demand: &Demand,
+    observed: &Observed,
     ticks: &[DateTime<Utc>],
     signals: &TickSignals<'_>,
 ) -> Vec<Tick> {
@@ -110,11 +113,11 @@ pub fn simulate(
     let mut out = Vec::with_capacity(ticks.len());
 
     for (k, &now) in ticks.iter().enumerate() {
-        let value = demand.at(now);
         let serving = replicas.iter().filter(|r| r.ready_at <= now).count();
         let capacity = serving as f64 * service.capacity_per_replica;
-        let mut observation = observe(load, &replicas, value, capacity, now);
-        while let Some(point) = demand.points.get(fed).filter(|p| p.at <= now) {
+        let seen = observed.at_ticks.get(k).copied().flatten();
+        let mut observation = observe(load, &replicas, seen, capacity, now);
+        while let Some(point) = observed.points.get(fed).filter(|p| p.at <= now) {
             let sample = Sample {
                 at: point.at,
                 value: point.value,
@@ -144,7 +147,7 @@ pub fn simulate(
         }
         out.push(Tick {
             at: now,
-            demand: value,
+            demand: demand.at(now),
             current: decision.current,
             replicas: replicas.clone(),
             forecast: said.forecast_seen,
@@ -157,11 +160,12 @@ pub fn simulate(
 }
 
 /// The observation of the load metric as the policy reads it: `averageValue` sees the total
-/// demand, `value` the demand, `utilization` each serving replica's share of its capacity.
+/// `seen` (the demand, or its mean over `--metric-window`), `value` the same, `utilization`
+/// each serving replica's share of its capacity.
 fn observe(
     load: &MetricSpec,
     replicas: &[Replica],
-    demand: Option<f64>,
+    seen: Option<f64>,
     capacity: f64,
     now: DateTime<Utc>,
 ) -> Observation {
@@ -182,8 +186,10 @@ fn observe(
             }
         })
         .collect();
-    let sample = match demand {
-        None => MetricSample::failed("the trace has no sample of the load metric at this time"),
+    let sample = match seen {
+        None => MetricSample::failed(
+            "the trace has no sample of the load metric at this time (or in its --metric-window)",
+        ),
         Some(value) => match load.target {
             Target::AverageValue(_) | Target::Value(_) => MetricSample::value(value),
             Target::Utilization(_) => {

@@ -179,3 +179,19 @@ fn a_two_column_file_is_the_load_metric() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(stdout.contains("(value as rps)"), "{stdout}");
 }
+
+#[test]
+fn a_metric_window_is_named_in_the_header_and_checked_against_the_rows() {
+    let (_dir, policy, trace) = files(&step_trace());
+    let output = replay(&policy, &trace, "50", &["--metric-window", "1m"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("(rps as rps, read as its mean over the last 1m)"),
+        "{stdout}"
+    );
+    fails_with(
+        replay(&policy, &trace, "50", &["--metric-window", "3s"]),
+        &["--metric-window 3s is shorter than the trace's row spacing 5s"],
+    );
+}

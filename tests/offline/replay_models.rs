@@ -29,6 +29,7 @@ fn replay_example(
     let options = Options {
         metric: Some("requests".to_owned()),
         scale: 1.0,
+        metric_window: None,
         capacity_per_replica,
         startup: Duration::seconds(30),
         initial_replicas: None,

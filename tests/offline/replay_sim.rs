@@ -39,6 +39,7 @@ fn options(capacity: f64, startup_secs: i64) -> Options {
     Options {
         metric: None,
         scale: 1.0,
+        metric_window: None,
         capacity_per_replica: capacity,
         startup: Duration::seconds(startup_secs),
         initial_replicas: None,
@@ -317,4 +318,125 @@ fn a_schedule_lifts_the_floor_in_replay_as_it_does_live() {
     // The HPA baseline keeps the schedule: it is part of the policy, not of its behavior.
     let baseline = &result.baseline;
     assert!(baseline.ticks.iter().any(|t| t.reason == Reason::Scheduled));
+}
+
+/// An arrival trace: requests counted per second over 1800 s at a rate of 100/s, 300/s from
+/// 600 s to 1200 s, then 100/s again, all arriving every 4th second (single seconds see 4x the
+/// rate or nothing; every minute holds 15 bursts).
+fn arrivals() -> Trace {
+    let mut text = "timestamp,requests\n".to_owned();
+    for t in 0..1800 {
+        let rate = if (600..1200).contains(&t) { 300 } else { 100 };
+        let count = if t % 4 == 0 { 4 * rate } else { 0 };
+        text.push_str(&format!("{},{count}\n", T0 + t));
+    }
+    Trace::read("arrivals", text.as_bytes()).unwrap()
+}
+
+/// A policy that reads `rate(requests[1m])`, 50/s a replica.
+fn rate_policy(extra: &str) -> ScalingPolicy {
+    parse(&format!(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  \
+         minReplicas: 1\n  maxReplicas: 30\n  metrics:\n  - name: rps\n    \
+         prometheus: {{query: 'sum(rate(requests[1m]))'}}\n    target: {{averageValue: 50}}\n{extra}"
+    ))
+    .unwrap()
+}
+
+fn windowed(window: Option<i64>) -> Options {
+    Options {
+        metric_window: window.map(Duration::seconds),
+        ..options(50.0, 30)
+    }
+}
+
+/// The desired counts of `run` at the ticks in `[from, to)` seconds.
+fn desired_between(run: &swarmpilot::replay::Run, from: i64, to: i64) -> Vec<u32> {
+    run.ticks
+        .iter()
+        .filter(|t| t.at >= at(from) && t.at < at(to))
+        .map(|t| t.desired())
+        .collect()
+}
+
+#[test]
+fn through_a_window_the_baseline_follows_the_mean_rate_not_single_seconds() {
+    let trace = arrivals();
+    let policy = rate_policy("");
+    let mean = compare(&policy, &trace, &windowed(Some(60)), &no_models()).unwrap();
+    let counts = compare(&policy, &trace, &windowed(None), &no_models()).unwrap();
+    let (mean, counts) = (&mean.baseline, &counts.baseline);
+    // Through the window: 100/s is 2 replicas and 300/s 6, once HPA's 300 s scale-down
+    // window has passed the first partial minute (3 at 45 s) and the fall after 1200 s.
+    assert!(desired_between(mean, 360, 600).iter().all(|&n| n == 2));
+    assert!(desired_between(mean, 660, 1200).iter().all(|&n| n == 6));
+    assert!(desired_between(mean, 1560, 1800).iter().all(|&n| n == 2));
+    assert_eq!(mean.summary.max_replicas, 6);
+    // Single seconds: the decision every minute that lands on a burst sees 400/s (8 replicas)
+    // or 1200/s (24), and HPA's scale-down window holds it.
+    assert!(desired_between(counts, 120, 600).iter().all(|&n| n == 8));
+    assert!(desired_between(counts, 660, 1200).iter().all(|&n| n == 24));
+    assert_eq!(counts.summary.max_replicas, 24);
+    // The demand served is the column as it is either way: the bursts are what is short.
+    assert_eq!(mean.summary.no_data_secs, 0.0);
+    assert!(mean.summary.under_provisioned_secs > counts.summary.under_provisioned_secs);
+    assert!(mean.summary.replica_hours < counts.summary.replica_hours / 3.0);
+}
+
+/// Test-only signals that keep the load samples the forecaster would be fed, and forecast
+/// nothing. Never used outside tests.
+#[derive(Default)]
+struct Recording(std::cell::RefCell<Vec<Point>>);
+
+impl Signals for Recording {
+    fn forecasts(
+        &self,
+        _: &ForecastSpec,
+        load: &[Point],
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<ForecastPath>, ReplayError> {
+        self.0.borrow_mut().extend_from_slice(load);
+        Ok(ticks.iter().map(|_| Err("recording".to_owned())).collect())
+    }
+
+    fn states(
+        &self,
+        spec: &AnomalySpec,
+        roles: &RoleSeries,
+        ticks: &[DateTime<Utc>],
+    ) -> Result<PerTick<TrafficState>, ReplayError> {
+        no_models().states(spec, roles, ticks)
+    }
+}
+
+#[test]
+fn through_a_window_the_forecaster_reads_the_mean_rate_too() {
+    let policy = rate_policy(FORECAST);
+    let recording = Recording::default();
+    compare(&policy, &arrivals(), &windowed(Some(60)), &recording).unwrap();
+    let load = recording.0.into_inner();
+    // One sample a row from the second row on (the first row's window is empty), each the
+    // mean of the minute before it: 100/s in every full minute of the first phase.
+    assert_eq!(load.len(), 1799);
+    assert_eq!(load[0].at, at(1));
+    let full_minutes: Vec<f64> = load
+        .iter()
+        .filter(|p| p.at >= at(60) && p.at <= at(600))
+        .map(|p| p.value)
+        .collect();
+    assert_eq!(full_minutes.len(), 541);
+    assert!(full_minutes.iter().all(|&v| v == 100.0), "{full_minutes:?}");
+}
+
+#[test]
+fn a_window_shorter_than_the_rows_is_refused_by_name() {
+    // Rows every 5 s; a 2 s window would hold less than a row.
+    let trace = trace(60, |_| 10.0);
+    let error = compare(&policy(""), &trace, &windowed(Some(2)), &no_models()).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("--metric-window 2s") && text.contains("row spacing 5s"),
+        "{text}"
+    );
+    assert!(compare(&policy(""), &trace, &windowed(Some(5)), &no_models()).is_ok());
 }
