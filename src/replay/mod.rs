@@ -69,6 +69,8 @@ pub struct Comparison {
     pub times: Vec<DateTime<Utc>>,
     /// The trailing window the policy reads the column through, if any.
     pub metric_window: Option<Duration>,
+    /// The load metric as both runs observed it at each tick.
+    pub observed: Observed,
     pub horizon: Option<Duration>,
     pub service: Service,
     pub policy: Run,
@@ -208,6 +210,8 @@ pub fn compare(
             &TickSignals::default(),
         ),
         demand,
+        // After both runs, which borrow it.
+        observed,
         service,
         notes,
     })

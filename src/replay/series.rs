@@ -26,6 +26,9 @@ pub struct RunPoint {
 pub struct Row {
     pub at: DateTime<Utc>,
     pub demand: Option<f64>,
+    /// The load metric as observed at the latest tick: the column, or its mean over
+    /// `--metric-window`.
+    pub observed: Option<f64>,
     pub policy: RunPoint,
     pub baseline: RunPoint,
 }
@@ -41,15 +44,21 @@ pub fn rows(comparison: &Comparison) -> Vec<Row> {
         .map(|at| Row {
             at,
             demand: comparison.demand.at(at),
+            observed: latest_tick(&comparison.policy, at)
+                .and_then(|k| comparison.observed.at_ticks.get(k).copied().flatten()),
             policy: point(&comparison.policy, at, capacity_per_replica),
             baseline: point(&comparison.baseline, at, capacity_per_replica),
         })
         .collect()
 }
 
+/// The index of the latest tick of `run` at or before `at`.
+fn latest_tick(run: &Run, at: DateTime<Utc>) -> Option<usize> {
+    run.ticks.partition_point(|t| t.at <= at).checked_sub(1)
+}
+
 fn point(run: &Run, at: DateTime<Utc>, capacity_per_replica: f64) -> RunPoint {
-    let index = run.ticks.partition_point(|t| t.at <= at);
-    let Some(tick) = index.checked_sub(1).and_then(|i| run.ticks.get(i)) else {
+    let Some(tick) = latest_tick(run, at).and_then(|i| run.ticks.get(i)) else {
         return RunPoint {
             replicas: 0,
             ready: 0,
@@ -69,7 +78,8 @@ fn point(run: &Run, at: DateTime<Utc>, capacity_per_replica: f64) -> RunPoint {
 }
 
 /// Writes the series as CSV: `timestamp,demand`, then `capacity,replicas,ready,forecast,state`
-/// for the policy (`policy_` prefix) and the baseline (`baseline_`). Empty cells are unknowns.
+/// for the policy (`policy_` prefix) and the baseline (`baseline_`), then `observed`. Empty
+/// cells are unknowns.
 pub fn write_csv(rows: &[Row], out: impl Write) -> Result<(), ReplayError> {
     let csv_error = |e: csv::Error| ReplayError::Io {
         what: "--csv".to_owned(),
@@ -82,6 +92,7 @@ pub fn write_csv(rows: &[Row], out: impl Write) -> Result<(), ReplayError> {
             header.push(format!("{run}_{field}"));
         }
     }
+    header.push("observed".to_owned());
     writer.write_record(&header).map_err(csv_error)?;
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for row in rows {
@@ -98,6 +109,7 @@ pub fn write_csv(rows: &[Row], out: impl Write) -> Result<(), ReplayError> {
                 point.state.map(|s| s.to_string()).unwrap_or_default(),
             ]);
         }
+        record.push(number(row.observed));
         writer.write_record(&record).map_err(csv_error)?;
     }
     writer.flush().map_err(|error| ReplayError::Io {

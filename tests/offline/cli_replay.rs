@@ -183,13 +183,32 @@ fn a_two_column_file_is_the_load_metric() {
 #[test]
 fn a_metric_window_is_named_in_the_header_and_checked_against_the_rows() {
     let (_dir, policy, trace) = files(&step_trace());
-    let output = replay(&policy, &trace, "50", &["--metric-window", "1m"]);
+    let dir = tempfile::tempdir().unwrap();
+    let series = path(&dir.path().join("series.csv"));
+    let output = replay(
+        &policy,
+        &trace,
+        "50",
+        &["--metric-window", "1m", "--csv", &series],
+    );
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
         stdout.contains("(rps as rps, read as its mean over the last 1m)"),
         "{stdout}"
     );
+    // 40/s for a minute, then 200/s: at 90 s the decision saw the mean of 30 s of each.
+    let csv = std::fs::read_to_string(&series).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().ends_with(",observed"));
+    let at_90 = lines
+        .find(|l| l.starts_with("2024-05-01T00:01:30.000Z,"))
+        .unwrap();
+    assert!(
+        at_90.starts_with("2024-05-01T00:01:30.000Z,200,"),
+        "{at_90}"
+    );
+    assert!(at_90.ends_with(",120"), "{at_90}");
     fails_with(
         replay(&policy, &trace, "50", &["--metric-window", "3s"]),
         &["--metric-window 3s is shorter than the trace's row spacing 5s"],
