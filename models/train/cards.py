@@ -227,15 +227,17 @@ Per step ahead (MASE), held-out real traces:
         handle.write(text)
 
 
-def classifier_card(path, meta, conf, real_states, *, n_train, n_unlabeled, n_eval, eval_day, quick):
+def classifier_card(path, meta, conf, real_states, train_real_states, *, n_train, n_unlabeled, n_eval, eval_day, quick):
     rows, cols, matrix, per_state = conf
     header = "| true \\ predicted | " + " | ".join(cols) + " |\n| --- | " + " | ".join("---" for _ in cols) + " |\n"
     body = "".join(f"| {r} | " + " | ".join(str(v) for v in matrix[i]) + " |\n" for i, r in enumerate(rows))
     prf = "".join(
         f"| {s} | {v['precision']:.3f} | {v['recall']:.3f} | {v['support']} |\n" for s, v in per_state.items()
     )
-    total = sum(real_states.values())
-    real = ", ".join(f"{s} {n / total:.1%}" for s, n in sorted(real_states.items(), key=lambda kv: -kv[1]))
+    shares = lambda states: ", ".join(  # noqa: E731
+        f"{s} {n / sum(states.values()):.1%}" for s, n in sorted(states.items(), key=lambda kv: -kv[1])
+    )
+    real, train_real = shares(real_states), shares(train_real_states)
     accuracy = np.trace(matrix[:, : len(rows)]) / matrix.sum()
     clusters = ", ".join(f"{i}: {s}" for i, s in enumerate(meta["states"].split(",")))
     text = HEADER + f"""# traffic-states.onnx — model card
@@ -259,8 +261,11 @@ Clusters: {clusters}.
 ## Training
 KMeans (k = {len(meta['states'].split(','))}, scikit-learn) on class-balanced labeled synthetic samples ({n_train}
 available) and {n_unlabeled} unlabeled samples of the recorded Swarm metrics (2023-06-13 to 06-16;
-no error metric there, so its error ratio is the neutral 0). Each cluster takes the class-balanced
-majority label of its synthetic members. {_versions()}.
+no error metric there, so its error ratio is the neutral 0). Flash crowds of real users reach
+x2.5 to x100 like floods do, so the request rate alone does not tell them apart: the size of a
+request, errors and latency do. Each cluster takes the class-balanced majority label of its
+members, the recorded samples voting `normal` (real users and a bot's ordinary load: a cluster
+of them that a few synthetic flood samples reach must not hold real customers). {_versions()}.
 
 ## Evaluation on {n_eval} held-out labeled synthetic traces
 Accuracy {accuracy:.3f} (an `unknown` counts as wrong).
@@ -273,7 +278,7 @@ Labels mark the whole event, but the 30 s current window and one-minute rates la
 end, so most confusion sits at event edges.
 
 On the recorded held-out day {eval_day} (unlabeled; a bot's CRUD load with ApacheBench bursts):
-{real}.
+{real}. On the recorded training days: {train_real}.
 
 ## Metadata (`metadata_props`)
 {_meta_table(meta)}

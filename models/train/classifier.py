@@ -25,7 +25,8 @@ THRESHOLD_QUANTILE = 0.995
 
 def fit(features: np.ndarray, labels: np.ndarray, unlabeled: np.ndarray, seed: int = 0):
     """KMeans on class-balanced labeled samples plus the unlabeled real ones; each cluster takes
-    the majority (class-balanced) label of its labeled members, `unknown` if it has none."""
+    the majority (class-balanced) label of its members, the real ones voting `normal`, or
+    `unknown` if it has none."""
     rng = np.random.default_rng(seed)
     per_class = min(20000, min(int((labels == s).sum()) for s in STATES))
     chosen = np.concatenate([rng.choice(np.where(labels == s)[0], per_class, replace=False) for s in STATES])
@@ -33,14 +34,21 @@ def fit(features: np.ndarray, labels: np.ndarray, unlabeled: np.ndarray, seed: i
     data = np.concatenate([features[chosen], real]) * WEIGHTS
     km = KMeans(CLUSTERS, n_init=4, random_state=seed).fit(data)
     assigned = km.predict(features * WEIGHTS)
+    assigned_real = km.predict(unlabeled * WEIGHTS)
     states = []
     for c in range(CLUSTERS):
         members = labels[assigned == c]
-        if len(members) == 0:
+        real_members = int(np.sum(assigned_real == c))
+        if len(members) == 0 and real_members == 0:
             states.append("unknown")
             continue
-        # Class-balanced vote, so the many normal samples do not swallow small event clusters.
-        share = [np.mean(members == s) / max(np.mean(labels == s), 1e-12) for s in STATES]
+        # Class-balanced vote (each class's share of its own samples that fell here), so the
+        # many normal samples do not swallow small event clusters. The recorded traffic votes
+        # as normal: it is real users and a bot's ordinary load, and a cluster of it that a
+        # few synthetic flood samples reach must not hold real customers (a flood scaled is
+        # the lesser harm).
+        share = [np.sum(members == s) / max(np.sum(labels == s), 1) for s in STATES]
+        share[STATES.index("normal")] += real_members / max(len(unlabeled), 1)
         states.append(STATES[int(np.argmax(share))])
     distances = km.transform(np.concatenate([features, unlabeled]) * WEIGHTS).min(axis=1)
     threshold = float(np.quantile(distances, THRESHOLD_QUANTILE))

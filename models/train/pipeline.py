@@ -253,7 +253,8 @@ def train_classifier(args, data: Data, golden: str) -> None:
     ]).astype(np.float32)
     write_golden(states_path, class_inputs, os.path.join(golden, "traffic-states.json"))
     write_feature_golden(data.eval_synth[0], os.path.join(golden, "traffic-states-features.json"))
-    cards.classifier_card(os.path.join(args.out, "traffic-states.md"), states_meta, conf, real_states,
+    train_real_states = Counter(classifier.classify(km, states, threshold, unlabeled))
+    cards.classifier_card(os.path.join(args.out, "traffic-states.md"), states_meta, conf, real_states, train_real_states,
                           n_train=len(feats), n_unlabeled=len(unlabeled), n_eval=len(data.eval_synth),
                           eval_day=EVAL_DAY, quick=args.quick)
 

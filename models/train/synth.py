@@ -50,7 +50,10 @@ def generate(rng: np.random.Generator, days: float = 2.0, events_per_day: float 
         start = int(rng.integers(800, max(801, n - 800)))
         if kind == "flash_crowd":
             rise, hold, decay = rng.integers(6, 36), rng.integers(12, 120), rng.integers(60, 360)
-            peak = rng.uniform(2.5, 10)
+            # As high as floods go: a popular link can multiply real users as much as a bot
+            # multiplies requests, so the rate alone must not tell the two apart (the size of a
+            # request, errors and latency do).
+            peak = np.exp(rng.uniform(np.log(2.5), np.log(100)))
             shape = np.concatenate([
                 np.linspace(0, 1, rise), np.ones(hold), np.exp(-np.arange(decay) * 4.0 / decay)
             ])
