@@ -99,6 +99,7 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
         capacity_per_replica: args.capacity_per_replica,
         startup: chrono::Duration::from_std(args.startup).context("--startup is too long")?,
         initial_replicas: args.initial_replicas,
+        ticks: None,
     };
     let signals = signals();
     let comparison = replay::compare(&policy, &trace, &options, signals.as_ref())?;

@@ -36,7 +36,8 @@ pub struct RecordSummary {
     pub columns: Vec<String>,
     /// Metrics left out because their source keeps no history, with the reason.
     pub skipped: Vec<(String, String)>,
-    /// Cells left empty because Prometheus had no sample at that step.
+    /// Cells left empty because Prometheus had no sample at that step (and the metric has no
+    /// `treatEmptyAs`).
     pub missing: usize,
 }
 
@@ -64,6 +65,9 @@ pub async fn record<W: Write>(
     let mut columns = Vec::new();
     let mut skipped = Vec::new();
     let mut values: Vec<BTreeMap<i64, f64>> = Vec::new();
+    // A step without a sample is where an instant query would have come back empty: the
+    // metric's `treatEmptyAs` fills it, as the live loop reads it.
+    let mut fills: Vec<Option<f64>> = Vec::new();
     for (name, source) in policy_sources(&policy.spec) {
         let Some(Source::Prometheus(source)) = source else {
             skipped.push((name.to_owned(), "not a Prometheus metric".to_owned()));
@@ -79,6 +83,7 @@ pub async fn record<W: Write>(
             .await
             .map_err(failed)?;
         columns.push(name.to_owned());
+        fills.push(source.treat_empty_as);
         values.push(
             samples
                 .into_iter()
@@ -102,8 +107,8 @@ pub async fn record<W: Write>(
             break;
         };
         let mut record = vec![time.to_rfc3339_opts(SecondsFormat::Millis, true)];
-        for column in &values {
-            match column.get(&at) {
+        for (column, fill) in values.iter().zip(&fills) {
+            match column.get(&at).or(fill.as_ref()) {
                 Some(value) => record.push(value.to_string()),
                 None => {
                     missing += 1;

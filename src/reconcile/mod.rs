@@ -17,7 +17,7 @@ pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};
 pub use lease::{Leadership, Role};
 pub use service::{PolicyReconciler, ReconcileError, ReconcileOptions, ServiceMemory};
 pub use status::{
-    DecisionRecord, ForecasterStatus, HistoryRange, MetricStatus, Sample, ServiceStatus,
-    StatusStore,
+    DecisionInputs, DecisionRecord, ForecasterStatus, HistoryRange, MetricStatus, Sample,
+    ServiceStatus, StatusStore,
 };
 pub use telemetry::{NoTelemetry, Telemetry};

@@ -14,7 +14,8 @@ use super::notify::{Notifications, StateChangeEvent, ATTEMPT_TIMEOUT, DRAIN_DEAD
 use super::restore::{self, Owned, Reset};
 use super::signals::{self as model_signals, ModelRunner};
 use super::status::{
-    DecisionRecord, ForecasterStatus, MetricStatus, Sample, ServiceStatus, StatusStore,
+    DecisionInputs, DecisionRecord, ForecasterStatus, MetricStatus, Sample, ServiceStatus,
+    StatusStore,
 };
 use super::tasks::observed_tasks;
 use super::telemetry::{NoTelemetry, Telemetry};
@@ -530,8 +531,17 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             // whole window before scaling in, as any operator that starts does.
             memory.history = None;
         }
+        let inputs = DecisionInputs {
+            values: readings
+                .iter()
+                .filter_map(|r| Some((r.name.clone(), r.result.as_ref().ok()?.value)))
+                .collect(),
+            forecast: observation.forecast,
+            traffic_state: observation.traffic.map(|t| t.state),
+            tasks: Some(count_tasks(&observation)),
+        };
         self.record_status(
-            &info, &policy, &readings, &decision, &signals, override_, &actuation, log, now,
+            &info, &policy, &readings, &decision, inputs, &signals, override_, &actuation, log, now,
         );
         self.telemetry.bounds(
             &info.name,
@@ -677,6 +687,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 message: clip(&message, HEADLINE_MAX),
                 detail: Vec::new(),
                 applied: true,
+                inputs: DecisionInputs::default(),
             });
         });
         self.telemetry.reconciled(
@@ -745,6 +756,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         policy: &ScalingPolicy,
         readings: &[MetricReading],
         decision: &Decision,
+        inputs: DecisionInputs,
         signals: &Signals,
         override_: Option<Override>,
         actuation: &Actuation,
@@ -828,6 +840,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 message: decision.message.clone(),
                 detail: decision.detail.clone(),
                 applied,
+                inputs,
             });
             status.push_sample(Sample {
                 at: now,
@@ -897,6 +910,16 @@ fn skipped_notes(readings: &[MetricReading]) -> Vec<String> {
             })
         })
         .collect()
+}
+
+/// The tasks `decide` counts as the service's replicas: those not shutting down.
+fn count_tasks(observation: &Observation) -> u32 {
+    let live = observation
+        .tasks
+        .iter()
+        .filter(|task| task.phase != decide::TaskPhase::ShuttingDown)
+        .count();
+    u32::try_from(live).unwrap_or(u32::MAX)
 }
 
 /// The source of the metric or signal `name` of the policy.

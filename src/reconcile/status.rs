@@ -42,6 +42,33 @@ pub struct DecisionRecord {
     pub detail: Vec<String>,
     /// Whether the decision was written to the Swarm (false in recommend mode or dry run).
     pub applied: bool,
+    /// What the decision read, so a replay can be checked against it (see
+    /// [`crate::replay::parity`]).
+    #[serde(default, skip_serializing_if = "DecisionInputs::is_empty")]
+    pub inputs: DecisionInputs,
+}
+
+/// What one decision read: the inputs of `decide` that come from outside the policy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionInputs {
+    /// Each metric's value (a failed read is absent), `observe` signals included.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, f64>,
+    /// The forecast the decision used; absent when there was none or it was ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_state: Option<TrafficState>,
+    /// The tasks counted as the service's replicas (those not shutting down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
+}
+
+impl DecisionInputs {
+    fn is_empty(&self) -> bool {
+        *self == DecisionInputs::default()
+    }
 }
 
 /// What one metric read at the last reconcile.
@@ -300,6 +327,7 @@ mod tests {
                     message: String::new(),
                     detail: Vec::new(),
                     applied: true,
+                    inputs: DecisionInputs::default(),
                 })
             });
         }

@@ -4,12 +4,14 @@
 //! A trace column gives the demand ([`trace`], [`demand`]); [`simulate`] runs the policy's
 //! decisions over it with replicas that take `startup` to serve; [`signals`] brings the models'
 //! forecasts and traffic states in; [`summary`] integrates the figures; [`series`], [`plot`]
-//! write them out; [`synthetic`] makes test traces.
+//! write them out; [`synthetic`] makes test traces; [`parity`] checks a replay against the
+//! decisions the live loop recorded.
 
 pub mod demand;
 mod error;
 pub mod models;
 pub mod observed;
+pub mod parity;
 pub mod plot;
 pub mod series;
 pub mod signals;
@@ -48,6 +50,10 @@ pub struct Options {
     pub startup: Duration,
     /// Default: the policy's `minReplicas`.
     pub initial_replicas: Option<u32>,
+    /// The decision times, increasing; default (`None`): every policy `interval` from the
+    /// trace's start. Replaying at the times a live loop decided puts the same decisions in
+    /// each stabilization window (see [`parity`]).
+    pub ticks: Option<Vec<DateTime<Utc>>>,
 }
 
 /// One simulated run.
@@ -126,7 +132,10 @@ pub fn compare(
 
     let interval = Duration::from_std(policy.spec.interval.as_std())
         .map_err(|e| ReplayError::Options(format!("interval: {e}")))?;
-    let ticks = simulate::tick_times(&demand, interval);
+    let ticks = match &options.ticks {
+        Some(ticks) => ticks.clone(),
+        None => simulate::tick_times(&demand, interval),
+    };
     let observed = match options.metric_window {
         Some(window) => Observed::windowed(&demand, window, &trace.times, &ticks),
         None => Observed::raw(&demand, &ticks),
@@ -299,6 +308,13 @@ fn check_options(
         return Err(ReplayError::Options(
             "--startup must not be negative".to_owned(),
         ));
+    }
+    if let Some(ticks) = &options.ticks {
+        if ticks.is_empty() || ticks.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ReplayError::Options(
+                "the decision times must be given, each after the one before".to_owned(),
+            ));
+        }
     }
     if let Some(initial) = options.initial_replicas {
         let spec = &policy.spec;

@@ -31,5 +31,6 @@ mod policy_invalid;
 mod policy_labels;
 mod policy_roundtrip;
 mod replay_models;
+mod replay_parity;
 mod replay_sim;
 mod schema_files;

@@ -132,22 +132,28 @@ async fn a_counter_driven_at_a_known_rate_reads_back_as_that_rate() {
     assert!(error.to_string().contains("stack_up"), "{error}");
     assert!(error.to_string().contains("{{stack}}"), "{error}");
 
+    // A step where the query has no sample is what the operator reads as `treatEmptyAs`.
     let mut policy = policy;
-    policy.spec.observe.clear();
+    policy.spec.observe = serde_json::from_value(serde_json::json!([
+        {"name": "none", "prometheus": {"query": "sp_no_such_series", "treatEmptyAs": 0}}
+    ]))
+    .unwrap();
     let mut csv = Vec::new();
     let summary = record(&client, &policy, None, grid, &mut csv)
         .await
         .unwrap();
-    assert_eq!(summary.columns, vec!["rps"]);
+    assert_eq!(summary.columns, vec!["rps", "none"]);
     assert_eq!(summary.skipped.len(), 1, "cpu has no history: {summary:?}");
     assert_eq!(summary.rows, 3);
+    assert_eq!(summary.missing, 0, "{summary:?}");
     let text = String::from_utf8(csv).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("timestamp,rps"));
+    assert_eq!(lines.next(), Some("timestamp,rps,none"));
     for line in lines {
-        let (time, value) = line.split_once(',').unwrap();
-        chrono::DateTime::parse_from_rfc3339(time).unwrap();
-        assert_near(value.parse().unwrap(), RATE, "recorded rps");
+        let cells: Vec<&str> = line.split(',').collect();
+        chrono::DateTime::parse_from_rfc3339(cells[0]).unwrap();
+        assert_near(cells[1].parse().unwrap(), RATE, "recorded rps");
+        assert_eq!(cells[2], "0", "treatEmptyAs fills an empty step: {line}");
     }
     driver.abort();
 }

@@ -37,6 +37,7 @@ fn replay_example(
         capacity_per_replica,
         startup: Duration::seconds(30),
         initial_replicas: None,
+        ticks: None,
     };
     compare(&policy, &trace, &options, &ModelSignals).unwrap()
 }

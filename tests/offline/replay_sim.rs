@@ -43,6 +43,7 @@ fn options(capacity: f64, startup_secs: i64) -> Options {
         capacity_per_replica: capacity,
         startup: Duration::seconds(startup_secs),
         initial_replicas: None,
+        ticks: None,
     }
 }
 
