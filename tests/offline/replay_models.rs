@@ -168,6 +168,7 @@ fn demo_options() -> Options {
         capacity_per_replica: 10.0,
         startup: Duration::seconds(30),
         initial_replicas: None,
+        ticks: None,
     }
 }
 
