@@ -441,3 +441,37 @@ fn a_window_shorter_than_the_rows_is_refused_by_name() {
     );
     assert!(compare(&policy(""), &trace, &windowed(Some(5)), &no_models()).is_ok());
 }
+
+#[test]
+fn given_decision_times_replace_the_interval_grid() {
+    let slow = per_replica_100("");
+    let trace = flash_crowd();
+    let by_interval = compare(&slow, &trace, &options(100.0, 30), &no_models()).unwrap();
+    // The same times given: the same decisions.
+    let grid: Vec<DateTime<Utc>> = by_interval.policy.ticks.iter().map(|t| t.at).collect();
+    let given = Options {
+        ticks: Some(grid),
+        ..options(100.0, 30)
+    };
+    let same = compare(&slow, &trace, &given, &no_models()).unwrap();
+    assert_eq!(same.policy.ticks, by_interval.policy.ticks);
+    // Times a live loop drifts to (5.3 s apart): a decision at each, none between.
+    let drifting: Vec<DateTime<Utc>> = (0..300)
+        .map(|i| at(0) + Duration::milliseconds(5_300 * i))
+        .collect();
+    let given = Options {
+        ticks: Some(drifting.clone()),
+        ..options(100.0, 30)
+    };
+    let run = compare(&slow, &trace, &given, &no_models()).unwrap();
+    let times: Vec<DateTime<Utc>> = run.policy.ticks.iter().map(|t| t.at).collect();
+    assert_eq!(times, drifting);
+    assert_eq!(run.policy.summary.max_replicas, 4);
+    // Times out of order are refused.
+    let given = Options {
+        ticks: Some(vec![at(10), at(5)]),
+        ..options(100.0, 30)
+    };
+    let error = compare(&slow, &trace, &given, &no_models()).unwrap_err();
+    assert!(error.to_string().contains("decision times"), "{error}");
+}
