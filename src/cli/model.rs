@@ -25,7 +25,7 @@ pub enum Command {
     },
     /// Run a model over a trace CSV (docs/trace-format.md) and print its accuracy: the MASE of
     /// each member of the forecast ensemble (the model, naive, Holt, seasonal naive) and of the
-    /// ensemble, or the traffic-state distribution (and a confusion
+    /// ensemble, overall and per step ahead, or the traffic-state distribution (and a confusion
     /// matrix when the trace has a `label` column).
     Eval {
         /// `traffic-forecast`, `traffic-states`, or a path to an .onnx file.
@@ -55,6 +55,7 @@ fn report_value(report: &EvalReport) -> serde_json::Value {
             origins,
             members,
             ensemble,
+            ensemble_per_step,
             in_use,
         } => serde_json::json!({
             "kind": "forecast",
@@ -64,6 +65,11 @@ fn report_value(report: &EvalReport) -> serde_json::Value {
                 .iter()
                 .map(|m| (m.member.as_str(), m.mase))
                 .chain([("ensemble", *ensemble)])
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            "masePerStep": members
+                .iter()
+                .map(|m| (m.member.as_str(), &m.per_step))
+                .chain([("ensemble", ensemble_per_step)])
                 .collect::<std::collections::BTreeMap<_, _>>(),
             "originsScored": members
                 .iter()

@@ -1,7 +1,8 @@
 //! `swarmpilot model eval`: a model's accuracy on a recorded trace (`timestamp,<metric>...`).
 //!
 //! Forecaster: MASE of each member of the forecast ensemble (the model, naive last-value, Holt,
-//! seasonal naive one day back) and of the ensemble itself, all computed by the live loop's
+//! seasonal naive one day back) and of the ensemble itself, overall and at each step ahead, all
+//! computed by the live loop's
 //! [`SignalMemory`] fed the trace one sample period at a time, so the figures are those of the
 //! forecasts a policy would use. MASE: the mean absolute error over every step of the model's
 //! horizon and every origin on its sample grid (from `--from` on, if given) where the model,
@@ -80,6 +81,8 @@ pub enum EvalReport {
         members: Vec<MemberScore>,
         /// The ensemble's MASE: at each origin, the forecast of the member in use.
         ensemble: f64,
+        /// The ensemble's MASE at each step ahead.
+        ensemble_per_step: Vec<f64>,
         /// How many origins each member was in use at (naive: the forecast was ignored).
         in_use: BTreeMap<Member, usize>,
     },
@@ -97,6 +100,8 @@ pub enum EvalReport {
 pub struct MemberScore {
     pub member: Member,
     pub mase: f64,
+    /// The MASE at each step ahead (their mean is `mase`).
+    pub per_step: Vec<f64>,
     pub origins: usize,
 }
 
@@ -241,8 +246,9 @@ fn evaluate_forecaster(
     };
     let mut memory = SignalMemory::default();
     let mut fed = 0;
-    let mut sums = [(0.0, 0usize); 4];
-    let mut ensemble_sum = 0.0;
+    // Per member: the absolute error summed at each step ahead, and the origins.
+    let mut sums = [(); Member::ALL.len()].map(|_| (vec![0.0; horizon], 0usize));
+    let mut ensemble_sum = vec![0.0; horizon];
     let mut in_use = BTreeMap::new();
     let mut origins = 0;
     for (o, steps) in paths.into_iter().enumerate() {
@@ -264,12 +270,16 @@ fn evaluate_forecaster(
             continue;
         }
         let actual = &series[o + 1..o + 1 + horizon];
-        let error =
-            |path: &[f64]| -> f64 { path.iter().zip(actual).map(|(p, a)| (p - a).abs()).sum() };
+        let add = |sum: &mut [f64], path: &[f64]| {
+            for ((s, p), a) in sum.iter_mut().zip(path).zip(actual) {
+                *s += (p - a).abs();
+            }
+        };
         for member in Member::ALL {
             if let Some(path) = members.get(member).filter(|p| p.len() == horizon) {
-                sums[member.index()].0 += error(path);
-                sums[member.index()].1 += 1;
+                let (sum, count) = &mut sums[member.index()];
+                add(sum, path);
+                *count += 1;
             }
         }
         let used = signals
@@ -277,7 +287,10 @@ fn evaluate_forecaster(
             .as_ref()
             .and_then(|v| v.member())
             .unwrap_or(Member::Naive);
-        ensemble_sum += members.get(used).map(error).unwrap_or(f64::NAN);
+        match members.get(used) {
+            Some(path) => add(&mut ensemble_sum, path),
+            None => ensemble_sum.fill(f64::NAN),
+        }
         *in_use.entry(used).or_insert(0) += 1;
         origins += 1;
     }
@@ -306,24 +319,31 @@ fn evaluate_forecaster(
             problem: format!("{column} never changes: MASE is undefined for a constant series"),
         });
     }
-    let mase = |sum: f64, count: usize| sum / ((count * horizon) as f64 * scale);
+    let per_step = |sum: &[f64], count: usize| -> Vec<f64> {
+        sum.iter().map(|s| s / (count as f64 * scale)).collect()
+    };
+    let mean = |steps: &[f64]| steps.iter().sum::<f64>() / steps.len() as f64;
     let members = Member::ALL
         .iter()
         .filter(|m| sums[m.index()].1 > 0)
         .map(|&member| {
-            let (sum, count) = sums[member.index()];
+            let (sum, count) = &sums[member.index()];
+            let steps = per_step(sum, *count);
             MemberScore {
                 member,
-                mase: mase(sum, count),
-                origins: count,
+                mase: mean(&steps),
+                per_step: steps,
+                origins: *count,
             }
         })
         .collect();
+    let ensemble_per_step = per_step(&ensemble_sum, origins);
     Ok(EvalReport::Forecast {
         column,
         origins,
         members,
-        ensemble: mase(ensemble_sum, origins),
+        ensemble: mean(&ensemble_per_step),
+        ensemble_per_step,
         in_use,
     })
 }
@@ -428,6 +448,7 @@ impl std::fmt::Display for EvalReport {
                 origins,
                 members,
                 ensemble,
+                ensemble_per_step,
                 in_use,
             } => {
                 writeln!(
@@ -462,7 +483,24 @@ impl std::fmt::Display for EvalReport {
                     f,
                     "  member in use: {} (naive: forecast ignored)",
                     shares.join(", ")
-                )
+                )?;
+                writeln!(f, "MASE per step ahead:")?;
+                let row = |f: &mut std::fmt::Formatter<'_>, name: &str, steps: &[f64]| {
+                    write!(f, "  {name:<16}")?;
+                    for value in steps {
+                        write!(f, " {value:>6.3}")?;
+                    }
+                    writeln!(f)
+                };
+                write!(f, "  {:<16}", "step")?;
+                for k in 1..=ensemble_per_step.len() {
+                    write!(f, " {k:>6}")?;
+                }
+                writeln!(f)?;
+                for score in members {
+                    row(f, score.member.as_str(), &score.per_step)?;
+                }
+                row(f, "ensemble", ensemble_per_step)
             }
             EvalReport::States {
                 rows,

@@ -108,6 +108,7 @@ fn the_forecaster_reports_mase_against_the_baselines() {
         origins,
         members,
         ensemble,
+        ensemble_per_step,
         in_use,
     } = &report
     else {
@@ -131,6 +132,15 @@ fn the_forecaster_reports_mase_against_the_baselines() {
     let worst = members.iter().map(|m| m.mase).fold(0.0, f64::max);
     assert!(ensemble.is_finite() && *ensemble <= worst, "{report}");
     assert_eq!(in_use.values().sum::<usize>(), *origins);
+    // One figure per step ahead, whose mean is the MASE.
+    assert_eq!(ensemble_per_step.len(), 12);
+    let mean = ensemble_per_step.iter().sum::<f64>() / 12.0;
+    assert!((mean - ensemble).abs() < 1e-9, "{report}");
+    assert!(members.iter().all(|m| m.per_step.len() == 12), "{report}");
+    assert!(
+        report.to_string().contains("MASE per step ahead"),
+        "{report}"
+    );
     assert!(report.to_string().contains("ensemble"), "{report}");
 }
 
