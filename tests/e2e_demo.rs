@@ -23,6 +23,14 @@ use std::time::{Duration, Instant};
 use common::{docker, ensure_swarm, get_json};
 use prometheus_server::free_port;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use swarmpilot::metrics::record::{record, TimeGrid};
+use swarmpilot::metrics::{PrometheusClient, PrometheusClientConfig};
+use swarmpilot::policy::ScalingPolicy;
+use swarmpilot::reconcile::DecisionRecord;
+use swarmpilot::replay::parity::{self, LiveDecision, Rules};
+use swarmpilot::replay::trace::Column;
+use swarmpilot::replay::{self, ModelSignals, Options, Point, Trace};
 
 const TAG: &str = "e2e";
 /// The twins' common policy: the stack's request-rate metric and behavior, with a short
@@ -93,6 +101,8 @@ fn build_images() {
 struct Stack {
     name: String,
     api: String,
+    /// The stack's Prometheus, published on the host.
+    prometheus: String,
     read_token: String,
     write_token: String,
     _secrets: tempfile::TempDir,
@@ -109,6 +119,7 @@ impl Stack {
         let agent_token = format!("agent-{}", uuid_like());
         std::fs::write(secrets.path().join("agent_token"), agent_token).unwrap();
         let port = free_port();
+        let prom_port = free_port();
         let stack_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/stack.yml");
         let output = Command::new("docker")
             .args(["stack", "deploy", "-c"])
@@ -117,12 +128,13 @@ impl Stack {
             .env("SP_STACK", &name)
             .env("SP_SECRETS", secrets.path())
             .env("SP_PORT", port.to_string())
-            .env("SP_PROM_PORT", free_port().to_string())
+            .env("SP_PROM_PORT", prom_port.to_string())
             .env("SWARMPILOT_TAG", TAG)
             .output()
             .expect("run docker stack deploy");
         let stack = Stack {
             api: format!("http://127.0.0.1:{port}"),
+            prometheus: format!("http://127.0.0.1:{prom_port}"),
             name,
             read_token,
             write_token,
@@ -402,8 +414,10 @@ fn last_decision(status: &Value) -> Option<(u64, u64, String)> {
 async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overrides() {
     ensure_swarm();
     build_images();
+    let deployed_at = chrono::Utc::now();
     let stack = Stack::deploy();
     let web = stack.service("web");
+    let web_decisions = DecisionLog::follow(&stack, &web);
     let twin = stack.service("web-hpa");
     let timeline = Timeline::watch(web.clone());
     let twin_timeline = Timeline::watch(twin.clone());
@@ -445,6 +459,16 @@ async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overr
         },
     )
     .await;
+    wait_for_status(
+        &stack,
+        "web",
+        "a decision of web on the test policy",
+        Duration::from_secs(60),
+        |status| status["policy"]["spec"]["maxReplicas"] == 6 && last_decision(status).is_some(),
+    )
+    .await;
+    // The live/replay parity check compares web's decisions from here to the flood's end.
+    let compared_from = chrono::Utc::now();
     // The models need five minutes of a service's history before they forecast or classify.
     let warm_up = Instant::now();
     wait_for_status(
@@ -615,6 +639,10 @@ async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overr
         twin_highest > held_replicas,
         "the HPA-only twin should have scaled past web's {held_replicas} for the same flood, reached {twin_highest}"
     );
+    // The override and the restart are left out of the parity check: an override is not in the
+    // trace, and a restarted operator starts a new decision history.
+    let compared_to = chrono::Utc::now();
+    let decisions = web_decisions.stop().await;
     stack.send_base_load();
 
     // An override pins 3 replicas; it holds through a forced restart of the operator service.
@@ -710,7 +738,221 @@ async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overr
         timeline.render(pinned)
     );
     assert_eq!(timeline.current(), Some(3));
+
+    let status = stack.status("web").await.expect("status of web");
+    let policy: ScalingPolicy =
+        serde_json::from_value(status["policy"].clone()).expect("web's policy in its status");
+    let span = Span {
+        recorded_from: deployed_at,
+        compared_from,
+        to: compared_to,
+    };
+    check_parity(&stack, &policy, &decisions, span).await;
 }
+
+/// The decisions the operator reports for a service, gathered every 30 s: the status keeps only
+/// the last 64, about five minutes at a 5 s interval.
+struct DecisionLog {
+    records: Arc<Mutex<BTreeMap<chrono::DateTime<chrono::Utc>, DecisionRecord>>>,
+    url: String,
+    token: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DecisionLog {
+    fn follow(stack: &Stack, service: &str) -> DecisionLog {
+        let url = format!("{}/v1/services/{service}", stack.api);
+        let records = Arc::new(Mutex::default());
+        let task = tokio::spawn({
+            let (records, url, token) =
+                (Arc::clone(&records), url.clone(), stack.read_token.clone());
+            async move {
+                loop {
+                    gather(&records, &url, &token).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            }
+        });
+        DecisionLog {
+            records,
+            url,
+            token: stack.read_token.clone(),
+            task,
+        }
+    }
+
+    /// Gathers once more and stops: every decision seen, oldest first.
+    async fn stop(self) -> Vec<DecisionRecord> {
+        self.task.abort();
+        let _ = self.task.await;
+        gather(&self.records, &self.url, &self.token).await;
+        let records = self.records.lock().unwrap();
+        records.values().cloned().collect()
+    }
+}
+
+async fn gather(
+    records: &Mutex<BTreeMap<chrono::DateTime<chrono::Utc>, DecisionRecord>>,
+    url: &str,
+    token: &str,
+) {
+    let Some(status): Option<Value> = get_json(url, token, Duration::from_secs(5)).await else {
+        return;
+    };
+    let found: Vec<DecisionRecord> =
+        serde_json::from_value(status["decisions"].clone()).unwrap_or_default();
+    let mut records = records.lock().unwrap();
+    for record in found {
+        records.insert(record.at, record);
+    }
+}
+
+/// What the parity check records and compares.
+struct Span {
+    /// From the stack's deployment: the operator's memory of the service starts there.
+    recorded_from: chrono::DateTime<chrono::Utc>,
+    /// The first decision compared: web on the test policy.
+    compared_from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+}
+
+/// The fine step `record` reads Prometheus at: a live read and the recorded step before it
+/// are then at most this far apart, so they see the same scrapes nearly always.
+const RECORD_STEP: Duration = Duration::from_millis(500);
+
+/// Records web's metrics with `record`, replays them at the live decision times with the same
+/// policy and models, and compares: equal where the inputs were equal, every difference
+/// explained by the input that differed.
+async fn check_parity(
+    stack: &Stack,
+    policy: &ScalingPolicy,
+    decisions: &[DecisionRecord],
+    span: Span,
+) {
+    let started = Instant::now();
+    let client = PrometheusClient::new(PrometheusClientConfig {
+        default_url: Some(stack.prometheus.clone()),
+        timeout: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .expect("a client of the stack's Prometheus");
+    let grid = TimeGrid {
+        start: span.recorded_from,
+        end: span.to,
+        step: RECORD_STEP,
+    };
+    let mut csv = Vec::new();
+    let recorded = record(&client, policy, Some(&stack.name), grid, &mut csv)
+        .await
+        .expect("record web's metrics from the stack's Prometheus");
+    let fine = Trace::read("recorded", csv.as_slice()).expect("read the recorded trace");
+    let decisions: Vec<&DecisionRecord> = decisions.iter().filter(|d| d.at <= span.to).collect();
+    // One row per live decision, at its time, with the recorded step at or before it, as the
+    // loop's memory held one sample per reconcile. Every decision gets its own row: the
+    // operator decides again right after writing its own label (tens of milliseconds later),
+    // and that second decision reads the same step as the first.
+    let mut rows = Vec::new();
+    let mut ticks = Vec::new();
+    for decision in &decisions {
+        let Some(row) = fine
+            .times
+            .partition_point(|t| *t <= decision.at)
+            .checked_sub(1)
+        else {
+            continue;
+        };
+        if ticks.last().is_none_or(|last| *last < decision.at) {
+            rows.push(row);
+            ticks.push(decision.at);
+        }
+    }
+    let trace = Trace {
+        times: ticks.clone(),
+        columns: fine
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                values: rows.iter().map(|&r| c.values[r]).collect(),
+            })
+            .collect(),
+        labels: None,
+        repeated: 0,
+    };
+    let load = replay::load_metric(policy)
+        .expect("web's load metric")
+        .name
+        .clone();
+    let options = Options {
+        metric: None,
+        scale: 1.0,
+        // `record` wrote the rates the policy's queries give, as the operator read them.
+        metric_window: None,
+        capacity_per_replica: 10.0,
+        startup: chrono::Duration::zero(),
+        initial_replicas: decisions.first().map(|d| d.current),
+        ticks: Some(ticks),
+    };
+    let replayed = replay::compare(policy, &trace, &options, &ModelSignals).expect("replay");
+    let live: Vec<LiveDecision> = decisions
+        .iter()
+        .filter(|d| d.at >= span.compared_from)
+        .map(|d| LiveDecision::of(d, &load))
+        .collect();
+    let points: Vec<Point> = fine
+        .times
+        .iter()
+        .zip(&fine.column(&load).expect("the load column").values)
+        .filter_map(|(&at, v)| v.map(|value| Point { at, value }))
+        .collect();
+    let interval = chrono::Duration::from_std(policy.spec.interval.as_std()).unwrap();
+    let rules = Rules {
+        memory: parity::memory(&policy.spec.behavior, interval),
+        // A live read is evaluated within the interval before its decision.
+        skew: interval,
+    };
+    let parity = parity::compare(&live, &replayed.policy.ticks, &points, &rules);
+    for row in parity.differences() {
+        eprintln!("e2e parity: {row}");
+    }
+    eprintln!(
+        "e2e parity: {} ({} rows recorded at {}ms, {} empty cells; {} replay notes: {}); took {:.1}s",
+        parity.summary(),
+        recorded.rows,
+        RECORD_STEP.as_millis(),
+        recorded.missing,
+        replayed.notes.len(),
+        replayed.notes.join("; "),
+        started.elapsed().as_secs_f64()
+    );
+    let unexplained = parity.unexplained();
+    assert!(
+        unexplained.is_empty(),
+        "replay differs from the live decisions where their inputs were equal:\n{}",
+        unexplained
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Live and replay read the same Prometheus at nearly the same moments: they part only
+    // around a change of load, for a stabilization window at most. The scenario has four such
+    // changes (base load, ramp, quiet, flood), about 90 of ~300 ticks; more means parity is lost.
+    let explained: usize = parity.explained().values().sum();
+    assert!(
+        explained * 100 <= parity.rows.len() * MAX_EXPLAINED_PERCENT,
+        "{explained} of {} ticks differ (explained), more than {MAX_EXPLAINED_PERCENT}%",
+        parity.rows.len()
+    );
+    assert!(
+        parity.rows.len() >= 100,
+        "the parity check compared only {} decisions",
+        parity.rows.len()
+    );
+}
+
+/// The share of compared ticks whose counts may differ for an explained reason.
+const MAX_EXPLAINED_PERCENT: usize = 25;
 
 /// Whether a decision's detail says the forecast was used (the headline names only the cause).
 fn forecast_used(decision: &serde_json::Value) -> bool {
