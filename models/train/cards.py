@@ -95,21 +95,23 @@ of the LSTM and the AR(24) did best on the NTMA days, training and held out alik
 # Measured, not computed by the pipeline: both runtimes side by side in one run on the same
 # inputs (the golden rows tiled), one thread. Re-measure after a new export.
 FORECAST_INFERENCE = """## Inference cost
-Measured side by side in one run on a shared 2-core machine (ratios matter, not absolute times):
-`cargo bench --profile image --bench models -- --warm-up-time 1 --measurement-time 3 traffic-forecast` (tract, a plan per batch size)
-then `models/train/bench_onnxruntime.py --seconds 2` (onnxruntime, 1 thread), same inputs.
+Measured side by side on this project's 2-core machine, idle (load average below 1.5; no
+build or test running): `cargo bench --profile image --bench models -- traffic-forecast`
+(tract, a plan per batch size), each run right after `models/train/bench_onnxruntime.py`
+(onnxruntime, 1 thread), same inputs.
 
-| batch | tract | onnxruntime | tract / onnxruntime |
-| --- | --- | --- | --- |
-| 1 (run 1) | 175.6 µs | 149.4 µs | 1.18 |
-| 1000 (run 1) | 12.4 µs per service | 7.8 µs per service | 1.59 |
-| 1 (run 2) | 167.6 µs | 110.3 µs | 1.52 |
-| 1000 (run 2) | 10.5 µs per service | 6.3 µs per service | 1.66 |
+| run | batch 1: tract / onnxruntime | batch 1000, per service: tract / onnxruntime |
+| --- | --- | --- |
+| 1 | 154.1 / 124.3 µs (1.24) | 10.9 / 5.0 µs (2.17) |
+| 2 | 160.7 / 168.8 µs (0.95) | 13.0 / 6.2 µs (2.10) |
+| 3 | 174.3 / 154.6 µs (1.13) | 9.8 / 5.9 µs (1.67) |
 
-The machine was heavily loaded by other builds (onnxruntime ran 5 to 8 times slower than on an
-idle machine), so the absolute times are inflated; the ratios are what this compares. Before
-this export and the per-batch-size plans, tract took 3.0x onnxruntime at batch 1 and 6.1x per
-service at batch 1000 (idle machine).
+This machine is slower than the one the first figures came from: idle, onnxruntime takes
+124 to 169 µs at batch 1 here against 19.2 µs there, and 5.0 to 6.2 µs a service at batch 1000
+against 3.1 µs. Runs vary by up to 30% from one to the next. Tract is within 2x onnxruntime at
+batch 1 (0.95x to 1.24x) and takes 1.7x to 2.2x a service at batch 1000, 9.8 to 13.0 µs
+here. Before this export and the per-batch-size plans, tract took 3.0x onnxruntime at batch 1
+and 6.1x a service at batch 1000.
 """
 
 
