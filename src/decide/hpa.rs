@@ -294,11 +294,7 @@ fn total_per_task_replicas(
     observation: &Observation,
     tolerance: Tolerance,
 ) -> MetricResult {
-    let tasks = observation
-        .tasks
-        .iter()
-        .filter(|task| task.phase != TaskPhase::ShuttingDown)
-        .count();
+    let tasks = observation.live_tasks();
     let wanted = ceil_count(total / target);
     let (replicas, ratio, average, within_tolerance) = if tasks == 0 {
         // No task to average over: the total alone says how many are needed.

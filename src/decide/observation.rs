@@ -56,6 +56,15 @@ impl Observation {
             rollout: None,
         }
     }
+
+    /// The tasks that count as the service's replicas (HPA's `status.replicas`): those not
+    /// shutting down.
+    pub fn live_tasks(&self) -> usize {
+        self.tasks
+            .iter()
+            .filter(|task| task.phase != TaskPhase::ShuttingDown)
+            .count()
+    }
 }
 
 /// A rollout Swarm has in progress on a service: its `UpdateStatus.State` while the update or

@@ -538,7 +538,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 .collect(),
             forecast: observation.forecast,
             traffic_state: observation.traffic.map(|t| t.state),
-            tasks: Some(count_tasks(&observation)),
+            tasks: Some(u32::try_from(observation.live_tasks()).unwrap_or(u32::MAX)),
         };
         self.record_status(
             &info, &policy, &readings, &decision, inputs, &signals, override_, &actuation, log, now,
@@ -910,16 +910,6 @@ fn skipped_notes(readings: &[MetricReading]) -> Vec<String> {
             })
         })
         .collect()
-}
-
-/// The tasks `decide` counts as the service's replicas: those not shutting down.
-fn count_tasks(observation: &Observation) -> u32 {
-    let live = observation
-        .tasks
-        .iter()
-        .filter(|task| task.phase != decide::TaskPhase::ShuttingDown)
-        .count();
-    u32::try_from(live).unwrap_or(u32::MAX)
 }
 
 /// The source of the metric or signal `name` of the policy.
