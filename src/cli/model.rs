@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use super::{print_structured, Output};
 use crate::models::eval::{eval_trace, EvalOptions, EvalReport};
 use crate::models::{inspect, Model};
+use crate::replay::observed;
 
 /// Arguments of `swarmpilot model`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +44,13 @@ pub enum Command {
         /// are history, e.g. the days before a held-out day.
         #[arg(long)]
         from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Forecaster: read the column through this trailing window, as `replay
+        /// --metric-window` does: at each row its mean over the window before, as `rate(x[1m])`
+        /// reads a counter. Use it for an arrival trace (requests counted per second); the MASE
+        /// is then that of the series a policy's forecaster sees live. At least the trace's row
+        /// spacing.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        metric_window: Option<std::time::Duration>,
     },
 }
 
@@ -57,7 +65,9 @@ fn report_value(report: &EvalReport) -> serde_json::Value {
             ensemble,
             ensemble_per_step,
             in_use,
-        } => serde_json::json!({
+            metric_window,
+        } => {
+            let mut value = serde_json::json!({
             "kind": "forecast",
             "column": column,
             "origins": origins,
@@ -79,7 +89,12 @@ fn report_value(report: &EvalReport) -> serde_json::Value {
                 .iter()
                 .map(|(member, n)| (member.as_str(), *n))
                 .collect::<std::collections::BTreeMap<_, _>>(),
-        }),
+            });
+            if let Some(window) = metric_window {
+                value["metricWindow"] = observed::show(*window).into();
+            }
+            value
+        }
         EvalReport::States {
             rows,
             distribution,
@@ -115,10 +130,15 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
             column,
             inputs,
             from,
+            metric_window,
         } => {
             let mut options = EvalOptions {
                 column: column.clone(),
                 from: *from,
+                metric_window: metric_window
+                    .map(chrono::Duration::from_std)
+                    .transpose()
+                    .context("--metric-window is too long")?,
                 ..Default::default()
             };
             for pair in inputs {

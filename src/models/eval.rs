@@ -7,7 +7,9 @@
 //! forecasts a policy would use. MASE: the mean absolute error over every step of the model's
 //! horizon and every origin on its sample grid (from `--from` on, if given) where the model,
 //! naive and Holt can all forecast and the trace has the values, scaled by the mean absolute
-//! one-step change of the evaluated series (the pipeline's definition).
+//! one-step change of the evaluated series (the pipeline's definition). With a metric window
+//! the evaluated series is the column as a policy reading `rate(x[w])` of it sees it: replay's
+//! observed series ([`crate::replay::observed`]), its trailing mean over the window at each row.
 //! Classifier: the state distribution, and a confusion matrix when the trace has a `label` or
 //! `state` column.
 
@@ -22,7 +24,8 @@ use chrono::{DateTime, Utc};
 
 use crate::decide::signals::Member;
 use crate::policy::{ForecastSpec, ForecastUse, HumanDuration, TrafficState, DEFAULT_TOLERANCE};
-use crate::replay::{ReplayError, Trace};
+use crate::replay::observed::{self, check_window};
+use crate::replay::{Demand, Observed, ReplayError, Trace};
 
 use super::classify::Classifier;
 use super::error::ModelError;
@@ -37,7 +40,8 @@ const CLASSIFY_STRIDE: usize = 6;
 
 #[derive(Debug, Error)]
 pub enum EvalError {
-    /// The trace file cannot be read or parsed (the `replay` reader's errors).
+    /// The trace file cannot be read or parsed, or an option does not fit it (the `replay`
+    /// reader's and options' errors).
     #[error(transparent)]
     Read(#[from] ReplayError),
     #[error("trace {path}: {problem}")]
@@ -85,6 +89,8 @@ pub enum EvalReport {
         ensemble_per_step: Vec<f64>,
         /// How many origins each member was in use at (naive: the forecast was ignored).
         in_use: BTreeMap<Member, usize>,
+        /// The trailing window the column was read through, if any.
+        metric_window: Option<chrono::Duration>,
     },
     States {
         rows: usize,
@@ -128,6 +134,10 @@ pub struct EvalOptions {
     /// Forecaster: score only forecasts made at or after this time; the rows before it are
     /// history (a held-out day after the days before it).
     pub from: Option<DateTime<Utc>>,
+    /// Forecaster: read the column through this trailing window, as `replay --metric-window`
+    /// does (an arrival trace whose query is `rate(x[w])`); the MASE is then that of the
+    /// windowed series, what a policy's forecaster sees live. At least the row spacing.
+    pub metric_window: Option<chrono::Duration>,
 }
 
 /// Runs `model` over `trace`.
@@ -139,8 +149,44 @@ pub fn evaluate(
 ) -> Result<EvalReport, EvalError> {
     match model.metadata.kind {
         ModelKind::Forecaster => evaluate_forecaster(Forecaster::new(model)?, trace, path, options),
+        ModelKind::Classifier if options.metric_window.is_some() => {
+            Err(EvalError::Read(ReplayError::Options(
+                "--metric-window applies to a forecaster; a classifier reads its role columns as \
+                 they are"
+                    .to_owned(),
+            )))
+        }
         ModelKind::Classifier => evaluate_classifier(Classifier::new(model)?, trace, path, options),
     }
+}
+
+/// The samples of the forecast column `name` as the policy reads it: the column itself, or
+/// through `window` replay's observed series of it (its trailing mean at each row); `None`
+/// when the trace has no such column.
+fn load_samples(
+    trace: &Trace,
+    name: &str,
+    window: Option<chrono::Duration>,
+) -> Result<Option<Vec<Sample>>, EvalError> {
+    let Some(window) = window else {
+        return Ok(samples(trace, name));
+    };
+    check_window(window, trace.step())?;
+    let Some(column) = trace.column(name) else {
+        return Ok(None);
+    };
+    let demand = Demand::new(&trace.times, &column.values, trace.step());
+    let observed = Observed::windowed(&demand, window, &trace.times, &[]);
+    Ok(Some(
+        observed
+            .points
+            .iter()
+            .map(|point| Sample {
+                at: point.at,
+                value: point.value,
+            })
+            .collect(),
+    ))
 }
 
 /// The trace on the model's grid by forward fill (the runtime's rule); NaN where it cannot fill.
@@ -193,10 +239,11 @@ fn evaluate_forecaster(
     options: &EvalOptions,
 ) -> Result<EvalReport, EvalError> {
     let column = forecast_column(trace, path, options)?;
-    let samples = samples(trace, &column).ok_or_else(|| EvalError::Trace {
-        path: path.to_owned(),
-        problem: format!("no column {column:?}; columns: {}", trace.column_names()),
-    })?;
+    let samples =
+        load_samples(trace, &column, options.metric_window)?.ok_or_else(|| EvalError::Trace {
+            path: path.to_owned(),
+            problem: format!("no column {column:?}; columns: {}", trace.column_names()),
+        })?;
     let meta = model.model().metadata.clone();
     let (window, horizon, period) = (meta.window, meta.horizon, meta.sample_period_secs);
     let series = grid(&samples, period);
@@ -345,6 +392,7 @@ fn evaluate_forecaster(
         ensemble: mean(&ensemble_per_step),
         ensemble_per_step,
         in_use,
+        metric_window: options.metric_window,
     })
 }
 
@@ -450,10 +498,14 @@ impl std::fmt::Display for EvalReport {
                 ensemble,
                 ensemble_per_step,
                 in_use,
+                metric_window,
             } => {
+                let window = metric_window.map_or_else(String::new, |w| {
+                    format!(" (its mean over the last {})", observed::show(w))
+                });
                 writeln!(
                     f,
-                    "forecast of {column} over {origins} origins, MASE (lower is better):"
+                    "forecast of {column}{window} over {origins} origins, MASE (lower is better):"
                 )?;
                 for score in members {
                     write!(f, "  {:<16} {:.3}", score.member.as_str(), score.mase)?;

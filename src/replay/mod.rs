@@ -293,16 +293,7 @@ fn check_options(
         )));
     }
     if let Some(window) = options.metric_window {
-        // A window shorter than a row would average less than one row: a single count again.
-        let step = trace.step();
-        if window < step {
-            return Err(ReplayError::Options(format!(
-                "--metric-window {} is shorter than the trace's row spacing {}: the window must \
-                 hold at least one row",
-                show(window),
-                show(step)
-            )));
-        }
+        observed::check_window(window, trace.step())?;
     }
     if options.startup < Duration::zero() {
         return Err(ReplayError::Options(
@@ -326,14 +317,6 @@ fn check_options(
         }
     }
     Ok(())
-}
-
-/// A duration as the flags take it (`1m`, `500ms`).
-fn show(duration: Duration) -> String {
-    duration.to_std().map_or_else(
-        |_| duration.to_string(),
-        |d| humantime::format_duration(d).to_string(),
-    )
 }
 
 /// The classifier's role series: the load metric's role reads the load metric as the policy

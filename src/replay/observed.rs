@@ -12,6 +12,29 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::demand::{Demand, Point};
+use super::error::ReplayError;
+
+/// Refuses a `--metric-window` shorter than the trace's row spacing `step`: it would average
+/// less than one row, a single count again.
+pub fn check_window(window: Duration, step: Duration) -> Result<(), ReplayError> {
+    if window < step {
+        return Err(ReplayError::Options(format!(
+            "--metric-window {} is shorter than the trace's row spacing {}: the window must hold \
+             at least one row",
+            show(window),
+            show(step)
+        )));
+    }
+    Ok(())
+}
+
+/// A duration as the flags take it (`1m`, `500ms`).
+pub fn show(duration: Duration) -> String {
+    duration.to_std().map_or_else(
+        |_| duration.to_string(),
+        |d| humantime::format_duration(d).to_string(),
+    )
+}
 
 /// The load metric as the policy reads it, for `decide` at each tick and for the models.
 #[derive(Clone, Debug, PartialEq)]

@@ -110,11 +110,13 @@ fn the_forecaster_reports_mase_against_the_baselines() {
         ensemble,
         ensemble_per_step,
         in_use,
+        metric_window,
     } = &report
     else {
         panic!("{report:?}")
     };
     assert_eq!(column, "requests");
+    assert_eq!(*metric_window, None);
     assert_eq!(*origins, 1560 - 59 - 12);
     for member in [Member::Model, Member::Holt, Member::Naive] {
         let mase = report
@@ -201,15 +203,13 @@ fn a_missing_column_is_named() {
     );
 }
 
-/// `-o json` prints the report as JSON, the confusion matrix as a list.
-#[test]
-fn eval_prints_json_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("trace.csv");
-    write_trace(&path, true);
+/// `swarmpilot -o json model eval MODEL ARGS... --trace PATH`, parsed.
+fn eval_json(model: &str, args: &[&str], path: &Path) -> serde_json::Value {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_swarmpilot"))
-        .args(["-o", "json", "model", "eval", "traffic-states", "--trace"])
-        .arg(&path)
+        .args(["-o", "json", "model", "eval", model])
+        .args(args)
+        .arg("--trace")
+        .arg(path)
         .output()
         .unwrap();
     assert!(
@@ -217,12 +217,21 @@ fn eval_prints_json_when_asked() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}",
             String::from_utf8_lossy(&output.stdout)
         )
-    });
+    })
+}
+
+/// `-o json` prints the report as JSON, the confusion matrix as a list.
+#[test]
+fn eval_prints_json_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.csv");
+    write_trace(&path, true);
+    let value = eval_json("traffic-states", &[], &path);
     assert_eq!(value["kind"], "states");
     assert!(
         value["rows"].as_u64().is_some_and(|rows| rows > 0),
@@ -232,4 +241,86 @@ fn eval_prints_json_when_asked() {
         value["confusion"].as_array().is_some_and(|m| !m.is_empty()),
         "{value}"
     );
+}
+
+/// Per-second counts whose mean over any whole minute rises by exactly 1/60 a second: a
+/// bursty pattern repeating every minute (`base`, up to 52 a second) plus 1 more request a
+/// second each minute. Read as they are (every 5th second on the model's 5 s grid), the counts
+/// jump about at random; through a one-minute window (replay's observed series) they are a
+/// straight line once a minute has passed, on which naive's error at step `h` ahead is `h`
+/// one-step changes: its MASE at each step is exactly `h`.
+fn write_arrivals(path: &Path, seconds: i64) {
+    let mut text = "timestamp,requests\n".to_owned();
+    let start = 1_700_000_000i64;
+    for s in 0..seconds {
+        let r = s % 60;
+        let base = (r * 7919) % 13 + if r % 4 == 0 { 40 } else { 0 };
+        text.push_str(&format!("{},{}\n", start + s, base + s / 60));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_metric_window_scores_the_series_a_policy_reads_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arrivals.csv");
+    write_arrivals(&path, 2 * 3600);
+    let naive_steps = |options: &EvalOptions| {
+        let report = eval_trace("traffic-forecast", &path, options)
+            .unwrap()
+            .report;
+        let EvalReport::Forecast { members, .. } = &report else {
+            panic!("{report:?}")
+        };
+        let naive = members.iter().find(|m| m.member == Member::Naive).unwrap();
+        (naive.per_step.clone(), report.to_string())
+    };
+    let windowed = EvalOptions {
+        metric_window: Some(chrono::Duration::minutes(1)),
+        ..Default::default()
+    };
+    let (steps, text) = naive_steps(&windowed);
+    assert_eq!(steps.len(), 12, "{text}");
+    for (k, mase) in steps.iter().enumerate() {
+        let h = (k + 1) as f64;
+        assert!((mase - h).abs() < 1e-9, "step {h}: {mase}\n{text}");
+    }
+    assert!(
+        text.starts_with("forecast of requests (its mean over the last 1m) over"),
+        "{text}"
+    );
+    // The raw counts: as far from the last one h steps ahead as one step ahead.
+    let (raw, text) = naive_steps(&EvalOptions::default());
+    assert!(raw.iter().all(|mase| *mase < 2.0), "{raw:?}\n{text}");
+    assert!(text.starts_with("forecast of requests over"), "{text}");
+
+    // Refused by name: a window shorter than the rows' spacing, and on a classifier.
+    let short = EvalOptions {
+        metric_window: Some(chrono::Duration::milliseconds(500)),
+        ..Default::default()
+    };
+    let error = eval_trace("traffic-forecast", &path, &short)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("--metric-window 500ms") && error.contains("row spacing 1s"),
+        "{error}"
+    );
+    let error = eval_trace("traffic-states", &path, &windowed)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("--metric-window"), "{error}");
+}
+
+/// The flag reaches the evaluation, and `-o json` says which window the figures are through.
+#[test]
+fn eval_takes_metric_window_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arrivals.csv");
+    write_arrivals(&path, 1800);
+    let value = eval_json("traffic-forecast", &["--metric-window", "1m"], &path);
+    assert_eq!(value["metricWindow"], "1m", "{value}");
+    let naive = value["masePerStep"]["naive"].as_array().unwrap();
+    let last = naive.last().and_then(serde_json::Value::as_f64).unwrap();
+    assert!((last - 12.0).abs() < 1e-9, "{value}");
 }
