@@ -226,6 +226,38 @@ Also tried, not adopted:
   the first item again. With the ensemble that had an AR(24) member, the hold took seed 1 from
   11.81 / 11.22 h (1.053x) to 11.56 h (1.030x) and the flood from 1.047x to 1.031x.
 
+Measured again with the Azure traces read through the minute's mean (`--metric-window 1m`),
+every row of the table above (flash crowds and the flood written by `synthetic_trace` at their
+defaults, so seed 1 reads 690 / 1135 s, 11.76 / 11.40 h with the example as shipped), policy /
+baseline under-provisioned seconds and replica-hours:
+
+| trace | scale-down window 240 s | the AR(24) ensemble | the AR(24) ensemble and the hold |
+| --- | --- | --- | --- |
+| NTMA 06-17 x0.1 (held out) | 806 / 956 s, 1.00x h | 880 / 956 s, 1.00x h | 880 / 956 s, 1.00x h |
+| NTMA 06-17 x0.2 (held out) | **5471 / 5301 s**, 1.00x h | 3179 / 5301 s, 1.02x h | 3938 / 5301 s, 1.01x h |
+| code last third x20 (held out) | **88 / 80 s**, 0.94x h | 80 / 80 s, 1.00x h | 80 / 80 s, 1.00x h |
+| code last third x60 (held out) | 139 / 137 s, 0.94x h | 137 / 137 s, 1.00x h | 137 / 137 s, 1.00x h |
+| code whole x20 | **412 / 390 s**, 1.01x h | 390 / 390 s, 1.00x h | 390 / 390 s, 1.00x h |
+| code whole x60 | 506 / 506 s, 1.02x h | 465 / 506 s, **1.06x h** | 498 / 506 s, 1.01x h |
+| conv x20 (held out) | **661 / 636 s**, 0.99x h | 630 / 636 s, 1.00x h | 630 / 636 s, 1.00x h |
+| conv x60 (held out) | **1365 / 1163 s**, 0.95x h | 1183 / 1163 s, 0.99x h | 1183 / 1163 s, 0.99x h |
+| NTMA 06-16 x0.1 | 3733 / 4407 s, 1.02x h | 3600 / 4407 s, 1.02x h | 3646 / 4407 s, 1.02x h |
+| NTMA 06-15 x0.1 | 3086 / 3426 s, 1.01x h | 3149 / 3426 s, 1.02x h | 3149 / 3426 s, 1.01x h |
+| flash crowds, seed 1 | 690 / 1135 s, 1.00x h | 675 / 1135 s, **1.05x h** | 675 / 1135 s, 1.03x h |
+| flash crowds, seed 2 | 2815 / 4220 s, 1.00x h | 2840 / 4220 s, 1.03x h | 2840 / 4220 s, 1.03x h |
+| flood | 515 / 795 s, 1.00x h | 515 / 795 s, 1.05x h | 515 / 795 s, 1.03x h |
+
+The 240 s window pays for the synthetic traces' replica-hours with the Azure bursts (shorter
+windows, 180 s and 120 s, lose more: conv x60 1.19x and 1.23x the baseline's
+under-provisioned seconds). The AR(24) ensemble with the hold is the only variant measured that
+is within 1.03x replica-hours everywhere with the ensemble's MASE at most 0.79x naive's on the
+held-out traces; it still ties the baseline on the code trace's last third (the forecast never
+tips a count there) and is 1.017x its under-provisioned seconds on conv x60. It is not shipped:
+the hold as built raises the count to the forecast's ask after the stabilization windows, so a
+scale-up window (the demo's 30 s, which holds a flood until the classifier has called it) no
+longer delays a forecast's scale-up. A hold that keeps the scale-up window needs the forecast's
+asks over that window as well as over its horizon.
+
 """
 
 
