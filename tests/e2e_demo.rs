@@ -848,9 +848,9 @@ async fn check_parity(
     let fine = Trace::read("recorded", csv.as_slice()).expect("read the recorded trace");
     let decisions: Vec<&DecisionRecord> = decisions.iter().filter(|d| d.at <= span.to).collect();
     // One row per live decision, at its time, with the recorded step at or before it, as the
-    // loop's memory held one sample per reconcile. Every decision gets its own row: the
-    // operator decides again right after writing its own label (tens of milliseconds later),
-    // and that second decision reads the same step as the first.
+    // loop's memory held one sample per reconcile. Every decision gets its own row: one woken
+    // by a change of the service off its interval (a user's scale, an override) may read the
+    // same step as the decision before it.
     let mut rows = Vec::new();
     let mut ticks = Vec::new();
     for decision in &decisions {

@@ -37,6 +37,7 @@ use prometheus_server::PrometheusServer;
 use raced::RacedSwarm;
 use swarmpilot::decide::Reason;
 use swarmpilot::policy::EventReason;
+use swarmpilot::reconcile::{DecisionRecord, Trigger};
 use swarmpilot::swarm::Swarm;
 
 fn policy(name: &str, extra_spec: &str) -> String {
@@ -239,6 +240,63 @@ async fn a_write_that_loses_a_race_is_retried_and_never_overwrites_the_other_cha
         labels.contains_key("io.swarmpilot.state"),
         "the scale was recorded with the state label"
     );
+    operator.stop().await;
+}
+
+/// A scale's own write wakes the service's loop, and runs no reconcile: the next one comes at
+/// the interval. A user's `docker service scale` right after runs one at once, and each decision
+/// says what ran it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_own_scale_runs_no_reconcile_and_a_users_scale_runs_one_at_once() {
+    let swarm = Arc::new(swarm().await);
+    let (_exporter, prometheus) = load_source(30.0).await;
+    let run = unique_name("run");
+    let service = service_with_policy("reconcile-own", &run, |name| {
+        policy(name, "").replace("interval: 1s", "interval: 5s")
+    });
+    let operator = Operator::start(Arc::clone(&swarm), &prometheus.url, &run);
+    let decisions = || -> Vec<DecisionRecord> {
+        operator
+            .status
+            .get(&service.name)
+            .map(|status| status.decisions.into_iter().collect())
+            .unwrap_or_default()
+    };
+
+    // 30 against a target of 10 per replica: 3 replicas, written by the first reconcile. Its
+    // write wakes the loop within milliseconds; the next decision is the interval's.
+    wait_for_replicas(&*swarm, &service.id, 1, 3).await;
+    operator::wait_until("the decision after the scale", || decisions().len() >= 2).await;
+    let seen = decisions();
+    let triggers: Vec<Trigger> = seen.iter().map(|d| d.trigger).collect();
+    assert_eq!(triggers, [Trigger::Started, Trigger::Interval], "{seen:?}");
+    assert!(seen[0].applied && seen[0].desired == 3, "{seen:?}");
+
+    // Right after that decision, the next interval's is seconds away.
+    docker(&[
+        "service",
+        "scale",
+        "--detach",
+        &format!("{}=5", service.name),
+    ]);
+    operator::wait_until("a decision on the user's count", || {
+        decisions().iter().any(|d| d.current == 5)
+    })
+    .await;
+    let seen = decisions();
+    let on_users = seen.iter().position(|d| d.current == 5).unwrap();
+    assert_eq!(on_users, 2, "{seen:?}");
+    assert_eq!(seen[2].trigger, Trigger::ReplicasChanged, "{seen:?}");
+    // The metrics win, as HPA's do: the window holds no recommendation above 3. That scale's
+    // own write runs no reconcile either.
+    assert!(seen[2].applied && seen[2].desired == 3, "{seen:?}");
+    wait_for_replicas(&*swarm, &service.id, 5, 3).await;
+    operator::wait_until("the decision after the scale back", || {
+        decisions().len() >= 4
+    })
+    .await;
+    let seen = decisions();
+    assert_eq!(seen[3].trigger, Trigger::Interval, "{seen:?}");
     operator.stop().await;
 }
 

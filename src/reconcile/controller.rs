@@ -4,7 +4,9 @@
 //! state) that returns the [`Action`] to take next, and a failed reconcile goes through the
 //! reconciler's error policy. Each watched service gets one tokio task that owns the service's
 //! state, so a service is never reconciled twice at once and a slow or failing one never holds up
-//! another; a semaphore bounds how many reconciles run concurrently.
+//! another; a semaphore bounds how many reconciles run concurrently. Each reconcile is told what
+//! woke it ([`Wake`]); one woken by a change may find nothing to act on (the reconciler's own
+//! write) and keep the schedule it interrupted ([`Action::KeepWaiting`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,6 +16,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::swarm::{ServiceEvent, ServiceInfo, Swarm};
@@ -25,6 +28,24 @@ pub enum Action {
     Requeue(Duration),
     /// Reconcile again only on a service event or the next resync that still wants the service.
     AwaitChange,
+    /// Nothing to act on after a [`Wake::Changed`] (the change was the reconciler's own write):
+    /// wait on as before it, so the next reconcile comes when it was due. After any other wake
+    /// there is nothing left to wait for, and it is [`Action::AwaitChange`].
+    KeepWaiting,
+}
+
+/// What woke a service's loop for a reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// The first reconcile since the loop began watching the service.
+    Started,
+    /// The delay the last reconcile asked for ([`Action::Requeue`]) elapsed.
+    Requeued,
+    /// The last reconcile failed, and the delay its error policy asked for elapsed.
+    Retry,
+    /// A Swarm event or a [`Waker`] said the service may have changed; it may be the
+    /// reconciler's own write.
+    Changed,
 }
 
 /// The identity of a watched service.
@@ -49,6 +70,7 @@ pub trait Reconciler: Send + Sync + 'static {
         &self,
         service: &ServiceRef,
         state: &mut Self::State,
+        wake: Wake,
     ) -> impl Future<Output = Result<Action, Self::Error>> + Send;
 
     /// What to do after a failed reconcile; `failures` counts consecutive failures from 1.
@@ -260,36 +282,55 @@ async fn work<R: Reconciler>(
 ) {
     let mut state = reconciler.new_state(&service);
     let mut failures = 0u32;
+    let mut woken = Wake::Started;
+    // The reconcile that is due, and when; `None`: only a change wakes the loop.
+    let mut due: Option<(Instant, Wake)> = None;
     loop {
-        let action = {
+        if woken != Wake::Changed {
+            // This reconcile is the one that was due.
+            due = None;
+        }
+        // What the loop does next, and what the reconcile after a requeue delay is woken by.
+        let (action, requeued) = {
             let Ok(_permit) = permits.acquire().await else {
                 break;
             };
             if stop.is_cancelled() {
                 break;
             }
-            match reconciler.reconcile(&service, &mut state).await {
+            match reconciler.reconcile(&service, &mut state, woken).await {
                 Ok(action) => {
-                    failures = 0;
-                    action
+                    if action != Action::KeepWaiting {
+                        failures = 0;
+                    }
+                    (action, Wake::Requeued)
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    reconciler.error_policy(&service, &error, failures)
+                    let action = reconciler.error_policy(&service, &error, failures);
+                    (action, Wake::Retry)
                 }
             }
         };
+        match action {
+            Action::Requeue(delay) => due = Some((Instant::now() + delay, requeued)),
+            Action::AwaitChange => due = None,
+            Action::KeepWaiting => {}
+        }
         let delay = async {
-            match action {
-                Action::Requeue(after) => tokio::time::sleep(after).await,
-                Action::AwaitChange => std::future::pending().await,
+            match due {
+                Some((at, wake)) => {
+                    tokio::time::sleep_until(at).await;
+                    wake
+                }
+                None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        woken = tokio::select! {
             _ = stop.cancelled() => break,
-            _ = wake.notified() => {}
-            _ = delay => {}
-        }
+            _ = wake.notified() => Wake::Changed,
+            due = delay => due,
+        };
     }
     reconciler.forget(&service);
 }
@@ -450,11 +491,17 @@ mod tests {
         }
     }
 
-    /// Records every reconcile; each service takes `work` of (virtual) time and asks for `action`.
+    /// Records every reconcile; each service takes `work` of (virtual) time and asks for `action`,
+    /// or [`Action::KeepWaiting`] after a change when `keeps_waiting_on_changes`.
     struct Recorder {
         work: HashMap<String, Duration>,
         action: Action,
+        keeps_waiting_on_changes: bool,
         started: Mutex<Vec<String>>,
+        /// What woke each reconcile, and when.
+        woken: Mutex<Vec<(Wake, Instant)>>,
+        /// How many reconciles fail before they succeed.
+        failures_left: Mutex<u32>,
         finished: Mutex<Vec<String>>,
         forgotten: Mutex<Vec<String>>,
     }
@@ -464,7 +511,10 @@ mod tests {
             Recorder {
                 work: HashMap::new(),
                 action,
+                keeps_waiting_on_changes: false,
                 started: Mutex::default(),
+                woken: Mutex::default(),
+                failures_left: Mutex::default(),
                 finished: Mutex::default(),
                 forgotten: Mutex::default(),
             }
@@ -487,8 +537,24 @@ mod tests {
             true
         }
         fn new_state(&self, _: &ServiceRef) {}
-        async fn reconcile(&self, service: &ServiceRef, _: &mut ()) -> Result<Action, String> {
+        async fn reconcile(
+            &self,
+            service: &ServiceRef,
+            _: &mut (),
+            wake: Wake,
+        ) -> Result<Action, String> {
             self.started.lock().unwrap().push(service.name.clone());
+            self.woken.lock().unwrap().push((wake, Instant::now()));
+            {
+                let mut failures_left = self.failures_left.lock().unwrap();
+                if *failures_left > 0 {
+                    *failures_left -= 1;
+                    return Err("engine gone".into());
+                }
+            }
+            if wake == Wake::Changed && self.keeps_waiting_on_changes {
+                return Ok(Action::KeepWaiting);
+            }
             if let Some(work) = self.work.get(&service.name) {
                 tokio::time::sleep(*work).await;
             }
@@ -569,6 +635,65 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(Recorder::count(&recorder.finished, "web"), 2);
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_the_reconciler_keeps_waiting_on_leaves_the_next_reconcile_when_it_was_due() {
+        let (swarm, events) = FakeSwarm::with(&["web"]);
+        let mut recorder = Recorder::new(Action::Requeue(Duration::from_secs(10)));
+        recorder.keeps_waiting_on_changes = true;
+        let recorder = Arc::new(recorder);
+        let started = Instant::now();
+        let running = start(swarm, Arc::clone(&recorder));
+
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let updated = ServiceEvent::Updated {
+            id: "id-web".into(),
+            name: "web".into(),
+        };
+        events.send(Ok(updated)).unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        running.waker.wake("web");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let woken: Vec<(Wake, u64)> = recorder
+            .woken
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(wake, at)| (*wake, (*at - started).as_secs()))
+            .collect();
+        assert_eq!(
+            woken,
+            [
+                (Wake::Started, 0),
+                (Wake::Changed, 4),
+                (Wake::Changed, 7),
+                (Wake::Requeued, 10),
+            ],
+            "the changes kept the schedule of the first reconcile"
+        );
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_reconcile_is_retried_as_such_and_keeping_waiting_after_it_awaits_a_change() {
+        let (swarm, _events) = FakeSwarm::with(&["web"]);
+        // Nothing is due after the retry: the loop waits for a change, it does not spin.
+        let recorder = Recorder::new(Action::KeepWaiting);
+        *recorder.failures_left.lock().unwrap() = 1;
+        let recorder = Arc::new(recorder);
+        let running = start(swarm, Arc::clone(&recorder));
+        let woken = || -> Vec<Wake> {
+            let woken = recorder.woken.lock().unwrap();
+            woken.iter().map(|(wake, _)| *wake).collect()
+        };
+
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(woken(), [Wake::Started, Wake::Retry]);
+        running.waker.wake("web");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(woken(), [Wake::Started, Wake::Retry, Wake::Changed]);
         running.stop().await;
     }
 

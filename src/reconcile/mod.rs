@@ -13,11 +13,11 @@ pub mod status;
 mod tasks;
 pub mod telemetry;
 
-pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Waker};
+pub use controller::{Action, ControllerConfig, Reconciler, ServiceRef, Wake, Waker};
 pub use lease::{Leadership, Role};
 pub use service::{PolicyReconciler, ReconcileError, ReconcileOptions, ServiceMemory};
 pub use status::{
     DecisionInputs, DecisionRecord, ForecasterStatus, HistoryRange, MetricStatus, Sample,
-    ServiceStatus, StatusStore,
+    ServiceStatus, StatusStore, Trigger,
 };
 pub use telemetry::{NoTelemetry, Telemetry};

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
-use super::controller::{Action, Backoff, Reconciler, ServiceRef};
+use super::controller::{Action, Backoff, Reconciler, ServiceRef, Wake};
 use super::events::{self, Round, Seen};
 use super::notify::{Notifications, StateChangeEvent, ATTEMPT_TIMEOUT, DRAIN_DEADLINE};
 use super::restore::{self, Owned, Reset};
 use super::signals::{self as model_signals, ModelRunner};
 use super::status::{
     DecisionInputs, DecisionRecord, ForecasterStatus, MetricStatus, Sample, ServiceStatus,
-    StatusStore,
+    StatusStore, Trigger,
 };
 use super::tasks::observed_tasks;
 use super::telemetry::{NoTelemetry, Telemetry};
@@ -115,8 +115,9 @@ pub struct ServiceMemory {
     policy: PolicyCache,
     /// What the last reconcile saw, for telling events from repeats.
     seen: Seen,
-    /// The operator's labels and the count after the last reconcile, for telling a replaced
-    /// spec (a plain `docker stack deploy`) from a user's scale.
+    /// The operator's labels, the count and the version after the last reconcile, for telling a
+    /// replaced spec (a plain `docker stack deploy`) from a user's scale, and a wake-up by the
+    /// operator's own write from a change.
     owned: Option<Owned>,
     /// Failures before the first decision (no history loaded yet to keep them in); they join
     /// the history's ring, and so the state label, at the first decision.
@@ -280,6 +281,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         &self,
         service: &ServiceRef,
         memory: &mut ServiceMemory,
+        wake: Wake,
     ) -> Result<Action, ReconcileError> {
         let started = Instant::now();
         let info = match self.swarm.inspect_service(&service.id).await {
@@ -290,12 +292,20 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             }
             Err(error) => return Err(self.engine_failed("inspect_service", error)),
         };
+        let Some(trigger) = restore::trigger(wake, memory.owned.as_ref(), &info) else {
+            // Deciding again would read the same inputs: the next reconcile comes when it was due.
+            tracing::debug!(service = %info.name, version = info.version, "woken by the operator's own write; no reconcile");
+            if let Some(owned) = memory.owned.as_mut() {
+                owned.settled(info.version);
+            }
+            return Ok(Action::KeepWaiting);
+        };
         let reset = memory
             .owned
             .as_ref()
             .and_then(|before| restore::external_reset(before, &info.labels));
         if let Some(reset) = reset {
-            if let Some(action) = self.restore(&info, memory, reset).await? {
+            if let Some(action) = self.restore(&info, memory, reset, trigger).await? {
                 return Ok(action);
             }
         }
@@ -411,14 +421,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         for event in happened {
             next_history.push_event(event);
         }
-        let mut owned = Owned::of(&info.labels, current);
+        let mut owned = Owned::of(&info.labels, current, info.version);
         if write {
             let state = BTreeMap::from([(
                 labels::STATE.to_owned(),
                 labels::encode_state(&next_history),
             )]);
-            owned.labels.extend(state.clone());
-            owned.replicas = decision.desired;
+            owned.wrote(decision.desired, &state, &[]);
             match self
                 .swarm
                 .scale(&info.id, info.version, u64::from(decision.desired), &state)
@@ -472,14 +481,21 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         let may_write_labels = may_write && info.rollout.is_none();
         if !write && may_write_labels {
             if let Some(state) = self.persist_events(&info, &next_history, now).await {
-                owned.labels.insert(labels::STATE.to_owned(), state);
+                owned.wrote(
+                    current,
+                    &BTreeMap::from([(labels::STATE.to_owned(), state)]),
+                    &[],
+                );
             }
         }
-        memory.owned = Some(owned);
         memory.history = Some(next_history);
-        if decision.override_expired && may_write_labels {
-            self.remove_expired_override(&info.id).await;
+        if decision.override_expired
+            && may_write_labels
+            && self.remove_expired_override(&info.id).await
+        {
+            owned.wrote(owned.replicas, &BTreeMap::new(), &[labels::OVERRIDE]);
         }
+        memory.owned = Some(owned);
 
         let reason = format!("{:?}", decision.reason);
         let span = tracing::Span::current();
@@ -541,7 +557,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             tasks: Some(u32::try_from(observation.live_tasks()).unwrap_or(u32::MAX)),
         };
         self.record_status(
-            &info, &policy, &readings, &decision, inputs, &signals, override_, &actuation, log, now,
+            &info, &policy, &readings, &decision, inputs, trigger, &signals, override_, &actuation,
+            log, now,
         );
         self.telemetry.bounds(
             &info.name,
@@ -613,6 +630,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         info: &ServiceInfo,
         memory: &mut ServiceMemory,
         reset: Reset,
+        trigger: Trigger,
     ) -> Result<Option<Action>, ReconcileError> {
         let started = Instant::now();
         let mut restored = info.clone();
@@ -666,8 +684,9 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
             }
             Err(error) => return Err(self.engine_failed("scale", error)),
         }
-        restored.labels.extend(set);
-        memory.owned = Some(Owned::of(&restored.labels, target));
+        let mut owned = Owned::of(&info.labels, current, info.version);
+        owned.wrote(target, &set, &[]);
+        memory.owned = Some(owned);
         tracing::info!(service = %info.name, current, desired = target, "{message}");
         let log = memory
             .history
@@ -687,6 +706,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 message: clip(&message, HEADLINE_MAX),
                 detail: Vec::new(),
                 applied: true,
+                trigger,
                 inputs: DecisionInputs::default(),
             });
         });
@@ -724,8 +744,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
     }
 
     /// Removes an expired override label; losing a race here is harmless (the next reconcile
-    /// sees the label again and retries), so failures are only logged.
-    async fn remove_expired_override(&self, id: &str) {
+    /// sees the label again and retries), so failures are only logged. Whether the label is gone.
+    async fn remove_expired_override(&self, id: &str) -> bool {
         let result = async {
             let info = self.swarm.inspect_service(id).await?;
             if !info.labels.contains_key(labels::OVERRIDE) {
@@ -742,9 +762,13 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         }
         .await;
         match result {
-            Ok(()) => tracing::info!(service = id, "expired override removed"),
+            Ok(()) => {
+                tracing::info!(service = id, "expired override removed");
+                true
+            }
             Err(error) => {
-                tracing::warn!(service = id, %error, "could not remove the expired override yet")
+                tracing::warn!(service = id, %error, "could not remove the expired override yet");
+                false
             }
         }
     }
@@ -757,6 +781,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         readings: &[MetricReading],
         decision: &Decision,
         inputs: DecisionInputs,
+        trigger: Trigger,
         signals: &Signals,
         override_: Option<Override>,
         actuation: &Actuation,
@@ -840,6 +865,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 message: decision.message.clone(),
                 detail: decision.detail.clone(),
                 applied,
+                trigger,
                 inputs,
             });
             status.push_sample(Sample {
@@ -977,6 +1003,7 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
         &self,
         service: &ServiceRef,
         memory: &mut ServiceMemory,
+        wake: Wake,
     ) -> Result<Action, ReconcileError> {
         let span = tracing::info_span!(
             "reconcile",
@@ -987,7 +1014,7 @@ impl<S: Swarm, T: Targets> Reconciler for PolicyReconciler<S, T> {
             duration_ms = tracing::field::Empty,
         );
         let result = self
-            .reconcile_service(service, memory)
+            .reconcile_service(service, memory, wake)
             .instrument(span)
             .await;
         if memory.owned.is_some() {

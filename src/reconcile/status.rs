@@ -42,10 +42,40 @@ pub struct DecisionRecord {
     pub detail: Vec<String>,
     /// Whether the decision was written to the Swarm (false in recommend mode or dry run).
     pub applied: bool,
+    /// Why this reconcile ran.
+    pub trigger: Trigger,
     /// What the decision read, so a replay can be checked against it (see
     /// [`crate::replay::parity`]).
     #[serde(default, skip_serializing_if = "DecisionInputs::is_empty")]
     pub inputs: DecisionInputs,
+}
+
+/// Why a reconcile ran: what woke it, and for a change of the service, what changed. A change
+/// that is only the operator's own write (its scale, its state label) runs no reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Trigger {
+    /// The first reconcile since the operator began watching the service (it started, or the
+    /// service got a policy).
+    Started,
+    /// The delay the last reconcile asked for elapsed: the policy's `interval`, or a short wait
+    /// after a write that lost a race or while a rollout runs.
+    Interval,
+    /// The last reconcile failed (the Docker engine did not answer, a malformed override...) and
+    /// its backoff elapsed.
+    Retry,
+    /// The spec was replaced (a plain `docker stack deploy`): the operator's state label is gone.
+    SpecReplaced,
+    /// A policy label was added, changed or removed.
+    PolicyChanged,
+    /// The override label was set, changed or removed (the API's overrides write it).
+    OverrideChanged,
+    /// The replica count is not the one the operator left (`docker service scale`).
+    ReplicasChanged,
+    /// Something else changed (`docker service update` of the image, of other labels, another
+    /// operator's state label), or what changed cannot be told (the operator had not yet
+    /// decided on the service).
+    ServiceUpdated,
 }
 
 /// What one decision read: the inputs of `decide` that come from outside the policy.
@@ -327,6 +357,7 @@ mod tests {
                     message: String::new(),
                     detail: Vec::new(),
                     applied: true,
+                    trigger: Trigger::Interval,
                     inputs: DecisionInputs::default(),
                 })
             });
@@ -340,6 +371,26 @@ mod tests {
         assert_eq!(status.decisions.front().unwrap().current, 10);
         store.remove("web");
         assert!(store.all().is_empty());
+    }
+
+    #[test]
+    fn a_decision_says_what_ran_it() {
+        let record = DecisionRecord {
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            current: 5,
+            desired: 3,
+            reason: Reason::DesiredWithinRange,
+            message: String::new(),
+            detail: Vec::new(),
+            applied: true,
+            trigger: Trigger::ReplicasChanged,
+            inputs: DecisionInputs::default(),
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["trigger"], "replicasChanged");
+        assert_eq!(json["applied"], true);
+        let back: DecisionRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
     }
 
     fn sample(at: DateTime<Utc>) -> Sample {
