@@ -154,9 +154,14 @@ fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Re
     let decisions = status["decisions"].as_array().cloned().unwrap_or_default();
     writeln!(out, "Recent decisions:")?;
     for decision in decisions.iter().rev().take(10) {
+        // What ran a decision off the interval: a user's scale, an override, a start...
+        let trigger = match decision["trigger"].as_str() {
+            Some("interval") | None => String::new(),
+            Some(trigger) => format!(" [{trigger}]"),
+        };
         writeln!(
             out,
-            "  {}  {} -> {}  {}{}  {}",
+            "  {}  {} -> {}  {}{}{trigger}  {}",
             decision["at"].as_str().unwrap_or("?"),
             decision["current"],
             decision["desired"],
@@ -355,6 +360,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Override: none"), "{text}");
+    }
+
+    #[test]
+    fn a_decision_off_the_interval_says_what_ran_it() {
+        let status = serde_json::json!({"decisions": [
+            {"at": "t1", "current": 1, "desired": 3, "reason": "DesiredWithinRange",
+             "message": "up", "applied": true, "trigger": "started"},
+            {"at": "t2", "current": 3, "desired": 3, "reason": "WithinTolerance",
+             "message": "keep", "applied": false, "trigger": "interval"},
+            {"at": "t3", "current": 5, "desired": 3, "reason": "DesiredWithinRange",
+             "message": "down", "applied": true, "trigger": "replicasChanged"},
+        ]});
+        let mut out = Vec::new();
+        write_operator(&mut out, &status).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("  t3  5 -> 3  DesiredWithinRange [replicasChanged]  down\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  t2  3 -> 3  WithinTolerance (not applied)  keep\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  t1  1 -> 3  DesiredWithinRange [started]  up\n"),
+            "{text}"
+        );
     }
 
     #[test]
