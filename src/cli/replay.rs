@@ -25,7 +25,9 @@ pub struct Args {
     /// metric (else its first metric), else the trace's only value column.
     #[arg(long, value_name = "NAME")]
     pub metric: Option<String>,
-    /// Multiplies the column, e.g. 0.0166667 to read a per-minute column as per second.
+    /// Multiplies the service's traffic: the load column (e.g. 0.0166667 to read a per-minute
+    /// column as per second) and the classifier inputs that count it (requests, errors,
+    /// receiveBytes, transmitBytes); latency is per request and stays as it is.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     pub scale: f64,
     /// The policy reads the column through this trailing window: at each decision (and in every

@@ -40,7 +40,11 @@ use summary::Labels;
 pub struct Options {
     /// The trace column that is the load metric; see [`load_column`] for the default.
     pub metric: Option<String>,
-    /// Multiplies the column (e.g. 1/60 for a per-minute column read as per second).
+    /// Multiplies the service's traffic: the load column (e.g. 1/60 for a per-minute column
+    /// read as per second) and every classifier input that is a count or rate of the traffic
+    /// (requests, errors, bytes received and sent); latency, a per-request figure, is not
+    /// multiplied. The classifier's features are ratios of these, so its states do not change
+    /// with the scale.
     pub scale: f64,
     /// The policy reads the column through this trailing window (an arrival trace whose query
     /// is `rate(x[w])`): see [`observed`]. `None`: it reads the column as it is (a trace
@@ -157,7 +161,7 @@ pub fn compare(
     };
     let states = match &simulated.spec.anomaly {
         Some(spec) => {
-            let roles = role_series(spec, trace, &load.name, &observed)?;
+            let roles = role_series(spec, trace, &load.name, &observed, options.scale)?;
             let per_tick = signals.states(spec, &roles, &ticks)?;
             notes.extend(skipped("traffic state", &per_tick));
             Some(per_tick)
@@ -320,14 +324,19 @@ fn check_options(
 }
 
 /// The classifier's role series: the load metric's role reads the load metric as the policy
-/// observes it, every other named metric the trace column of the same name.
+/// observes it, every other named metric the trace column of the same name, multiplied by
+/// `scale` when the role is a count or rate of the traffic ([`Options::scale`]).
 fn role_series(
     spec: &AnomalySpec,
     trace: &Trace,
     load: &str,
     observed: &Observed,
+    scale: f64,
 ) -> Result<RoleSeries, ReplayError> {
-    let series = |role: &str, metric: &Option<String>| -> Result<Option<Vec<Point>>, ReplayError> {
+    let series = |role: &str,
+                  metric: &Option<String>,
+                  unit: RoleUnit|
+     -> Result<Option<Vec<Point>>, ReplayError> {
         let Some(metric) = metric else {
             return Ok(None);
         };
@@ -341,23 +350,41 @@ fn role_series(
                 why: format!("anomaly.inputs.{role} names it"),
                 columns: trace.column_names(),
             })?;
+        let factor = match unit {
+            RoleUnit::Traffic => scale,
+            RoleUnit::PerRequest => 1.0,
+        };
         Ok(Some(
             trace
                 .times
                 .iter()
                 .zip(&column.values)
-                .filter_map(|(&at, v)| v.map(|value| Point { at, value }))
+                .filter_map(|(&at, v)| {
+                    v.map(|value| Point {
+                        at,
+                        value: value * factor,
+                    })
+                })
                 .collect(),
         ))
     };
     let inputs = &spec.inputs;
     Ok(RoleSeries {
-        requests: series("requests", &inputs.requests)?,
-        errors: series("errors", &inputs.errors)?,
-        latency: series("latency", &inputs.latency)?,
-        receive_bytes: series("receiveBytes", &inputs.receive_bytes)?,
-        transmit_bytes: series("transmitBytes", &inputs.transmit_bytes)?,
+        requests: series("requests", &inputs.requests, RoleUnit::Traffic)?,
+        errors: series("errors", &inputs.errors, RoleUnit::Traffic)?,
+        latency: series("latency", &inputs.latency, RoleUnit::PerRequest)?,
+        receive_bytes: series("receiveBytes", &inputs.receive_bytes, RoleUnit::Traffic)?,
+        transmit_bytes: series("transmitBytes", &inputs.transmit_bytes, RoleUnit::Traffic)?,
     })
+}
+
+/// What a classifier role measures, which decides whether `--scale` multiplies it.
+#[derive(Clone, Copy)]
+enum RoleUnit {
+    /// A count or rate of the service's traffic: scales with it.
+    Traffic,
+    /// A figure per request (latency): the same at any traffic.
+    PerRequest,
 }
 
 /// A note on how many ticks a model gave nothing, with the first reason.

@@ -271,3 +271,73 @@ fn the_demo_flood_is_held_while_the_twin_scales() {
         .iter()
         .any(|tick| tick.reason == Reason::TrafficState));
 }
+
+/// The traffic state at each decision of `web-flood-aware.yaml` on a synthetic flash crowd at
+/// 1,000 requests per second, replayed at `scale`.
+fn flash_crowd_states(scale: f64) -> Vec<(String, Option<TrafficState>)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/policies/web-flood-aware.yaml"
+    );
+    let policy = parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let trace = generate(&Synthetic {
+        kind: Kind::FlashCrowd,
+        seed: 3,
+        base_rps: 1000.0,
+        hours: 3.0,
+        start: DateTime::from_timestamp(1_714_521_600, 0).unwrap(),
+        peak: None,
+    });
+    let options = Options {
+        metric: Some("requests".to_owned()),
+        scale,
+        metric_window: None,
+        capacity_per_replica: 600.0 * scale,
+        startup: Duration::seconds(30),
+        initial_replicas: None,
+        ticks: None,
+    };
+    let result = compare(&policy, &trace, &options, &ModelSignals).unwrap();
+    let labels = trace.labels.as_ref().unwrap();
+    result
+        .policy
+        .ticks
+        .iter()
+        .map(|tick| {
+            let row = trace.times.partition_point(|at| *at <= tick.at) - 1;
+            (labels[row].clone(), tick.state)
+        })
+        .collect()
+}
+
+/// `--scale` multiplies every count of the traffic the classifier reads (requests, errors,
+/// bytes), not only the load column: its features are ratios of them, so its states are the
+/// same at any scale. Scaling the requests alone made the errors 200 times their share of
+/// them at 0.005, and the flash crowds read as `unknown`.
+#[test]
+fn scale_multiplies_every_count_of_the_traffic_the_classifier_reads() {
+    let full = flash_crowd_states(1.0);
+    let called = full
+        .iter()
+        .filter(|(label, _)| label == "flash_crowd")
+        .map(|(_, state)| *state == Some(TrafficState::FlashCrowd))
+        .collect::<Vec<_>>();
+    assert!(
+        called.iter().filter(|&&c| c).count() * 4 >= called.len() * 3,
+        "the flash crowds should mostly be called ones: {full:?}"
+    );
+    let small = flash_crowd_states(0.005);
+    let differ: Vec<_> = full
+        .iter()
+        .zip(&small)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} of {} ticks changed state at scale 0.005, first (tick, x1, x0.005): {:?}",
+        differ.len(),
+        full.len(),
+        differ.first()
+    );
+}
