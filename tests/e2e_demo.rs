@@ -32,7 +32,6 @@ use swarmpilot::replay::parity::{self, LiveDecision, Rules};
 use swarmpilot::replay::trace::Column;
 use swarmpilot::replay::{self, ModelSignals, Options, Point, Trace};
 
-const TAG: &str = "e2e";
 /// The twins' common policy: the stack's request-rate metric and behavior, with a short
 /// scale-down window so the test does not wait five minutes for a scale-down.
 const HPA_POLICY: &str = r#"minReplicas: 1
@@ -81,25 +80,77 @@ const BASE: &str = "5";
 /// The ramp's final rate: 40 requests per second at 10 per replica asks for 4 replicas.
 const RAMP_TO: u32 = 40;
 
-/// Builds the images once per test process, through the script users run.
-fn build_images() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/build-images.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .env("SWARMPILOT_TAG", TAG)
+/// The images `deploy/build-images.sh` built for this run, tagged for this process alone so
+/// runs side by side on one host never deploy each other's build, and removed when dropped
+/// (also when the test fails). Declared before the [`Stack`] that runs them, so the stack is
+/// removed first.
+struct Images {
+    /// `e2e-<process id>`.
+    tag: String,
+    /// The images built, as the script printed them.
+    names: Vec<String>,
+}
+
+impl Images {
+    /// Builds the images through the script users run.
+    fn build() -> Images {
+        let tag = format!("e2e-{}", std::process::id());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/build-images.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .env("SWARMPILOT_TAG", &tag)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        // The script prints each image once built: a failed run still removes those.
+        let images = Images {
+            tag,
+            names: String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+        };
+        assert!(
+            output.status.success(),
+            "{} failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        images
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        // A container of the stack that is still stopping holds its image: retry a while.
+        for _ in 0..60 {
+            self.names.retain(|name| !remove_image(name));
+            if self.names.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        eprintln!("could not remove the images {:?}", self.names);
+    }
+}
+
+/// Removes the image `name`; true once it is gone.
+fn remove_image(name: &str) -> bool {
+    let removed = Command::new("docker")
+        .args(["image", "rm", name])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        output.status.success(),
-        "{} failed:\n{}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .is_ok_and(|o| o.status.success());
+    removed
+        || !Command::new("docker")
+            .args(["image", "inspect", name])
+            .output()
+            .is_ok_and(|o| o.status.success())
 }
 
 /// A deployed stack with a unique name, removed (with its load generator) when dropped.
 struct Stack {
     name: String,
+    /// The tag of the stack's images.
+    tag: String,
     api: String,
     /// The stack's Prometheus, published on the host.
     prometheus: String,
@@ -109,7 +160,7 @@ struct Stack {
 }
 
 impl Stack {
-    fn deploy() -> Stack {
+    fn deploy(images: &Images) -> Stack {
         let name = format!("sp-e2e-{}", std::process::id());
         let secrets = tempfile::tempdir().unwrap();
         let read_token = format!("read-{}", uuid_like());
@@ -129,13 +180,14 @@ impl Stack {
             .env("SP_SECRETS", secrets.path())
             .env("SP_PORT", port.to_string())
             .env("SP_PROM_PORT", prom_port.to_string())
-            .env("SWARMPILOT_TAG", TAG)
+            .env("SWARMPILOT_TAG", &images.tag)
             .output()
             .expect("run docker stack deploy");
         let stack = Stack {
             api: format!("http://127.0.0.1:{port}"),
             prometheus: format!("http://127.0.0.1:{prom_port}"),
             name,
+            tag: images.tag.clone(),
             read_token,
             write_token,
             _secrets: secrets,
@@ -174,7 +226,7 @@ impl Stack {
             .output();
         let network = self.service("swarmpilot");
         let stack_label = format!("com.docker.stack.namespace={}", self.name);
-        let image = format!("swarmpilot-loadgen:{TAG}");
+        let image = format!("swarmpilot-loadgen:{}", self.tag);
         let mut args = vec![
             "service",
             "create",
@@ -413,9 +465,9 @@ fn last_decision(status: &Value) -> Option<(u64, u64, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_in_the_swarm_scales_ahead_of_hpa_holds_a_flood_and_keeps_overrides() {
     ensure_swarm();
-    build_images();
+    let images = Images::build();
     let deployed_at = chrono::Utc::now();
-    let stack = Stack::deploy();
+    let stack = Stack::deploy(&images);
     let web = stack.service("web");
     let web_decisions = DecisionLog::follow(&stack, &web);
     let twin = stack.service("web-hpa");
