@@ -10,7 +10,7 @@ use super::events::event_rows;
 use super::operator_api::ServerArgs;
 use super::table::write_table;
 use super::{block_on, write_structured, Output};
-use crate::decide::{Condition, PendingTasks};
+use crate::decide::{Condition, PendingTasks, ScheduleFloor};
 use crate::policy::labels;
 use crate::policy::{Event, Override, ScaleState, ScalingPolicy};
 use crate::swarm::{DockerSwarm, ServiceInfo, Swarm};
@@ -150,8 +150,11 @@ fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Re
     if let Some(state) = status["trafficState"].as_str() {
         writeln!(out, "  traffic state: {state}")?;
     }
-    write_conditions(out, &status["conditions"])?;
     let decisions = status["decisions"].as_array().cloned().unwrap_or_default();
+    if let Some(latest) = decisions.last() {
+        write_schedule(out, &latest["schedule"])?;
+    }
+    write_conditions(out, &status["conditions"])?;
     writeln!(out, "Recent decisions:")?;
     for decision in decisions.iter().rev().take(10) {
         // What ran a decision off the interval: a user's scale, an override, a start...
@@ -187,6 +190,19 @@ fn write_operator(out: &mut dyn Write, status: &serde_json::Value) -> anyhow::Re
                 writeln!(out, "  {}", line.as_str().unwrap_or("?"))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The schedule active at the latest decision, if one was: its name, floor and end.
+fn write_schedule(out: &mut dyn Write, schedule: &serde_json::Value) -> anyhow::Result<()> {
+    if let Ok(floor) = serde_json::from_value::<ScheduleFloor>(schedule.clone()) {
+        writeln!(
+            out,
+            "  active {}: floor {} replicas",
+            floor.describe(),
+            floor.replicas
+        )?;
     }
     Ok(())
 }

@@ -130,6 +130,9 @@ condition_reasons! {
     Idle,
     /// A metric above its activation woke the idle service (KEDA's `ScalerActive`).
     Activated,
+    /// The policy has no metrics: its schedules set the count (KEDA's `cron` scaler on its
+    /// own), their active floor or else the policy's minimum.
+    SchedulesOnly,
     // ScalingLimited
     DesiredWithinRange,
     TooManyReplicas,
@@ -220,9 +223,12 @@ pub fn conditions(
         able_to_scale(inputs),
         scaling_active(inputs),
         scaling_limited(inputs),
-        metrics_available(inputs),
         rollout_in_progress(inputs.rollout),
     ];
+    // A policy on schedules alone reads nothing: there is no metric to be available.
+    if !inputs.spec.metrics.is_empty() {
+        found.insert(3, metrics_available(inputs));
+    }
     if inputs.spec.forecast.is_some() {
         found.push(forecast_trusted(inputs.forecast));
     }
@@ -312,6 +318,7 @@ fn able_to_scale(inputs: &ConditionInputs<'_>) -> Found {
 fn scaling_active(inputs: &ConditionInputs<'_>) -> Found {
     use ConditionReason::*;
     let d = inputs.decision;
+    let schedules_only = inputs.spec.metrics.is_empty();
     let every_metric_failed =
         !d.per_metric.is_empty() && d.per_metric.iter().all(|m| m.replicas().is_none());
     let (status, reason, message) = if d.reason == Reason::ScalingDisabled {
@@ -321,10 +328,15 @@ fn scaling_active(inputs: &ConditionInputs<'_>) -> Found {
             "scaling is disabled since the replica count of the service is zero".to_owned(),
         )
     } else if d.reason == Reason::Idle {
+        let why = if schedules_only {
+            "no schedule is active"
+        } else {
+            "every metric is at or below its activation threshold"
+        };
         (
             ConditionStatus::False,
             Idle,
-            "every metric is at or below its activation threshold: the service is idle".to_owned(),
+            format!("{why}: the service is idle"),
         )
     } else if d.reason == Reason::Activated {
         let why = match &d.schedule {
@@ -342,6 +354,17 @@ fn scaling_active(inputs: &ConditionInputs<'_>) -> Found {
             Overridden,
             "an override pins the replica count".to_owned(),
         )
+    } else if schedules_only {
+        let message = match &d.schedule {
+            Some(schedule) => format!(
+                "the policy has no metrics: {} sets a floor of {} replicas",
+                schedule.describe(),
+                schedule.replicas
+            ),
+            None => "the policy has no metrics and no schedule is active: it keeps its minimum"
+                .to_owned(),
+        };
+        (ConditionStatus::True, SchedulesOnly, message)
     } else if every_metric_failed {
         let first = &d.per_metric[0];
         let cause = match &first.result {
@@ -391,9 +414,14 @@ fn scaling_limited(inputs: &ConditionInputs<'_>) -> Found {
         (None, Some(schedule)) if d.reason == Reason::Scheduled => (
             ScheduleFloor,
             format!(
-                "{} sets a floor of {} replicas, above what the metrics ask for",
+                "{} sets a floor of {} replicas, above {}",
                 schedule.describe(),
-                schedule.replicas
+                schedule.replicas,
+                if d.per_metric.is_empty() {
+                    "the policy's minimum"
+                } else {
+                    "what the metrics ask for"
+                }
             ),
         ),
         (None, _) => {

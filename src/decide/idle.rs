@@ -14,6 +14,9 @@
 //! | active, quiet for less, or some metric failed | HPA's rules; a failed metric never lets it go idle |
 //! | active, a schedule's window active          | HPA's rules with the schedule's floor; never idle |
 //!
+//! A policy with schedules and no metrics is quiet whenever no window is active: it goes idle
+//! `cooldownPeriod` after its last window closed, and the next window activates it.
+//!
 //! The cooldown runs from the last time a metric was above its activation (or a schedule was
 //! active: the cooldown starts when its window closes), which `History`
 //! keeps (`lastActive`), so it survives a restart. A service whose history never saw it active
@@ -53,6 +56,9 @@ pub(crate) struct Idling {
     pub activity: Activity,
     /// The last time a metric was above its activation, this call included.
     pub last_active: Option<DateTime<Utc>>,
+    /// What a quiet service is, in messages: its metrics at or below their activation, or (a
+    /// policy with no metrics) no schedule active.
+    pub quiet: &'static str,
 }
 
 /// What the idle rules make of this call: go idle, stay idle, activate, or let HPA decide.
@@ -94,6 +100,11 @@ impl Idling {
             cooldown: spec.cooldown(),
             activity,
             last_active,
+            quiet: if spec.metrics.is_empty() {
+                "no schedule is active"
+            } else {
+                "every metric is at or below its activation"
+            },
         })
     }
 
@@ -118,18 +129,15 @@ impl Idling {
                 ),
             },
             (Activity::Quiet, true) => Step::Idle {
-                message: format!(
-                    "idle at {}: every metric is at or below its activation",
-                    self.idle
-                ),
+                message: format!("idle at {}: {}", self.idle, self.quiet),
             },
             (Activity::Unknown, false) => Step::Hpa,
             (Activity::Quiet, false) => match self.cooling(now) {
                 Some(_) => Step::Hpa,
                 None => Step::Idle {
                     message: format!(
-                        "every metric at or below its activation for cooldownPeriod {}: going idle at {}",
-                        self.cooldown, self.idle
+                        "{} for cooldownPeriod {}: going idle at {}",
+                        self.quiet, self.cooldown, self.idle
                     ),
                 },
             },

@@ -12,6 +12,7 @@
 //! 2. each metric gives a count ([`hpa`]); the largest wins; if some failed and the rest say
 //!    scale down, nothing changes; if all failed, `fallback` decides ([`fallback`]); an active
 //!    schedule's `desiredReplicas` is a floor on the result, like one more metric ([`schedule`]);
+//!    a policy with no metrics asks for its lower bound, lifted to that floor;
 //! 3. a forecast may raise the count ([`forecast`]);
 //! 4. stabilization windows and rate policies shape it ([`behavior`]);
 //! 5. a persisting traffic state may hold or cap it ([`anomaly`]);
@@ -282,6 +283,9 @@ fn policy_outcome(
     // window is known without reading anything.
     let blind_floor = rules.schedule.filter(|s| s.replicas > current);
     let (recommendation, from_fallback) = match observed {
+        // A policy with no metrics scales on its schedules alone (KEDA's `cron` scaler on its
+        // own): the lower bound, lifted to an active window's floor below.
+        None if per_metric.is_empty() => (min, false),
         // Nothing but the floor asks for a count: it is the recommendation (below).
         None if blind_floor.is_some() && fallback_hold_or_not_due(rules) => (0, false),
         None if !rules.fallback_due => {
@@ -343,6 +347,7 @@ fn policy_outcome(
     let normalized = behavior::normalize(&arg, &recommendations, &history.events, now);
     let within_tolerance = recommendation == current
         && !from_fallback
+        && !per_metric.is_empty()
         && per_metric.iter().all(|m| match m.result {
             MetricResult::Recommended {
                 within_tolerance, ..
@@ -357,9 +362,22 @@ fn policy_outcome(
         scheduled.is_some(),
     );
     let message = match scheduled {
-        Some(schedule) if reason == Reason::Scheduled => {
-            scheduled_message(schedule, normalized.desired, observed, from_fallback)
+        Some(schedule) if reason == Reason::Scheduled => scheduled_message(
+            schedule,
+            normalized.desired,
+            per_metric,
+            observed,
+            from_fallback,
+        ),
+        None if per_metric.is_empty() && reason == Reason::DesiredWithinRange => {
+            unscheduled_message(rules.schedule, normalized.desired)
         }
+        // A rate policy or a window bounded a count the floor asked for: say whose it was.
+        Some(schedule) => format!(
+            "{} (floor of schedule {})",
+            message(reason, current, recommendation, &normalized, spec),
+            schedule.name
+        ),
         _ => message(reason, current, recommendation, &normalized, spec),
     };
     Outcome {
@@ -382,10 +400,12 @@ fn fallback_hold_or_not_due(rules: &Rules<'_>) -> bool {
 fn scheduled_message(
     schedule: &ScheduleFloor,
     desired: u32,
+    per_metric: &[MetricOutcome],
     observed: Option<u32>,
     from_fallback: bool,
 ) -> String {
     let others = match (observed, from_fallback) {
+        _ if per_metric.is_empty() => "the policy has no metrics".to_owned(),
         (_, true) => "the fallback asks for less".to_owned(),
         (Some(metrics), false) => format!("the metrics ask for {metrics}"),
         (None, false) => "every metric failed".to_owned(),
@@ -394,6 +414,20 @@ fn scheduled_message(
         "{} sets a floor of {desired} replicas; {others}",
         schedule.describe()
     )
+}
+
+/// The message of a policy with no metrics whose schedules set nothing above its lower bound.
+fn unscheduled_message(schedule: Option<&ScheduleFloor>, desired: u32) -> String {
+    match schedule {
+        None => format!(
+            "no schedule is active and the policy has no metrics: {desired} replicas, its minimum"
+        ),
+        Some(schedule) => format!(
+            "{} asks for {}, no more than the policy's minimum: {desired} replicas",
+            schedule.describe(),
+            schedule.replicas
+        ),
+    }
 }
 
 /// A count outside `[min, max]` goes straight to the bound, with no behavior (as in HPA).

@@ -72,6 +72,9 @@ pub struct PolicySpec {
     #[serde(default)]
     pub mode: Mode,
     /// The signals the replica count is computed from; the largest recommendation wins, as in HPA.
+    /// May be left out when `schedules` are given: the count is then the active windows'
+    /// highest `desiredReplicas`, else `minReplicas` (KEDA's `cron` scaler on its own).
+    #[serde(default)]
     pub metrics: Vec<MetricSpec>,
     /// Signals read and kept in history for the models, but never scaled on directly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -96,7 +99,8 @@ pub struct PolicySpec {
     pub fallback: FallbackSpec,
     /// Cron windows that set a floor (KEDA's `cron` scaler): while one is active the count is at
     /// least its `desiredReplicas`, combined with the metrics as HPA combines metrics (the
-    /// highest wins), and an idle service is activated.
+    /// highest wins), and an idle service is activated. A policy with schedules and no metrics
+    /// scales on its windows alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<ScheduleSpec>,
 }

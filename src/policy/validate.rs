@@ -130,6 +130,12 @@ impl Check {
         if let Some(rules) = &spec.behavior.scale_down {
             self.rules("spec.behavior.scaleDown", rules);
         }
+        if spec.metrics.is_empty() && spec.fallback != FallbackSpec::default() {
+            self.report(
+                "spec.fallback",
+                "applies only when every metric failed, and the policy has no metrics (its schedules need no read)",
+            );
+        }
         if spec.fallback.failure_threshold == Some(0) {
             self.report(
                 "spec.fallback.failureThreshold",
@@ -316,8 +322,17 @@ impl Check {
     /// whether it has a target (is in `metrics`).
     fn metrics(&mut self, spec: &PolicySpec) -> BTreeMap<String, (String, bool)> {
         let mut names: BTreeMap<String, (String, bool)> = BTreeMap::new();
-        if spec.metrics.is_empty() {
-            self.report("spec.metrics", "must list at least one metric");
+        if spec.metrics.is_empty() && spec.schedules.is_empty() {
+            // `observe` signals are read for the models, never scaled on: they do not count.
+            let observe = if spec.observe.is_empty() {
+                ""
+            } else {
+                " (spec.observe signals are read, never scaled on)"
+            };
+            self.report(
+                "spec.metrics",
+                format!("must list at least one metric, or spec.schedules at least one schedule{observe}"),
+            );
         }
         for (i, metric) in spec.metrics.iter().enumerate() {
             let path = format!("spec.metrics[{i}]");
@@ -512,6 +527,13 @@ impl Check {
         }
         match names.get(&forecast.metric) {
             Some((_, true)) => {}
+            _ if !names.values().any(|(_, has_target)| *has_target) => self.report(
+                "spec.forecast.metric",
+                format!(
+                    "must name a metric in spec.metrics, but the policy has none (a forecast scales on a metric; schedules alone cannot be forecast), got {:?}",
+                    forecast.metric
+                ),
+            ),
             Some((where_, false)) => self.report(
                 "spec.forecast.metric",
                 format!(
@@ -698,6 +720,74 @@ fn known(names: &BTreeMap<String, (String, bool)>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A policy whose `spec` is `spec` (YAML lines, two-space indented), or its diagnostics as
+    /// `path: message` lines.
+    fn check(spec: &str) -> Result<ScalingPolicy, Vec<String>> {
+        crate::policy::parse(&format!(
+            "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\nspec:\n  maxReplicas: 20\n{spec}"
+        ))
+        .map_err(|found| found.0.iter().map(ToString::to_string).collect())
+    }
+
+    const PARIS: &str = "  schedules:
+    - {name: business-hours, timezone: Europe/Paris, start: 0 9 * * 1-5, end: 0 18 * * 1-5, desiredReplicas: 10}
+";
+
+    #[test]
+    fn a_policy_needs_a_metric_or_a_schedule() {
+        let schedule_only = check(&format!("  minReplicas: 2\n{PARIS}")).expect("valid");
+        assert!(schedule_only.spec.metrics.is_empty());
+        // Going idle between windows: the next window activates the service.
+        check(&format!("  minReplicas: 0\n  cooldownPeriod: 10m\n{PARIS}")).expect("valid");
+
+        let neither =
+            "spec.metrics: must list at least one metric, or spec.schedules at least one schedule";
+        // (spec, the diagnostics)
+        let cases = [
+            ("", vec![neither.to_owned()]),
+            ("  metrics: []\n  schedules: []\n", vec![neither.to_owned()]),
+            (
+                "  observe:\n    - {name: rps, prometheus: {query: up}}\n",
+                vec![format!(
+                    "{neither} (spec.observe signals are read, never scaled on)"
+                )],
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(check(spec).map(|_| ()), Err(want), "{spec}");
+        }
+    }
+
+    #[test]
+    fn what_needs_a_metric_says_so_in_a_schedule_only_policy() {
+        // (what is added to the schedule-only policy, the diagnostic)
+        let cases = [
+            (
+                "  forecast: {model: traffic-forecast, metric: rps}\n",
+                "spec.forecast.metric: must name a metric in spec.metrics, but the policy has none",
+            ),
+            (
+                "  observe:\n    - {name: rps, prometheus: {query: up}}\n  forecast: {model: traffic-forecast, metric: rps}\n",
+                "spec.forecast.metric: must name a metric in spec.metrics, but the policy has none",
+            ),
+            (
+                "  fallback: {replicas: 3}\n",
+                "spec.fallback: applies only when every metric failed, and the policy has no metrics",
+            ),
+            (
+                "  cooldownPeriod: 5m\n",
+                "spec.cooldownPeriod: applies only to a policy that can go idle",
+            ),
+        ];
+        for (extra, want) in cases {
+            let found = check(&format!("{PARIS}{extra}")).expect_err(extra);
+            assert!(
+                found.iter().any(|f| f.starts_with(want)),
+                "{extra}: {found:?}"
+            );
+        }
+    }
 
     #[test]
     fn service_names_follow_swarmkit() {

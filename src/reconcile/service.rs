@@ -707,6 +707,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 detail: Vec::new(),
                 applied: true,
                 trigger,
+                schedule: None,
                 inputs: DecisionInputs::default(),
             });
         });
@@ -866,6 +867,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
                 detail: decision.detail.clone(),
                 applied,
                 trigger,
+                schedule: decision.schedule.clone(),
                 inputs,
             });
             status.push_sample(Sample {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lease::Leadership;
 use crate::decide::signals::Member;
-use crate::decide::{Condition, PendingTasks, Reason};
+use crate::decide::{Condition, PendingTasks, Reason, ScheduleFloor};
 use crate::metrics::TaskError;
 use crate::policy::{Event, Override, ScalingPolicy, Target, TrafficState};
 
@@ -44,6 +44,11 @@ pub struct DecisionRecord {
     pub applied: bool,
     /// Why this reconcile ran.
     pub trigger: Trigger,
+    /// The active schedule with the highest floor at this decision (its name, floor and when
+    /// its window closes), whether or not the floor set the count; the reason is `Scheduled`
+    /// when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleFloor>,
     /// What the decision read, so a replay can be checked against it (see
     /// [`crate::replay::parity`]).
     #[serde(default, skip_serializing_if = "DecisionInputs::is_empty")]
@@ -358,6 +363,7 @@ mod tests {
                     detail: Vec::new(),
                     applied: true,
                     trigger: Trigger::Interval,
+                    schedule: None,
                     inputs: DecisionInputs::default(),
                 })
             });
@@ -384,13 +390,33 @@ mod tests {
             detail: Vec::new(),
             applied: true,
             trigger: Trigger::ReplicasChanged,
+            schedule: None,
             inputs: DecisionInputs::default(),
         };
         let json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["trigger"], "replicasChanged");
         assert_eq!(json["applied"], true);
+        assert!(json.get("schedule").is_none(), "{json}");
         let back: DecisionRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back, record);
+
+        let until = "2026-11-30T18:00:00+01:00".parse().unwrap();
+        let scheduled = DecisionRecord {
+            reason: Reason::Scheduled,
+            schedule: Some(ScheduleFloor {
+                name: "business-hours".into(),
+                replicas: 10,
+                until: Some(until),
+            }),
+            ..record
+        };
+        let json = serde_json::to_value(&scheduled).unwrap();
+        assert_eq!(
+            json["schedule"],
+            serde_json::json!({"name": "business-hours", "replicas": 10, "until": "2026-11-30T18:00:00+01:00"})
+        );
+        let back: DecisionRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, scheduled);
     }
 
     fn sample(at: DateTime<Utc>) -> Sample {

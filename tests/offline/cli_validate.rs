@@ -51,7 +51,7 @@ fn validate_a_directory_exits_1_with_every_diagnostic() {
     let expected = format!(
         "ok {web}: policy web -> service web\n\
          {api}: spec.minReplicas: must not exceed maxReplicas (4), got 9\n\
-         {api}: spec.metrics: must list at least one metric\n\
+         {api}: spec.metrics: must list at least one metric, or spec.schedules at least one schedule\n\
          {api}: spec.behavior.scaleDown.policies[0].value: must be greater than 0, got 0\n"
     );
     assert_eq!(stdout, expected);

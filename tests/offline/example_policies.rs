@@ -129,3 +129,57 @@ fn web_service_with_a_business_hours_floor_in_a_named_zone() {
         assert_eq!((d.desired, d.schedule), (2, None), "{closed}");
     }
 }
+
+#[test]
+fn service_on_business_hours_alone_reads_no_metric() {
+    use swarmpilot::decide::{decide, History, Observation, Reason};
+    let policy = example("business-hours.yaml");
+    assert!(policy.spec.metrics.is_empty() && policy.spec.observe.is_empty());
+    let schedule = &policy.spec.schedules[0];
+    assert_eq!(
+        (schedule.timezone.as_str(), schedule.desired_replicas),
+        ("Europe/Paris", 10)
+    );
+    let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let at_ten = |now: &str| {
+        decide(
+            &policy,
+            &Observation::new(10),
+            &History::default(),
+            None,
+            at(now),
+        )
+    };
+    // Monday 2026-11-30 09:00 CET is 08:00 UTC; in June Paris is at UTC+2 (summer time).
+    for open in [
+        "2026-11-30T08:00:00Z",
+        "2026-11-30T16:59:59Z",
+        "2026-06-01T07:00:00Z",
+    ] {
+        let d = at_ten(open);
+        assert_eq!((d.desired, d.reason), (10, Reason::Scheduled), "{open}");
+        assert!(
+            d.message.contains("schedule business-hours"),
+            "{}",
+            d.message
+        );
+    }
+    // Outside the window the count is minReplicas, reached as the behavior allows: the
+    // stabilization window first holds the count, then two replicas a minute.
+    let mut history = History::default();
+    let mut current = 10;
+    let mut seen = vec![current];
+    let closes = at("2026-11-30T16:59:30Z");
+    for step in 0..40 {
+        let now = closes + chrono::Duration::seconds(30 * step);
+        let d = decide(&policy, &Observation::new(current), &history, None, now);
+        history = history.record(&policy.spec, &d, d.should_scale(), now);
+        if d.should_scale() {
+            current = d.desired;
+            seen.push(current);
+        }
+    }
+    assert_eq!(seen, [10, 8, 6, 4, 2]);
+    // Saturday noon: the weekday window is closed.
+    assert_eq!(at_ten("2026-11-28T11:00:00Z").schedule, None);
+}

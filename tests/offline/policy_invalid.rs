@@ -124,7 +124,9 @@ fn missing_required_fields() {
         diagnostics_of("apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nspec: {}\n");
     assert_diagnostic(&found, "metadata", "missing required field");
     assert_diagnostic(&found, "spec.maxReplicas", "missing required field");
-    assert_diagnostic(&found, "spec.metrics", "missing required field");
+    // `metrics` may be left out (a policy on schedules alone); `neither_metrics_nor_schedules`
+    // covers a policy with neither.
+    assert!(!found.0.iter().any(|d| d.path == "spec.metrics"), "{found}");
 }
 
 #[test]
@@ -252,7 +254,16 @@ fn empty_metrics() {
     expect(
         "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\nspec: {maxReplicas: 3, metrics: []}\n",
         "spec.metrics",
-        "must list at least one metric",
+        "must list at least one metric, or spec.schedules at least one schedule",
+    );
+}
+
+#[test]
+fn neither_metrics_nor_schedules() {
+    expect(
+        "apiVersion: swarmpilot.io/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\nspec: {maxReplicas: 3}\n",
+        "spec.metrics",
+        "must list at least one metric, or spec.schedules at least one schedule",
     );
 }
 

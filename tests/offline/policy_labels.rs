@@ -160,7 +160,7 @@ fn malformed_policy_label_names_the_label_and_the_field() {
         )),
         vec![
             "label io.swarmpilot.policy at spec.maxReplicas: must be at least 1, got 0",
-            "label io.swarmpilot.policy at spec.metrics: must list at least one metric",
+            "label io.swarmpilot.policy at spec.metrics: must list at least one metric, or spec.schedules at least one schedule",
         ]
     );
     let deep = "[".repeat(5000);

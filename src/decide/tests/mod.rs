@@ -7,6 +7,7 @@ mod idle;
 mod pending;
 mod properties;
 mod rollout;
+mod schedule_only;
 mod schedules;
 mod signals;
 
