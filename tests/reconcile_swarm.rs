@@ -41,6 +41,21 @@ use swarmpilot::reconcile::{DecisionRecord, Trigger};
 use swarmpilot::swarm::Swarm;
 
 fn policy(name: &str, extra_spec: &str) -> String {
+    bare_policy(
+        name,
+        &format!(
+            "  metrics:
+    - name: load
+      prometheus: {{query: 'sp_load{{job=\"test\"}}'}}
+      target: {{averageValue: 10}}
+{extra_spec}"
+        ),
+    )
+}
+
+/// A policy between 1 and 8 replicas, reconciled every second, with `spec` lines and nothing
+/// else (no metric).
+fn bare_policy(name: &str, spec: &str) -> String {
     format!(
         "apiVersion: swarmpilot.io/v1alpha1
 kind: ScalingPolicy
@@ -49,11 +64,7 @@ spec:
   minReplicas: 1
   maxReplicas: 8
   interval: 1s
-  metrics:
-    - name: load
-      prometheus: {{query: 'sp_load{{job=\"test\"}}'}}
-      target: {{averageValue: 10}}
-{extra_spec}"
+{spec}"
     )
 }
 
