@@ -521,6 +521,8 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         );
         self.telemetry
             .override_seen(&info.name, override_.as_ref().filter(|o| o.is_active(now)));
+        self.telemetry
+            .schedule(&info.name, decision.schedule.as_ref());
         self.telemetry.models(
             &info.name,
             signals.forecast_seen,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{ForecasterStatus, MetricStatus};
-use crate::decide::Condition;
+use crate::decide::{Condition, ScheduleFloor};
 use crate::policy::{Override, TrafficState};
 
 /// Receives the loop's events. Every method defaults to doing nothing.
@@ -51,6 +51,8 @@ pub trait Telemetry: Send + Sync + 'static {
     fn conditions(&self, _service: &str, _conditions: &[Condition]) {}
     /// How many of the service's tasks Swarm cannot place on any node (0 when none).
     fn tasks_pending(&self, _service: &str, _pending: u32) {}
+    /// The active schedule with the highest floor at the last decision, or none.
+    fn schedule(&self, _service: &str, _active: Option<&ScheduleFloor>) {}
     /// The service is no longer watched.
     fn forgotten(&self, _service: &str) {}
 }

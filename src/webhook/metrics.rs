@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::decide::signals::Member;
-use crate::decide::{Condition, ConditionStatus, ConditionType};
+use crate::decide::{Condition, ConditionStatus, ConditionType, ScheduleFloor};
 use crate::policy::{Override, TrafficState};
 use crate::reconcile::ForecasterStatus;
 
@@ -49,6 +49,12 @@ struct MemberLabels {
 struct OverrideLabels {
     service: String,
     kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScheduleLabels {
+    service: String,
+    schedule: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,6 +128,10 @@ pub struct Metrics {
     metric_target: Family<MetricErrorLabels, FloatGauge>,
     metric_read_duration: Family<SourceLabel, Histogram, fn() -> Histogram>,
     tasks_pending: Family<ServiceLabel, Gauge>,
+    schedule_floor: Family<ScheduleLabels, Gauge>,
+    /// The schedule each service has a `schedule_floor` series for, so it goes when the
+    /// window closes.
+    active_schedules: Mutex<BTreeMap<String, String>>,
     /// Whether each service's traffic state and overrides are shown. They tell a flooder when
     /// it has been detected, so the operator shows them only with `--metrics-detail`.
     detail: bool,
@@ -274,6 +284,13 @@ impl Metrics {
              resources); the count is not raised while above 0",
             tasks_pending.clone(),
         );
+        let schedule_floor = Family::<ScheduleLabels, Gauge>::default();
+        registry.register(
+            "schedule_floor_replicas",
+            "The desiredReplicas of the service's active schedule with the highest floor, \
+             labelled with its name; no series while no window is active",
+            schedule_floor.clone(),
+        );
         // Series that exist from the start, so an operator with no policy-labelled service
         // still shows it is alive and syncing.
         let build_info = Family::<BuildLabels, Gauge>::default();
@@ -335,6 +352,8 @@ impl Metrics {
             metric_target,
             metric_read_duration,
             tasks_pending,
+            schedule_floor,
+            active_schedules: Mutex::default(),
             detail: true,
             swarm_syncs,
             last_swarm_sync,
@@ -607,6 +626,30 @@ impl Metrics {
             .set(i64::from(pending));
     }
 
+    /// The service's active schedule (the highest floor), or none: one series while a window
+    /// is active, replaced when another one is, removed when none is.
+    pub fn set_schedule(&self, service: &str, active: Option<&ScheduleFloor>) {
+        let mut shown = self
+            .active_schedules
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let labels = |schedule: &str| ScheduleLabels {
+            service: service.to_owned(),
+            schedule: schedule.to_owned(),
+        };
+        if let Some(before) = shown.remove(service) {
+            if active.is_none_or(|now| now.name != before) {
+                self.schedule_floor.remove(&labels(&before));
+            }
+        }
+        if let Some(floor) = active {
+            self.schedule_floor
+                .get_or_create(&labels(&floor.name))
+                .set(i64::from(floor.replicas));
+            shown.insert(service.to_owned(), floor.name.clone());
+        }
+    }
+
     /// The service's conditions: three series per condition it has, one at 1; the series of
     /// conditions it no longer has are removed.
     /// Without detail the `TrafficState` condition is left out, as the traffic state is.
@@ -651,6 +694,7 @@ impl Metrics {
         self.min_replicas.remove(&label);
         self.max_replicas.remove(&label);
         self.tasks_pending.remove(&label);
+        self.set_schedule(service, None);
         self.set_metrics(service, []);
     }
 
@@ -697,7 +741,16 @@ mod tests {
         );
         metrics.observe_metric_read("prometheus", Duration::from_millis(20));
         metrics.set_tasks_pending("web", 2);
+        let floor = |name: &str, replicas| ScheduleFloor {
+            name: name.into(),
+            replicas,
+            until: None,
+        };
+        metrics.set_schedule("web", Some(&floor("lunch", 4)));
+        metrics.set_schedule("web", Some(&floor("business-hours", 10)));
+        metrics.set_schedule("api", Some(&floor("night", 2)));
         let text = metrics.encode().unwrap();
+        assert!(!text.contains("schedule=\"lunch\""), "{text}");
         for line in [
             "swarmpilot_metric_value{service=\"web\",metric=\"rps\"} 38.5",
             "swarmpilot_metric_target{service=\"web\",metric=\"rps\"} 50.0",
@@ -718,6 +771,8 @@ mod tests {
             "swarmpilot_docker_api_errors_total{operation=\"inspect_service\"} 1",
             "swarmpilot_write_conflicts_total{service=\"web\"} 1",
             "swarmpilot_tasks_pending{service=\"web\"} 2",
+            "swarmpilot_schedule_floor_replicas{service=\"web\",schedule=\"business-hours\"} 10",
+            "swarmpilot_schedule_floor_replicas{service=\"api\",schedule=\"night\"} 2",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
@@ -732,6 +787,13 @@ mod tests {
         assert!(!text.contains("swarmpilot_metric_target{"), "{text}");
         assert!(!text.contains("swarmpilot_condition{"), "{text}");
         assert!(!text.contains("swarmpilot_tasks_pending{"));
+        assert!(!text.contains("service=\"web\",schedule="), "{text}");
+        metrics.set_schedule("api", None);
+        let text = metrics.encode().unwrap();
+        assert!(
+            !text.contains("swarmpilot_schedule_floor_replicas{"),
+            "{text}"
+        );
         assert!(text.contains("swarmpilot_decisions_total{"));
     }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::Metrics;
-use crate::decide::Condition;
+use crate::decide::{Condition, ScheduleFloor};
 use crate::policy::{Override, Target, TrafficState};
 use crate::reconcile::{ForecasterStatus, MetricStatus, Telemetry};
 
@@ -82,6 +82,10 @@ impl Telemetry for Metrics {
 
     fn tasks_pending(&self, service: &str, pending: u32) {
         self.set_tasks_pending(service, pending);
+    }
+
+    fn schedule(&self, service: &str, active: Option<&ScheduleFloor>) {
+        self.set_schedule(service, active);
     }
 
     fn forgotten(&self, service: &str) {

@@ -193,6 +193,21 @@ async fn a_policy_on_a_schedule_alone_brings_the_service_to_the_floor() {
         status.conditions
     );
 
+    // The operator's `/metrics`.
+    let exported = operator.metrics.encode().unwrap();
+    for series in [
+        format!(
+            "swarmpilot_schedule_floor_replicas{{service=\"{}\",schedule=\"paris-now\"}} 3",
+            service.name
+        ),
+        format!(
+            "swarmpilot_decisions_total{{service=\"{}\",reason=\"Scheduled\"}}",
+            service.name
+        ),
+    ] {
+        assert!(exported.contains(&series), "no {series} in\n{exported}");
+    }
+
     // `describe --server` over the same status.
     let mut described = describe(&swarm.inspect_service(&service.id).await.unwrap());
     described.operator = Some(Ok(api));
