@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::operator_api::ServerArgs;
 use super::table::write_table;
 use super::{block_on, write_structured, Output};
-use crate::decide::PendingTasks;
+use crate::decide::{PendingTasks, ScheduleFloor};
 use crate::policy::labels;
 use crate::policy::{Mode, Target};
 use crate::reconcile::ServiceStatus;
@@ -58,6 +58,10 @@ pub struct PolicyRow {
     pub desired_replicas: Option<u32>,
     /// Each metric against its target.
     pub targets: Vec<TargetReading>,
+    /// The active schedule with the highest floor at the operator's last decision (with
+    /// `--server`); what TARGETS shows for a policy on schedules alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleFloor>,
     /// When the operator last changed the replica count (from the state label).
     pub last_scale: Option<DateTime<Utc>>,
     /// Every problem with the service's swarmpilot labels; empty when all is well.
@@ -110,6 +114,9 @@ pub fn rows(
                 current_replicas: service.replicas,
                 desired_replicas: desired,
                 targets,
+                schedule: live
+                    .and_then(|s| s.decisions.back())
+                    .and_then(|d| d.schedule.clone()),
                 last_scale: state.and_then(|s| s.last_scale),
                 diagnostics,
                 pending_tasks: None,
@@ -152,7 +159,11 @@ fn amount(value: f64) -> String {
 /// `rps 38/50, cpu 72%/70%`; an unknown value is `<unknown>`, as kubectl shows it.
 fn targets(row: &PolicyRow) -> String {
     if row.targets.is_empty() {
-        return "-".to_owned();
+        // A policy on schedules alone: its active window is what it scales to.
+        return row.schedule.as_ref().map_or_else(
+            || "-".to_owned(),
+            |s| format!("schedule {} {}", s.name, s.replicas),
+        );
     }
     row.targets
         .iter()
@@ -431,6 +442,41 @@ mod tests {
         assert!(lines[1].contains(expected), "{text}");
         assert!(lines[1].contains(" 3/5 "), "{text}");
         assert!(lines[1].contains(" 12m "), "{text}");
+    }
+
+    #[test]
+    fn a_policy_on_schedules_alone_shows_its_active_schedule_as_target() {
+        use crate::reconcile::{DecisionInputs, DecisionRecord, Trigger};
+        let policy = "maxReplicas: 10\nschedules:\n  - {name: business-hours, timezone: Europe/Paris, start: 0 9 * * 1-5, end: 0 18 * * 1-5, desiredReplicas: 10}\n";
+        let services = [service("web", &[(POLICY, policy)])];
+        let decision = |schedule: Option<ScheduleFloor>| DecisionRecord {
+            at: "2026-11-30T10:00:00Z".parse().unwrap(),
+            current: 3,
+            desired: 10,
+            reason: crate::decide::Reason::Scheduled,
+            message: String::new(),
+            detail: Vec::new(),
+            applied: true,
+            trigger: Trigger::Interval,
+            schedule,
+            inputs: DecisionInputs::default(),
+        };
+        let floor = ScheduleFloor {
+            name: "business-hours".into(),
+            replicas: 10,
+            until: None,
+        };
+        // (the last decision's schedule, what TARGETS shows)
+        for (schedule, shown) in [(Some(floor), "schedule business-hours 10"), (None, "-")] {
+            let live = ServiceStatus {
+                service: "web".into(),
+                desired: Some(10),
+                decisions: [decision(schedule)].into(),
+                ..Default::default()
+            };
+            let rows = rows(&services, &BTreeMap::from([("web".to_owned(), live)]));
+            assert_eq!(targets(&rows[0]), shown);
+        }
     }
 
     #[test]
