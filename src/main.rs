@@ -56,8 +56,51 @@ enum Command {
     CheckModel(cli::model_check::Args),
 }
 
+impl Command {
+    /// Whether the command keeps Rust's start-up choice of ignoring SIGPIPE. The operator and the
+    /// agent serve sockets for as long as they run: a client that hangs up must cost them one
+    /// write error, never the process. check-model answers the operator through its exit status.
+    /// Every other command prints for a reader and stops as coreutils do when that reader goes.
+    fn keeps_sigpipe_ignored(&self) -> bool {
+        match self {
+            Command::Run(_) | Command::Agent(_) | Command::CheckModel(_) => true,
+            Command::Validate(_)
+            | Command::Schema(_)
+            | Command::Apply(_)
+            | Command::Get(_)
+            | Command::Events(_)
+            | Command::Describe(_)
+            | Command::Delete(_)
+            | Command::Override(_)
+            | Command::Metrics(_)
+            | Command::Record(_)
+            | Command::Replay(_)
+            | Command::Model(_)
+            | Command::Stack(_) => false,
+        }
+    }
+}
+
+/// Restores SIGPIPE's default action, so that output into a pipe whose reader has gone (`| head`)
+/// ends the process quietly, as it ends `cat`, instead of `println!` panicking on the broken
+/// pipe. Sockets are unaffected: std writes to them with MSG_NOSIGNAL and sees the error.
+#[cfg(unix)]
+fn stop_quietly_when_the_reader_goes() {
+    // SAFETY: called first thing on the main thread, before any other thread or handler exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn stop_quietly_when_the_reader_goes() {}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
+    if !args.command.keeps_sigpipe_ignored() {
+        stop_quietly_when_the_reader_goes();
+    }
     cli::exit(match &args.command {
         Command::Validate(command) => cli::validate::run(command, args.output),
         Command::Schema(command) => cli::schema::run(command, args.output),

@@ -15,6 +15,7 @@ mod rabbitmq_server;
 #[path = "../common/redis.rs"]
 mod redis_server;
 
+mod cli_pipes;
 mod cli_replay;
 mod cli_validate;
 mod deploy_files;
