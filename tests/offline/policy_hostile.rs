@@ -136,30 +136,74 @@ fn list_lengths_and_max_replicas_are_bounded() {
     );
 }
 
-// ---- the fuzz harness: random and adversarial YAML, bounded in time and memory ----
+// ---- the fuzz harness: random and adversarial YAML, bounded in memory and in work ----
 
 mod fuzz {
     use std::collections::BTreeMap;
-    use std::time::{Duration, Instant};
 
     use proptest::prelude::*;
-    use swarmpilot::policy::labels::{self, POLICY};
-    use swarmpilot::policy::parse_documents_bytes;
+    use swarmpilot::policy::labels::{self, MAX_LABEL_BYTES, POLICY};
+    use swarmpilot::policy::{
+        parse_documents_bytes, Diagnostics, MAX_FLOW_DEPTH, MAX_INPUT_BYTES, MAX_NODES,
+    };
 
-    use crate::counting::peak_of;
+    use crate::counting::usage_of;
 
-    const SECOND: Duration = Duration::from_secs(1);
+    /// The most bytes one decode may hold at once.
     const MEMORY: usize = 100 * 1024 * 1024;
 
-    /// Adversarial YAML: alias expansions, merge keys, deep and wide nesting, huge scalars.
-    fn hostile() -> impl Strategy<Value = String> {
+    /// The most bytes one decode may allocate in all, freed or not: [`WORK_BASE`] and this per
+    /// byte of input. Counted work reads the same on a busy machine as on an idle one, where a
+    /// time bound does not. The decoder allocates a few hundred bytes per byte of input (about
+    /// 600 at most, for block nesting and for random text); one that expanded aliases, or did
+    /// work growing with the square of its input, would allocate many times this linear bound:
+    /// the alias case of the review, 93 KB, expands to 179 million values.
+    const WORK_PER_BYTE: usize = 1024;
+    const WORK_BASE: usize = 1024 * 1024;
+
+    /// The YAML parser's limit on nesting, the top-level mapping included.
+    const PARSER_NESTING: usize = 128;
+
+    /// The limit that must refuse a hostile text, unless its size is refused first.
+    #[derive(Clone, Copy, Debug)]
+    enum Limit {
+        /// More values, or more text, than the budgets allow once aliases are expanded.
+        Expansion,
+        /// `[`/`{` nesting deeper than [`MAX_FLOW_DEPTH`].
+        FlowDepth,
+        /// Nesting deeper than [`PARSER_NESTING`].
+        Nesting,
+    }
+
+    impl Limit {
+        /// What the refusal says, whichever input and budget it is.
+        fn message(self) -> String {
+            match self {
+                Limit::Expansion => "once anchors and aliases (&name, *name) are expanded".into(),
+                Limit::FlowDepth => {
+                    format!("nests '[' or '{{' deeper than {MAX_FLOW_DEPTH} levels")
+                }
+                Limit::Nesting => "recursion limit exceeded".into(),
+            }
+        }
+    }
+
+    /// The expansion limit, for a text that holds more than `values` YAML values expanded.
+    fn over(values: usize) -> Option<Limit> {
+        (values > MAX_NODES).then_some(Limit::Expansion)
+    }
+
+    /// Adversarial YAML: alias expansions, merge keys, deep and wide nesting, huge scalars;
+    /// each with the limit that must refuse it (`None`: within every limit, or random).
+    fn hostile() -> impl Strategy<Value = (String, Option<Limit>)> {
         prop_oneof![
             (1usize..20_000, 1usize..20_000).prop_map(|(scalars, uses)| {
-                format!(
+                let text = format!(
                     "a: &a [{}]\nb: [{}]\n",
                     vec!["x"; scalars].join(","),
                     vec!["*a"; uses].join(",")
-                )
+                );
+                (text, over(scalars.saturating_mul(uses + 1)))
             }),
             (1usize..9, 2usize..12).prop_map(|(levels, fan)| {
                 let mut text = format!("l0: &l0 [{}]\n", vec!["x"; fan].join(","));
@@ -167,36 +211,76 @@ mod fuzz {
                     let refs = vec![format!("*l{}", level - 1); fan].join(",");
                     text.push_str(&format!("l{level}: &l{level} [{refs}]\n"));
                 }
-                text
+                // The last level alone holds fan^(levels + 1) scalars.
+                (text, over(fan.saturating_pow(levels as u32 + 1)))
             }),
             (1usize..3_000).prop_map(|n| {
                 let base = "base: &base {minReplicas: 1, maxReplicas: 3}\n";
                 let merges: String = (0..n).map(|i| format!("k{i}: {{<<: *base}}\n")).collect();
-                format!("{base}{merges}")
+                // Each key, its mapping and the base's four values, merged or not.
+                (format!("{base}{merges}"), over(6 * n))
             }),
-            (1usize..200_000).prop_map(|depth| format!("spec:\n  {}x\n", "- ".repeat(depth))),
-            (1usize..5_000).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth))),
+            (1usize..200_000).prop_map(|depth| {
+                let text = format!("spec:\n  {}x\n", "- ".repeat(depth));
+                (text, (depth + 1 > PARSER_NESTING).then_some(Limit::Nesting))
+            }),
+            (1usize..5_000).prop_map(|depth| {
+                let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+                (text, (depth > MAX_FLOW_DEPTH).then_some(Limit::FlowDepth))
+            }),
             (1usize..50_000).prop_map(|width| {
-                (0..width)
+                let text = (0..width)
                     .map(|i| format!("k{i}: {i}\n"))
-                    .collect::<String>()
+                    .collect::<String>();
+                (text, over(2 * width + 1))
             }),
-            (1usize..2_000_000).prop_map(|len| format!("spec: {}\n", "y".repeat(len))),
-            "\\PC{0,2000}",
+            (1usize..2_000_000).prop_map(|len| (format!("spec: {}\n", "y".repeat(len)), None)),
+            "\\PC{0,2000}".prop_map(|text| (text, None)),
         ]
     }
 
-    /// Within 1 s and 100 MB (the bound for what the operator decodes: labels), or within
-    /// 100 MB only (`timed: false`, files up to 1 MiB that a user gives the CLI).
-    fn check(text: &str, timed: bool, decode: impl FnOnce()) {
-        let started = Instant::now();
-        let ((), peak) = peak_of(decode);
-        let took = started.elapsed();
+    /// Decodes `text` within [`MEMORY`] and the work bound for its size; a text over `size_cap`
+    /// must be refused by its size, else one over a limit by that limit.
+    fn check<T>(
+        text: &str,
+        limit: Option<Limit>,
+        size_cap: usize,
+        decode: impl FnOnce() -> Result<T, Diagnostics>,
+    ) {
+        let (decoded, usage) = usage_of(decode);
+        let said = decoded.err().map(|found| found.to_string());
+        let expected = if text.len() > size_cap {
+            Some(format!(
+                "larger than the {size_cap}-byte limit for a policy"
+            ))
+        } else {
+            limit.map(Limit::message)
+        };
+        let shown: String = text.chars().take(200).collect();
+        if let Some(expected) = expected {
+            assert!(
+                said.as_deref().is_some_and(|said| said.contains(&expected)),
+                "{} bytes must be refused with {expected:?}, got {said:?}: {shown:?}",
+                text.len(),
+            );
+        }
+        let work = WORK_BASE + WORK_PER_BYTE * text.len().min(size_cap);
+        eprintln!(
+            "MEASURE {} {} {} {} {:?}",
+            text.len().min(size_cap),
+            usage.allocated,
+            usage.allocations,
+            usage.peak,
+            limit
+        );
         assert!(
-            (!timed || took < SECOND) && peak < MEMORY,
-            "{} bytes took {took:?} and {peak} bytes: {:?}",
+            usage.peak < MEMORY && usage.allocated < work,
+            "{} bytes held {} bytes at most and allocated {} in {} allocations \
+             (bounds {MEMORY} and {work}): {shown:?}",
             text.len(),
-            &text[..text.len().min(200)]
+            usage.peak,
+            usage.allocated,
+            usage.allocations,
         );
     }
 
@@ -204,22 +288,18 @@ mod fuzz {
         #![proptest_config(ProptestConfig { cases: 120, ..ProptestConfig::default() })]
 
         #[test]
-        fn the_label_decoder_answers_every_input_quickly_and_small(text in hostile()) {
+        fn the_label_decoder_refuses_by_its_limits_within_bounded_memory_and_work(
+            (text, limit) in hostile()
+        ) {
             let labels = BTreeMap::from([(POLICY.to_owned(), text.clone())]);
-            check(&text, true, || {
-                let _ = labels::decode("web", &labels);
-            });
-            check(&text, false, || {
-                let _ = parse_documents_bytes(text.as_bytes());
-            });
+            check(&text, limit, MAX_LABEL_BYTES, || labels::decode("web", &labels));
+            check(&text, limit, MAX_INPUT_BYTES, || parse_documents_bytes(text.as_bytes()));
         }
 
         #[test]
         fn any_bytes_get_a_diagnostic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            check(&text, true, || {
-                let _ = parse_documents_bytes(&bytes);
-            });
+            check(&text, None, MAX_INPUT_BYTES, || parse_documents_bytes(&bytes));
         }
     }
 }
