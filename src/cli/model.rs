@@ -25,8 +25,8 @@ pub enum Command {
         model: String,
     },
     /// Run a model over a trace CSV (docs/trace-format.md) and print its accuracy: the MASE of
-    /// each member of the forecast ensemble (the model, naive, Holt, seasonal naive) and of the
-    /// ensemble, overall and per step ahead, or the traffic-state distribution (and a confusion
+    /// each member of the forecast ensemble (combined, the model, the autoregression, Holt,
+    /// seasonal naive, naive) and of the ensemble, or the traffic-state distribution (and a confusion
     /// matrix when the trace has a `label` column).
     Eval {
         /// `traffic-forecast`, `traffic-states`, or a path to an .onnx file.

@@ -14,8 +14,13 @@ use crate::policy::TrafficState;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Member {
+    /// The mean of the model's and the autoregression's paths, equal weights: two forecasters
+    /// that read the recent shape differently, whose errors partly cancel.
+    Combined,
     /// The policy's forecast model (the shipped LSTM or the user's).
     Model,
+    /// An autoregression of the load's changes, fitted on the service's last hour.
+    Autoregressive,
     /// Holt's exponential smoothing with a damped trend.
     Holt,
     /// The value one day earlier.
@@ -26,8 +31,10 @@ pub enum Member {
 
 impl Member {
     /// Every member, in order of preference.
-    pub const ALL: [Member; 4] = [
+    pub const ALL: [Member; 6] = [
+        Member::Combined,
         Member::Model,
+        Member::Autoregressive,
         Member::Holt,
         Member::SeasonalNaive,
         Member::Naive,
@@ -35,7 +42,9 @@ impl Member {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Member::Combined => "combined",
             Member::Model => "model",
+            Member::Autoregressive => "autoregressive",
             Member::Holt => "holt",
             Member::SeasonalNaive => "seasonal-naive",
             Member::Naive => "naive",

@@ -1,6 +1,7 @@
-//! The online forecast ensemble of one service: the members other than the model (naive last
-//! value, Holt's damped-trend smoothing, seasonal naive one day back), the one error every member
-//! is scored by once its horizon has passed, and the rule that chooses the member in use.
+//! The online forecast ensemble of one service: the members other than the model (the mean of
+//! the model and the autoregression, an autoregression of the load's changes, naive last value,
+//! Holt's damped-trend smoothing, seasonal naive one day back), the one error every member is
+//! scored by once its horizon has passed, and the rule that chooses the member in use.
 //!
 //! Every member forecasts the same steps (one per sample period, up to the policy's horizon);
 //! a forecast's error is the mean absolute difference, over those steps, between its path and
@@ -23,6 +24,14 @@ pub const SCORED_BEFORE_CHOICE: usize = 6;
 pub const SEASON: Duration = Duration::days(1);
 /// How many past samples (on the model's grid) Holt's smoothing is fitted on.
 pub const HOLT_WINDOW: usize = 60;
+
+/// The autoregression's order: two minutes of 5 s changes, twice the span of a `rate(...[1m])`,
+/// whose changes are what enters the range less what leaves it a minute later.
+pub const AR_ORDER: usize = 24;
+/// At most this many samples (an hour at 5 s, within the history kept) fit the autoregression.
+pub const AR_WINDOW: usize = 720;
+/// The autoregression needs this many changes (four per coefficient) before it forecasts.
+const AR_MIN_CHANGES: usize = 4 * AR_ORDER;
 
 /// Holt's damping of the trend per step: a trend fitted on a few minutes is not extrapolated
 /// as a straight line for the whole horizon.
@@ -71,6 +80,91 @@ pub fn holt(window: &[f64], steps: usize) -> Option<Vec<f64>> {
             })
             .collect(),
     )
+}
+
+/// An autoregression of order [`AR_ORDER`] on the first differences of `window` (oldest first),
+/// fitted by Yule-Walker (Levinson-Durbin, so the fitted recursion is stable), iterated `steps`
+/// values ahead from the last value; `None` for fewer than [`AR_MIN_CHANGES`] changes or a
+/// non-finite value. The changes are taken to have no drift: a level series that never moves
+/// keeps its value. A load that was never negative is not forecast below zero.
+pub fn autoregression(window: &[f64], steps: usize) -> Option<Vec<f64>> {
+    let (&last, _) = window.split_last()?;
+    if window.len() <= AR_MIN_CHANGES || window.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let changes: Vec<f64> = window.windows(2).map(|w| w[1] - w[0]).collect();
+    let n = changes.len() as f64;
+    let covariance: Vec<f64> = (0..=AR_ORDER)
+        .map(|lag| {
+            changes[lag..]
+                .iter()
+                .zip(&changes)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+                / n
+        })
+        .collect();
+    let coefficients = levinson_durbin(&covariance);
+    let floor = if window.iter().all(|&v| v >= 0.0) {
+        0.0
+    } else {
+        f64::NEG_INFINITY
+    };
+    // The latest changes, newest first, extended by the forecast ones.
+    let mut recent: VecDeque<f64> = changes.iter().rev().take(AR_ORDER).copied().collect();
+    let mut level = last;
+    Some(
+        (0..steps)
+            .map(|_| {
+                let change: f64 = coefficients.iter().zip(&recent).map(|(c, d)| c * d).sum();
+                recent.push_front(change);
+                recent.truncate(AR_ORDER);
+                level += change;
+                level.max(floor)
+            })
+            .collect(),
+    )
+}
+
+/// The autoregressive coefficients (lag 1 first) solving the Yule-Walker equations of the
+/// autocovariances `covariance` (lag 0 first); zeros for a series that never changes.
+fn levinson_durbin(covariance: &[f64]) -> Vec<f64> {
+    let order = covariance.len() - 1;
+    let mut coefficients = vec![0.0; order];
+    let mut error = covariance[0];
+    for k in 0..order {
+        if error <= f64::EPSILON * covariance[0].abs().max(f64::MIN_POSITIVE) {
+            break;
+        }
+        let partial = (covariance[k + 1]
+            - (0..k)
+                .map(|j| coefficients[j] * covariance[k - j])
+                .sum::<f64>())
+            / error;
+        let previous = coefficients.clone();
+        coefficients[k] = partial;
+        for j in 0..k {
+            coefficients[j] = previous[j] - partial * previous[k - 1 - j];
+        }
+        error *= 1.0 - partial * partial;
+    }
+    coefficients
+}
+
+/// The latest gap-free stretch of `series` (oldest first) on the grid of `period_secs` ending at
+/// `now`, at most `max` values, each by the window's forward-fill rule ([`value_at`]); empty
+/// when `now` itself cannot be filled.
+pub fn recent_stretch(
+    series: &[Sample],
+    now: DateTime<Utc>,
+    max: usize,
+    period_secs: f64,
+) -> Vec<f64> {
+    let mut values: Vec<f64> = (0..max)
+        .map_while(|k| value_at(series, now - step(period_secs, k)))
+        .collect();
+    values.reverse();
+    values
 }
 
 /// The latest finite sample at or before `at` in `series` (oldest first), if at most
@@ -184,12 +278,25 @@ fn step(period_secs: f64, k: usize) -> Duration {
 /// none (seasonal naive before a day of history, Holt on a window with a gap).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MemberPaths {
-    paths: [Option<Vec<f64>>; 4],
+    paths: [Option<Vec<f64>>; Member::ALL.len()],
 }
 
 impl MemberPaths {
     pub fn set(&mut self, member: Member, path: Option<Vec<f64>>) {
         self.paths[member.index()] = path;
+    }
+
+    /// Sets the combined member from the model's and the autoregression's paths: their mean
+    /// step by step, equal weights (weights estimated from a few minutes of scored errors
+    /// did worse), or none unless both forecast.
+    pub fn combine(&mut self) {
+        let combined = match (self.get(Member::Model), self.get(Member::Autoregressive)) {
+            (Some(model), Some(ar)) => {
+                Some(model.iter().zip(ar).map(|(m, a)| (m + a) / 2.0).collect())
+            }
+            _ => None,
+        };
+        self.set(Member::Combined, combined);
     }
 
     pub fn get(&self, member: Member) -> Option<&[f64]> {
@@ -207,7 +314,7 @@ struct Pending {
 /// One forecast that came due: each member's error and the mean load over its steps.
 #[derive(Clone, Copy, Debug)]
 struct Scored {
-    errors: [Option<f64>; 4],
+    errors: [Option<f64>; Member::ALL.len()],
     load: f64,
 }
 
@@ -274,7 +381,7 @@ impl Ensemble {
             let Some(actual) = actual.filter(|a| !a.is_empty()) else {
                 continue;
             };
-            let mut errors = [None; 4];
+            let mut errors = [None; Member::ALL.len()];
             for member in Member::ALL {
                 errors[member.index()] = due.paths.get(member).map(|p| path_error(p, &actual));
             }
@@ -399,6 +506,72 @@ mod tests {
         assert!(holt(&falling, 60).unwrap().iter().all(|v| *v >= 0.0));
     }
 
+    #[test]
+    fn the_autoregression_continues_the_pattern_of_the_changes() {
+        // A load that goes up and down by 10 every sample: the changes alternate, which the
+        // autoregression reads and naive (or Holt) cannot.
+        let sawtooth: Vec<f64> = (0..200).map(|i| 100.0 + 10.0 * (i % 2) as f64).collect();
+        let path = autoregression(&sawtooth, 4).unwrap();
+        assert_eq!(sawtooth[199], 110.0);
+        for (k, value) in path.iter().enumerate() {
+            let expected = if k % 2 == 0 { 100.0 } else { 110.0 };
+            assert!((value - expected).abs() < 1.0, "{path:?}");
+        }
+        // A level that never moves keeps its value; a falling load is not forecast below 0.
+        assert_eq!(autoregression(&[5.0; 200], 3), Some(vec![5.0; 3]));
+        let falling: Vec<f64> = (0..200).map(|i| (200 - i) as f64 * 0.01).collect();
+        assert!(autoregression(&falling, 60)
+            .unwrap()
+            .iter()
+            .all(|v| *v >= 0.0));
+        // Too few changes for its coefficients, or a gap: none.
+        assert_eq!(autoregression(&[1.0; AR_MIN_CHANGES], 3), None);
+        let mut gap = vec![1.0; 200];
+        gap[100] = f64::NAN;
+        assert_eq!(autoregression(&gap, 3), None);
+    }
+
+    #[test]
+    fn levinson_durbin_solves_the_yule_walker_equations() {
+        // An AR(1) with coefficient 0.5 and unit innovations: autocovariances 4/3 * 0.5^k.
+        let covariance: Vec<f64> = (0..4).map(|k| 4.0 / 3.0 * 0.5f64.powi(k)).collect();
+        let coefficients = levinson_durbin(&covariance);
+        assert!((coefficients[0] - 0.5).abs() < 1e-12, "{coefficients:?}");
+        assert!(
+            coefficients[1..].iter().all(|c| c.abs() < 1e-12),
+            "{coefficients:?}"
+        );
+        assert_eq!(levinson_durbin(&[0.0, 0.0, 0.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_recent_stretch_ends_at_a_gap_or_the_history_start() {
+        // 5 s samples from 0 to 500 s, none between 100 and 200 s.
+        let load: Vec<Sample> = series(|t| t as f64, 500)
+            .into_iter()
+            .filter(|s| !(105..200).contains(&(s.at - at(0)).num_seconds()))
+            .collect();
+        let stretch = recent_stretch(&load, at(500), 1000, 5.0);
+        // The sample at 100 s fills forward only up to 160 s: the stretch starts at 200 s.
+        assert_eq!(stretch.first(), Some(&200.0));
+        assert_eq!(stretch.len(), (500 - 200) / 5 + 1);
+        assert_eq!(stretch.last(), Some(&500.0));
+        let short = recent_stretch(&load[..5], at(22), 1000, 5.0);
+        assert_eq!(short, vec![0.0, 5.0, 10.0, 15.0, 20.0]);
+        assert_eq!(recent_stretch(&load, at(500), 3, 5.0).len(), 3);
+        assert!(recent_stretch(&[], at(500), 3, 5.0).is_empty());
+    }
+
+    #[test]
+    fn the_combined_member_is_the_mean_of_the_model_and_the_autoregression() {
+        let mut members = paths(100.0, 50.0, 80.0);
+        members.combine();
+        assert_eq!(members.get(Member::Combined), None, "no autoregression yet");
+        members.set(Member::Autoregressive, Some(vec![120.0; 12]));
+        members.combine();
+        assert_eq!(members.get(Member::Combined), Some(&[110.0; 12][..]));
+    }
+
     fn series(values: impl Fn(i64) -> f64, secs: i64) -> Vec<Sample> {
         (0..=secs / 5)
             .map(|k| Sample {
@@ -465,6 +638,31 @@ mod tests {
         let ignored = far.choose(|m| m != Member::Holt);
         assert!(!ignored.usable(), "{ignored:?}");
         assert!(ignored.describe().contains("ignored"));
+    }
+
+    #[test]
+    fn the_combined_member_comes_first_in_order_of_preference() {
+        let load = series(|_| 100.0, 200);
+        let mut ensemble = Ensemble::new(0.1);
+        for k in 0..10 {
+            let mut members = paths(104.0, 100.0, 100.0);
+            members.set(Member::Autoregressive, Some(vec![100.0; 12]));
+            members.combine();
+            ensemble.observed(at(5 * k), &load);
+            ensemble.predicted(at(5 * k), 5.0, members);
+        }
+        ensemble.observed(at(200), &load);
+        // Combined off by 2, the autoregression exact: within the tolerance, so combined.
+        let verdict = ensemble.choose(|_| true);
+        assert_eq!(
+            verdict,
+            ForecastVerdict::Trusted {
+                member: Member::Combined,
+                member_error: 2.0,
+                naive_error: 0.0
+            }
+        );
+        assert!(verdict.describe().contains("combined"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `swarmpilot model eval`: a model's accuracy on a recorded trace (`timestamp,<metric>...`).
 //!
-//! Forecaster: MASE of each member of the forecast ensemble (the model, naive last-value, Holt,
-//! seasonal naive one day back) and of the ensemble itself, overall and at each step ahead, all
-//! computed by the live loop's
+//! Forecaster: MASE of each member of the forecast ensemble (the mean of the model and the
+//! autoregression, the model, the autoregression, Holt, seasonal naive one day back, naive last
+//! value) and of the ensemble itself, all computed by the live loop's
 //! [`SignalMemory`] fed the trace one sample period at a time, so the figures are those of the
 //! forecasts a policy would use. MASE: the mean absolute error over every step of the model's
 //! horizon and every origin on its sample grid (from `--from` on, if given) where the model,
@@ -80,8 +80,9 @@ pub enum EvalReport {
     Forecast {
         column: String,
         origins: usize,
-        /// Each member's MASE, in order of preference; seasonal naive only over the origins
-        /// where a day of history exists (absent when there are none).
+        /// Each member's MASE, in order of preference, over the origins where it forecasts:
+        /// seasonal naive once a day of history exists (absent when there is none), the
+        /// autoregression and the combined member once the history holds enough changes.
         members: Vec<MemberScore>,
         /// The ensemble's MASE: at each origin, the forecast of the member in use.
         ensemble: f64,
@@ -510,11 +511,11 @@ impl std::fmt::Display for EvalReport {
                 for score in members {
                     write!(f, "  {:<16} {:.3}", score.member.as_str(), score.mase)?;
                     if score.origins != *origins {
-                        write!(
-                            f,
-                            "  (over the {} origins with a day of history)",
-                            score.origins
-                        )?;
+                        let needs = match score.member {
+                            Member::SeasonalNaive => "a day of history",
+                            _ => "enough history",
+                        };
+                        write!(f, "  (over the {} origins with {needs})", score.origins)?;
                     }
                     writeln!(f)?;
                 }

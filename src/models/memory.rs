@@ -14,7 +14,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use super::ensemble::{holt, DayHistory, Ensemble, MemberPaths, Standing, HOLT_WINDOW};
+use super::ensemble::{
+    autoregression, holt, recent_stretch, DayHistory, Ensemble, MemberPaths, Standing, AR_WINDOW,
+    HOLT_WINDOW,
+};
 use super::features::{classifier_features, RoleHistories};
 use super::metadata::ModelMetadata;
 use super::window::{forecast_window, Sample};
@@ -250,6 +253,9 @@ impl SignalMemory {
         let window: Option<Vec<f64>> = window.map(|w| w.into_iter().map(f64::from).collect());
         members.set(Member::Holt, window.and_then(|w| holt(&w, steps)));
         members.set(Member::SeasonalNaive, self.day.seasonal(now, period, steps));
+        let stretch = recent_stretch(series, now, AR_WINDOW, period);
+        members.set(Member::Autoregressive, autoregression(&stretch, steps));
+        members.combine();
 
         let scoring = Scoring {
             model: spec.model.clone(),

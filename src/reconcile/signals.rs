@@ -354,23 +354,25 @@ spec:
             first.notes
         );
 
-        // On a flat line Holt's smoothing is exact: once enough forecasts came due, any model
-        // error loses to it, and Holt's forecast drives decisions.
+        // On a flat line the autoregression and Holt's smoothing are exact: once enough
+        // forecasts came due, any model error loses to them, and the first of them in order of
+        // preference, the autoregression, drives decisions.
         let later = feed(&mut memory, &strict, &runner, 61..120, |_| 100.0).await;
         assert_eq!(later.forecast, Some(100.0), "{:?}", later.notes);
         assert!(
-            later.notes[0].starts_with("forecast used: holt"),
+            later.notes[0].starts_with("forecast used: autoregressive"),
             "{:?}",
             later.notes
         );
 
-        // With HPA's tolerance of 10 %, the same small error on the same line keeps it in use.
+        // With HPA's tolerance of 10 %, the same small error on the same line keeps the first
+        // member in order of preference in use: the mean of the model and the autoregression.
         let tolerant = spec("  forecast: {model: traffic-forecast, metric: rps, horizon: 60s}\n");
         let mut memory = SignalMemory::default();
         let later = feed(&mut memory, &tolerant, &runner, 0..120, |_| 100.0).await;
         assert!(later.forecast.is_some(), "{:?}", later.notes);
         assert!(
-            later.notes[0].starts_with("forecast used: model, recent error"),
+            later.notes[0].starts_with("forecast used: combined, recent error"),
             "{:?}",
             later.notes
         );
