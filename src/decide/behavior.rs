@@ -15,19 +15,23 @@ pub(crate) struct Normalization<'a> {
     pub current: u32,
     /// The metrics' recommendation (HPA: `prenormalizedDesiredReplicas`).
     pub desired: u32,
+    /// A count the stabilized recommendation is raised to before the rate limits, outside the
+    /// windows' memory: a `scaleUp` forecast's claim (0: none).
+    pub floor: u32,
 }
 
 /// The result of normalization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Normalized {
+    /// The recommendation after the stabilization windows (the floor not included).
     pub stabilized: u32,
     pub desired: u32,
     pub limit: Option<Limit>,
 }
 
-/// Stabilizes the recommendation against the recent ones, then applies the rate limits and the
-/// bounds. `recommendations` must already hold HPA's initial recommendation (see
-/// [`super::history`]).
+/// Stabilizes the recommendation against the recent ones, raises it to the floor, then applies
+/// the rate limits and the bounds. `recommendations` must already hold HPA's initial
+/// recommendation (see [`super::history`]).
 pub(crate) fn normalize(
     arg: &Normalization<'_>,
     recommendations: &[(DateTime<Utc>, u32)],
@@ -35,7 +39,7 @@ pub(crate) fn normalize(
     now: DateTime<Utc>,
 ) -> Normalized {
     let stabilized = stabilize(arg, recommendations, now);
-    let (desired, limit) = rate_limit(arg, stabilized, events, now);
+    let (desired, limit) = rate_limit(arg, stabilized.max(arg.floor), events, now);
     Normalized {
         stabilized,
         desired,
@@ -295,6 +299,7 @@ mod tests {
             max: 100,
             current: 10,
             desired: 4,
+            floor: 0,
         };
         let recent = [(ago(400), 20), (ago(200), 8), (ago(100), 6)];
         assert_eq!(stabilize(&arg, &recent, now()), 8);

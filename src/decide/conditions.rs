@@ -424,6 +424,14 @@ fn scaling_limited(inputs: &ConditionInputs<'_>) -> Found {
                 }
             ),
         ),
+        (None, _) if d.reason == Reason::Forecast => (
+            ForecastUsed,
+            format!(
+                "the forecast's claim over its horizon sets a floor of {} replicas, above what \
+                 the metrics ask for",
+                d.desired
+            ),
+        ),
         (None, _) => {
             return (
                 ConditionType::ScalingLimited,

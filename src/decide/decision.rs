@@ -127,6 +127,9 @@ pub enum Reason {
     Activated,
     /// An active schedule's `desiredReplicas` set the count: the metrics asked for fewer.
     Scheduled,
+    /// A `scaleUp` forecast set the count: it asks for more replicas than the metrics within
+    /// its horizon, or did less than one horizon ago (its claim holds the count until then).
+    Forecast,
     /// An external update (a plain `docker stack deploy`) replaced the spec: the reconciler
     /// put back the count and the operator's labels (`decide` itself never gives this reason).
     RestoredAfterExternalUpdate,

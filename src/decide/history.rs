@@ -1,5 +1,5 @@
-//! The memory `decide` needs between calls: past recommendations (for the stabilization windows)
-//! and scale events (for the rate policies). It is the label-borne [`ScaleState`], so the
+//! The memory `decide` needs between calls: past recommendations (for the stabilization windows),
+//! scale events (for the rate policies) and the forecast's recent asks (for its hold). It is the label-borne [`ScaleState`], so the
 //! reconcile loop can persist it in `io.swarmpilot.state` and a restarted operator keeps its
 //! windows and limits.
 
@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::behavior::cutoff;
 use super::decision::Decision;
+use super::forecast;
 use crate::policy::{HumanDuration, PolicySpec, ScaleEvent, ScaleState};
 
 /// Recommendations and scale events, oldest first.
@@ -44,10 +45,17 @@ impl ScaleState {
             });
             last_scale = Some(now);
         }
+        let mut forecasts = self.forecasts.clone();
+        if let Some(ask) = forecast::ask(spec, decision) {
+            // A later ask at least as high outlasts an earlier one: only the newest is kept.
+            forecasts.retain(|&(_, replicas)| replicas > ask);
+            forecasts.push((now, ask));
+        }
         prune(
             ScaleState {
                 events,
                 recommendations,
+                forecasts,
                 last_scale,
                 last_active: decision.last_active.or(self.last_active),
                 failed_reads: decision.failed_reads.clone(),
@@ -97,6 +105,13 @@ fn prune(mut state: ScaleState, spec: &PolicySpec, now: DateTime<Utc>) -> ScaleS
     });
     let event_cutoff = cutoff(now, period);
     state.events.retain(|event| event.at > event_cutoff);
+    match spec.forecast.as_ref() {
+        Some(forecast) => {
+            let ask_cutoff = cutoff(now, forecast.horizon);
+            state.forecasts.retain(|&(at, _)| at > ask_cutoff);
+        }
+        None => state.forecasts.clear(),
+    }
     state
 }
 
@@ -190,5 +205,37 @@ mod tests {
         assert!(pruned.events.is_empty());
         let pruned = history.record(&spec(), &decision(3, 3, Some(3)), true, now());
         assert_eq!(pruned.recommendations, vec![(now(), 3)]);
+    }
+
+    #[test]
+    fn a_label_written_before_forecast_asks_were_kept_decodes() {
+        let old = r#"{"events":[{"at":"2024-01-01T11:59:00Z","from":2,"to":4}],"recommendations":[["2024-01-01T11:59:00Z",4]],"lastScale":"2024-01-01T11:59:00Z"}"#;
+        let state: ScaleState = serde_json::from_str(old).unwrap();
+        assert!(state.forecasts.is_empty());
+        assert_eq!(state.recommendations.len(), 1);
+        // And a state without asks writes no field, as before.
+        assert!(!serde_json::to_string(&state).unwrap().contains("forecasts"));
+    }
+
+    #[test]
+    fn forecast_asks_keep_only_what_can_still_hold_within_the_horizon() {
+        let mut spec = spec();
+        spec.forecast = Some(
+            serde_yaml::from_str("{model: traffic-forecast, metric: rps, horizon: 60s}").unwrap(),
+        );
+        let at = |secs: i64| now() + chrono::Duration::seconds(secs);
+        let mut asking = decision(4, 7, Some(4));
+        let mut history = History::default();
+        for (secs, forecast) in [(0, 7), (15, 6), (30, 6), (45, 4)] {
+            asking.forecast = Some(forecast);
+            history = history.record(&spec, &asking, true, at(secs));
+        }
+        // 6 at 30 s outlasts 6 at 15 s; 4 is no ask above the metrics' 4.
+        assert_eq!(history.forecasts, vec![(at(0), 7), (at(30), 6)]);
+        history = history.record(&spec, &asking, true, at(60));
+        assert_eq!(history.forecasts, vec![(at(30), 6)]);
+        let json = serde_json::to_string(&history).unwrap();
+        assert!(json.contains(r#""forecasts":[["#), "{json}");
+        assert_eq!(serde_json::from_str::<ScaleState>(&json).unwrap(), history);
     }
 }

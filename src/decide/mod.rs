@@ -13,11 +13,11 @@
 //!    scale down, nothing changes; if all failed, `fallback` decides ([`fallback`]); an active
 //!    schedule's `desiredReplicas` is a floor on the result, like one more metric ([`schedule`]);
 //!    a policy with no metrics asks for its lower bound, lifted to that floor;
-//! 3. a forecast may raise the count ([`forecast`]);
-//! 4. stabilization windows and rate policies shape it ([`behavior`]);
-//! 5. a persisting traffic state may hold or cap it ([`anomaly`]);
-//! 6. an active override decides ([`overrides`]);
-//! 7. a rollout Swarm has in progress holds the count whatever came before ([`rollout`]).
+//! 3. stabilization windows shape it, a `scaleUp` forecast's claim is a floor on the result for
+//!    its horizon, and rate policies shape that ([`behavior`], [`forecast`]);
+//! 4. a persisting traffic state may hold or cap it ([`anomaly`]);
+//! 5. an active override decides ([`overrides`]);
+//! 6. a rollout Swarm has in progress holds the count whatever came before ([`rollout`]).
 
 mod anomaly;
 mod behavior;
@@ -114,6 +114,7 @@ pub fn decide(
         fallback_due: fallback::due(&per_metric, &failed_reads, threshold),
         failed_so_far: fallback::fewest_failed(&per_metric, &failed_reads),
         schedule: schedule.as_ref(),
+        claim: forecast::Claim::of(spec, forecast, history, now),
     };
     let core = match &idling {
         None => policy_outcome(&rules, current, &per_metric, forecast, history, now),
@@ -212,6 +213,8 @@ struct Rules<'a> {
     failed_so_far: u32,
     /// The active schedule with the highest floor, if any.
     schedule: Option<&'a ScheduleFloor>,
+    /// A `scaleUp` forecast's floor on the stabilized count, if it asked within its horizon.
+    claim: Option<forecast::Claim>,
 }
 
 /// The core for a policy that can go idle: idle, activate, or HPA's rules ([`idle`]).
@@ -342,6 +345,7 @@ fn policy_outcome(
         max,
         current,
         desired: recommendation,
+        floor: rules.claim.map_or(0, |c| c.replicas),
     };
     let recommendations = history::recommendations_or_initial(history, current, now);
     let normalized = behavior::normalize(&arg, &recommendations, &history.events, now);
@@ -354,26 +358,31 @@ fn policy_outcome(
             } => within_tolerance,
             MetricResult::Failed { .. } => true,
         });
+    let claimed = rules.claim.filter(|c| c.replicas > normalized.stabilized);
     let reason = explain(
         &normalized,
         recommendation,
         from_fallback,
         within_tolerance,
         scheduled.is_some(),
+        claimed.is_some(),
     );
-    let message = match scheduled {
-        Some(schedule) if reason == Reason::Scheduled => scheduled_message(
+    let message = match (scheduled, claimed) {
+        (_, Some(claim)) if reason == Reason::Forecast => {
+            claim.describe(normalized.desired, recommendation, now)
+        }
+        (Some(schedule), _) if reason == Reason::Scheduled => scheduled_message(
             schedule,
             normalized.desired,
             per_metric,
             observed,
             from_fallback,
         ),
-        None if per_metric.is_empty() && reason == Reason::DesiredWithinRange => {
+        (None, _) if per_metric.is_empty() && reason == Reason::DesiredWithinRange => {
             unscheduled_message(rules.schedule, normalized.desired)
         }
         // A rate policy or a window bounded a count the floor asked for: say whose it was.
-        Some(schedule) => format!(
+        (Some(schedule), _) => format!(
             "{} (floor of schedule {})",
             message(reason, current, recommendation, &normalized, spec),
             schedule.name
@@ -449,9 +458,12 @@ fn explain(
     from_fallback: bool,
     within_tolerance: bool,
     scheduled: bool,
+    claimed: bool,
 ) -> Reason {
     if let Some(limit) = normalized.limit {
         limit.reason()
+    } else if claimed {
+        Reason::Forecast
     } else if normalized.stabilized != recommendation {
         Reason::Stabilized
     } else if scheduled {

@@ -63,6 +63,13 @@ pub struct ScaleState {
     /// Recent recommendations within the longest stabilization window: (time, replicas).
     #[serde(default)]
     pub recommendations: Vec<(DateTime<Utc>, u32)>,
+    /// The forecast's recent asks above the metrics (`use: scaleUp`): (time, replicas), within
+    /// the forecast's horizon, each later than and above the next (an ask that a later, higher
+    /// one outlasts is dropped). A forecast claims its load arrives within the horizon, so its
+    /// count holds until one horizon after its last ask (see `decide`); at most one entry a
+    /// reconcile of the horizon, so the label stays small.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forecasts: Vec<(DateTime<Utc>, u32)>,
     /// When the operator last changed the replica count (the AGE column of `get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale: Option<DateTime<Utc>>,

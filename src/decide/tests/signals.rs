@@ -167,3 +167,130 @@ fn states_never_keep_a_service_outside_its_bounds() {
         (20, Reason::TooManyReplicas)
     );
 }
+
+/// A `scaleUp` forecast with HPA's default behavior (a 300 s scale-down stabilization window).
+fn with_forecast_and_default_behavior() -> ScalingPolicy {
+    let mut policy = policy(1, 20, "");
+    policy.spec.forecast = with_forecast(ForecastUse::ScaleUp).spec.forecast;
+    policy
+}
+
+/// Ticks `run` through `(second, total rps, forecast rps, desired, reason)` rows.
+fn forecast_table(run: &mut Run, rows: &[(i64, f64, f64, u32, Reason)]) {
+    for &(at, load, forecast, desired, reason) in rows {
+        let decision = run.tick_with(t(at), &forecasting(run.current, load, forecast), None);
+        assert_eq!(
+            (decision.desired, decision.reason),
+            (desired, reason),
+            "at {at}s: {}",
+            decision.message
+        );
+    }
+}
+
+/// The forecast raises the count ahead of the load; its count is a claim about the next
+/// horizon (60 s), so it holds until one horizon after the last ask, not for the 300 s
+/// scale-down window: that window remembers only what the metrics asked for (4 throughout).
+#[test]
+fn a_forecast_raises_ahead_and_releases_one_horizon_after_its_last_ask() {
+    use Reason::{DesiredWithinRange, Forecast};
+    let mut run = Run::new(with_forecast_and_default_behavior(), 4);
+    forecast_table(
+        &mut run,
+        &[
+            // (s, load, forecast, desired, reason); 100 rps a replica.
+            (0, 400.0, 700.0, 7, Forecast),
+            (15, 400.0, 700.0, 7, Forecast),
+            // The forecast stops asking at 15 s: its claim holds until 75 s.
+            (30, 400.0, 400.0, 7, Forecast),
+            (60, 400.0, 400.0, 7, Forecast),
+            (75, 400.0, 400.0, 4, DesiredWithinRange),
+            (90, 400.0, 400.0, 4, Reason::WithinTolerance),
+        ],
+    );
+    assert!(run.history.forecasts.is_empty(), "{:?}", run.history);
+    let held = decide(
+        &run.policy,
+        &forecasting(7, 400.0, 400.0),
+        &History {
+            forecasts: vec![(t(0), 7)],
+            recommendations: vec![(t(0), 4)],
+            ..History::default()
+        },
+        None,
+        t(20),
+    );
+    assert_eq!(
+        held.message,
+        "the forecast asked 20s ago for 7 replicas within 1m: 7 held; the metrics ask for 4"
+    );
+}
+
+/// A count the metrics asked for is still held by the scale-down window as HPA holds it: the
+/// claim only adds a floor, it never shortens the window.
+#[test]
+fn the_metrics_count_keeps_its_stabilization_window_beside_a_forecast() {
+    use Reason::{DesiredWithinRange, Forecast, Stabilized};
+    let mut run = Run::new(with_forecast_and_default_behavior(), 4);
+    forecast_table(
+        &mut run,
+        &[
+            (0, 400.0, 800.0, 8, Forecast),
+            (15, 700.0, 700.0, 8, Forecast),
+            (30, 400.0, 400.0, 8, Forecast),
+            (75, 400.0, 400.0, 7, Stabilized),
+            (300, 400.0, 400.0, 7, Stabilized),
+            (315, 400.0, 400.0, 4, DesiredWithinRange),
+        ],
+    );
+}
+
+/// A forecast hovering at a count boundary (5 replicas, then 4, every other tick) does not make
+/// the count go up and down: each ask holds for the horizon, longer than the gap between asks.
+#[test]
+fn a_forecast_at_a_count_boundary_does_not_flap() {
+    let mut run = Run::new(with_forecast_and_default_behavior(), 4);
+    let mut counts = Vec::new();
+    for tick in 0..=24 {
+        let at = tick * 15;
+        // 460 rps asks for 5 replicas, 390 for 4; the last ask for 5 is at 270 s.
+        let forecast = if tick % 2 == 0 && at <= 270 {
+            460.0
+        } else {
+            390.0
+        };
+        let decision = run.tick_with(t(at), &forecasting(run.current, 400.0, forecast), None);
+        counts.push((at, decision.desired));
+    }
+    let changes = counts.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    assert_eq!(changes, 1, "{counts:?}");
+    assert!(
+        counts
+            .iter()
+            .all(|&(at, n)| n == if at < 330 { 5 } else { 4 }),
+        "{counts:?}"
+    );
+    assert!(run.history.events.len() <= 2, "{:?}", run.history.events);
+}
+
+/// Without a forecast, scale-down is HPA's: the 300 s window holds the highest recommendation.
+#[test]
+fn scale_down_without_a_forecast_is_unchanged() {
+    use Reason::{DesiredWithinRange, Stabilized};
+    let mut run = Run::new(policy(1, 20, ""), 4);
+    let rows = [
+        (0, 7, 7, DesiredWithinRange),
+        (15, 4, 7, Stabilized),
+        (285, 4, 7, Stabilized),
+        (300, 4, 4, DesiredWithinRange),
+    ];
+    for (at, wanted, desired, reason) in rows {
+        let decision = run.tick(t(at), wanted);
+        assert_eq!(
+            (decision.desired, decision.reason),
+            (desired, reason),
+            "{at}"
+        );
+    }
+    assert!(run.history.forecasts.is_empty());
+}
