@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::behavior::cutoff;
 use super::decision::{Decision, MetricOutcome};
-use super::history::History;
+use super::history::{recommendations_or_initial, History};
 use super::hpa::{self, Tolerance};
 use super::observation::Observation;
 use crate::policy::{ForecastUse, HumanDuration, PolicySpec};
@@ -67,12 +67,14 @@ pub(crate) struct Claim {
 
 impl Claim {
     /// The floor at `now`, from this call's forecast count and the asks [`History::record`]
-    /// kept. `None` for a policy without a `scaleUp` forecast, or when no ask is within the
-    /// horizon.
+    /// kept, each as it came through the scale-up stabilization window
+    /// ([`through_scale_up_window`]). `None` for a policy without a `scaleUp` forecast, or when
+    /// no ask is within the horizon.
     pub fn of(
         spec: &PolicySpec,
         forecast: Option<u32>,
         history: &History,
+        current: u32,
         now: DateTime<Utc>,
     ) -> Option<Claim> {
         let policy = spec.forecast.as_ref()?;
@@ -83,10 +85,11 @@ impl Claim {
         let kept = history
             .forecasts
             .iter()
-            .copied()
-            .filter(|&(at, _)| at > since && at <= now);
+            .filter(|ask| ask.at > since && ask.at <= now)
+            .map(|ask| (ask.at, ask.floor));
+        let this = forecast.map(|f| (now, through_scale_up_window(spec, history, f, current, now)));
         // The highest count wins; between equal counts, the latest ask (it lasts longest).
-        kept.chain(forecast.map(|replicas| (now, replicas)))
+        kept.chain(this)
             .max_by_key(|&(at, replicas)| (replicas, at))
             .map(|(asked_at, replicas)| Claim {
                 replicas,
@@ -118,4 +121,32 @@ pub(crate) fn ask(spec: &PolicySpec, decision: &Decision) -> Option<u32> {
     let forecast = decision.forecast?;
     let metrics = decision.recommendation.unwrap_or(decision.current);
     (policy.use_for == ForecastUse::ScaleUp && forecast > metrics).then_some(forecast)
+}
+
+/// What an ask of `forecast` replicas at `now` may claim once it has passed the scale-up
+/// stabilization window as HPA passes a recommendation: the lowest count asked for at every
+/// decision within the window, by the forecast or by the metrics, whichever asked more. A
+/// policy with a scale-up window wants a rise confirmed for that long (the demo's holds a flood
+/// until the classifier has called it), and a forecast's rise is no exception; with HPA's
+/// default window (0 s) the ask claims its own count at once.
+pub(crate) fn through_scale_up_window(
+    spec: &PolicySpec,
+    history: &History,
+    forecast: u32,
+    current: u32,
+    now: DateTime<Utc>,
+) -> u32 {
+    let since = cutoff(now, spec.behavior.scale_up().stabilization_window);
+    let asked_at = |at| {
+        history
+            .forecasts
+            .iter()
+            .find(|ask| ask.at == at)
+            .map_or(0, |ask| ask.replicas)
+    };
+    recommendations_or_initial(history, current, now)
+        .iter()
+        .filter(|&&(at, _)| at > since && at <= now)
+        .map(|&(at, metrics)| metrics.max(asked_at(at)))
+        .fold(forecast, u32::min)
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::behavior::cutoff;
 use super::decision::Decision;
 use super::forecast;
-use crate::policy::{HumanDuration, PolicySpec, ScaleEvent, ScaleState};
+use crate::policy::{ForecastAsk, HumanDuration, PolicySpec, ScaleEvent, ScaleState};
 
 /// Recommendations and scale events, oldest first.
 pub type History = ScaleState;
@@ -46,10 +46,15 @@ impl ScaleState {
             last_scale = Some(now);
         }
         let mut forecasts = self.forecasts.clone();
-        if let Some(ask) = forecast::ask(spec, decision) {
-            // A later ask at least as high outlasts an earlier one: only the newest is kept.
-            forecasts.retain(|&(_, replicas)| replicas > ask);
-            forecasts.push((now, ask));
+        if let Some(replicas) = forecast::ask(spec, decision) {
+            // The claim as `decide` computed it, from the same history.
+            let floor =
+                forecast::through_scale_up_window(spec, self, replicas, decision.current, now);
+            forecasts.push(ForecastAsk {
+                at: now,
+                replicas,
+                floor,
+            });
         }
         prune(
             ScaleState {
@@ -107,8 +112,9 @@ fn prune(mut state: ScaleState, spec: &PolicySpec, now: DateTime<Utc>) -> ScaleS
     state.events.retain(|event| event.at > event_cutoff);
     match spec.forecast.as_ref() {
         Some(forecast) => {
-            let ask_cutoff = cutoff(now, forecast.horizon);
-            state.forecasts.retain(|&(at, _)| at > ask_cutoff);
+            // The claim looks back one horizon; the scale-up window, at the asks within it.
+            let ask_cutoff = cutoff(now, forecast.horizon.max(up.stabilization_window));
+            state.forecasts.retain(|ask| ask.at > ask_cutoff);
         }
         None => state.forecasts.clear(),
     }
@@ -230,12 +236,18 @@ mod tests {
             asking.forecast = Some(forecast);
             history = history.record(&spec, &asking, true, at(secs));
         }
-        // 6 at 30 s outlasts 6 at 15 s; 4 is no ask above the metrics' 4.
-        assert_eq!(history.forecasts, vec![(at(0), 7), (at(30), 6)]);
+        // Every ask above the metrics' 4 is kept for the horizon; 4 is none. With HPA's default
+        // scale-up window (0 s) each ask could claim its own count.
+        let asked = |secs, replicas| ForecastAsk {
+            at: at(secs),
+            replicas,
+            floor: replicas,
+        };
+        assert_eq!(history.forecasts, [asked(0, 7), asked(15, 6), asked(30, 6)]);
         history = history.record(&spec, &asking, true, at(60));
-        assert_eq!(history.forecasts, vec![(at(30), 6)]);
+        assert_eq!(history.forecasts, [asked(15, 6), asked(30, 6)]);
         let json = serde_json::to_string(&history).unwrap();
-        assert!(json.contains(r#""forecasts":[["#), "{json}");
+        assert!(json.contains(r#""forecasts":[{"at":"#), "{json}");
         assert_eq!(serde_json::from_str::<ScaleState>(&json).unwrap(), history);
     }
 }

@@ -114,7 +114,7 @@ pub fn decide(
         fallback_due: fallback::due(&per_metric, &failed_reads, threshold),
         failed_so_far: fallback::fewest_failed(&per_metric, &failed_reads),
         schedule: schedule.as_ref(),
-        claim: forecast::Claim::of(spec, forecast, history, now),
+        claim: forecast::Claim::of(spec, forecast, history, current, now),
     };
     let core = match &idling {
         None => policy_outcome(&rules, current, &per_metric, forecast, history, now),

@@ -49,6 +49,17 @@ pub struct ScaleEvent {
     pub to: u32,
 }
 
+/// A `scaleUp` forecast's ask above the metrics' recommendation, kept for its hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ForecastAsk {
+    pub at: DateTime<Utc>,
+    /// The count the forecast asked for.
+    pub replicas: u32,
+    /// What the ask could claim after the scale-up stabilization window (at most `replicas`).
+    pub floor: u32,
+}
+
 /// The operator's memory across restarts, stored as JSON in `io.swarmpilot.state`.
 ///
 /// Written when the operator scales, when an event is added, when a service goes quiet (for
@@ -63,13 +74,12 @@ pub struct ScaleState {
     /// Recent recommendations within the longest stabilization window: (time, replicas).
     #[serde(default)]
     pub recommendations: Vec<(DateTime<Utc>, u32)>,
-    /// The forecast's recent asks above the metrics (`use: scaleUp`): (time, replicas), within
-    /// the forecast's horizon, each later than and above the next (an ask that a later, higher
-    /// one outlasts is dropped). A forecast claims its load arrives within the horizon, so its
-    /// count holds until one horizon after its last ask (see `decide`); at most one entry a
-    /// reconcile of the horizon, so the label stays small.
+    /// The forecast's recent asks above the metrics (`use: scaleUp`), within the longer of its
+    /// horizon and the scale-up stabilization window. A forecast claims its load arrives within
+    /// the horizon, so the count it could claim holds until one horizon after the ask (see
+    /// `decide`); at most one entry a reconcile, so the label stays small.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub forecasts: Vec<(DateTime<Utc>, u32)>,
+    pub forecasts: Vec<ForecastAsk>,
     /// When the operator last changed the replica count (the AGE column of `get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale: Option<DateTime<Utc>>,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::decide::{Limit, ObservedState, Reason};
 use crate::policy::{
-    AnomalyInputs, AnomalySpec, ForecastSpec, ForecastUse, StateAction, TrafficState,
+    AnomalyInputs, AnomalySpec, ForecastAsk, ForecastSpec, ForecastUse, StateAction, TrafficState,
 };
 
 fn with_forecast(use_for: ForecastUse) -> ScalingPolicy {
@@ -213,7 +213,11 @@ fn a_forecast_raises_ahead_and_releases_one_horizon_after_its_last_ask() {
         &run.policy,
         &forecasting(7, 400.0, 400.0),
         &History {
-            forecasts: vec![(t(0), 7)],
+            forecasts: vec![ForecastAsk {
+                at: t(0),
+                replicas: 7,
+                floor: 7,
+            }],
             recommendations: vec![(t(0), 4)],
             ..History::default()
         },
@@ -223,6 +227,33 @@ fn a_forecast_raises_ahead_and_releases_one_horizon_after_its_last_ask() {
     assert_eq!(
         held.message,
         "the forecast asked 20s ago for 7 replicas within 1m: 7 held; the metrics ask for 4"
+    );
+}
+
+/// A scale-up stabilization window confirms a forecast's rise as it confirms the metrics': the
+/// ask claims its count only once it was asked for (by the forecast or the metrics) at every
+/// decision within the window, so a one-tick ask raises nothing (the demo's 30 s window holds
+/// a flood until the classifier has called it), and a confirmed claim holds one horizon.
+#[test]
+fn a_forecast_passes_the_scale_up_window_before_it_claims() {
+    use Reason::{DesiredWithinRange, Forecast, WithinTolerance};
+    let mut policy = policy(1, 20, "scaleUp: {stabilizationWindow: 30s}");
+    policy.spec.forecast = with_forecast(ForecastUse::ScaleUp).spec.forecast;
+    let mut run = Run::new(policy, 4);
+    forecast_table(
+        &mut run,
+        &[
+            (0, 400.0, 400.0, 4, WithinTolerance),
+            // One ask, not confirmed within the window: nothing is claimed.
+            (15, 400.0, 700.0, 4, WithinTolerance),
+            (30, 400.0, 400.0, 4, WithinTolerance),
+            (45, 400.0, 700.0, 4, WithinTolerance),
+            // Asked at every decision of the last 30 s (45 s and 60 s): 7 is claimed.
+            (60, 400.0, 700.0, 7, Forecast),
+            (75, 400.0, 400.0, 7, Forecast),
+            // One horizon after the last ask, the metrics' 4 again.
+            (120, 400.0, 400.0, 4, DesiredWithinRange),
+        ],
     );
 }
 
