@@ -2,8 +2,9 @@
 //! replica count with the same HPA calculation (issue 6). Whether the forecaster is trustworthy
 //! is judged by the caller, which passes `None` when not.
 //!
-//! With `use: scaleUp` a forecast is a claim about the next `horizon`: its count is a floor on
-//! the stabilized count ([`Claim`]) while it asks for more than the metrics, and for at most one
+//! With `use: scaleUp` a forecast is a claim about the next `horizon`: its count, once it has
+//! passed the scale-up stabilization window ([`through_scale_up_window`]), is a floor on the
+//! stabilized count ([`Claim`]) while it asks for more than the metrics, and for at most one
 //! horizon after its last ask. It never enters the recommendations the stabilization windows
 //! remember, so HPA's scale-down window holds only what the metrics asked for, and replicas the
 //! forecast asked for are released (at the scale-down rate policies' pace) once the load it
@@ -55,8 +56,8 @@ pub(crate) fn combine(
     }
 }
 
-/// A `scaleUp` forecast's floor on the stabilized count: the highest count it asked for within
-/// the last horizon, this call's ask included.
+/// A `scaleUp` forecast's floor on the stabilized count: the highest count its asks within the
+/// last horizon could claim, this call's ask included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Claim {
     pub replicas: u32,
