@@ -943,6 +943,7 @@ async fn check_parity(
         capacity_per_replica: 10.0,
         startup: chrono::Duration::zero(),
         initial_replicas: decisions.first().map(|d| d.current),
+        from: None,
         ticks: Some(ticks),
     };
     let replayed = replay::compare(policy, &trace, &options, &ModelSignals).expect("replay");

@@ -47,7 +47,9 @@ pub struct Args {
     /// Replicas at the start of the trace (all serving). Default: minReplicas.
     #[arg(long, value_name = "N")]
     pub initial_replicas: Option<u32>,
-    /// Replay rows at or after this time: a date (2023-06-17, midnight UTC) or a date-time.
+    /// Decide and count from this time: a date (2023-06-17, midnight UTC) or a date-time. The
+    /// rows before are history only (the models' windows and --metric-window read them), as
+    /// the operator's start-up backfill gives it.
     #[arg(long, value_name = "TIME")]
     pub from: Option<String>,
     /// Replay rows before this time.
@@ -89,7 +91,8 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
             .transpose()
     };
     let (from, to) = (bound("--from", &args.from)?, bound("--to", &args.to)?);
-    let trace = Trace::read_path(&args.trace)?.select(from, to)?;
+    // The rows before `--from` stay: they are the history the models and the window read.
+    let trace = Trace::read_path(&args.trace)?.select(None, to)?;
     let options = Options {
         metric: args.metric.clone(),
         scale: args.scale,
@@ -101,6 +104,7 @@ pub fn run(args: &Args, output: Output) -> anyhow::Result<ExitCode> {
         capacity_per_replica: args.capacity_per_replica,
         startup: chrono::Duration::from_std(args.startup).context("--startup is too long")?,
         initial_replicas: args.initial_replicas,
+        from,
         ticks: None,
     };
     let signals = signals();

@@ -54,6 +54,10 @@ pub struct Options {
     pub startup: Duration,
     /// Default: the policy's `minReplicas`.
     pub initial_replicas: Option<u32>,
+    /// Decisions and figures start at the first row at or after this time; the rows before are
+    /// history only, as the operator's start-up backfill gives it: the models' windows and the
+    /// metric's window read them. `None`: from the trace's first row, with no history.
+    pub from: Option<DateTime<Utc>>,
     /// The decision times, increasing; default (`None`): every policy `interval` from the
     /// trace's start. Replaying at the times a live loop decided puts the same decisions in
     /// each stabilization window (see [`parity`]).
@@ -110,7 +114,19 @@ pub fn compare(
             column: column.name.clone(),
         });
     }
-    let demand = Demand::new(&trace.times, &values, trace.step());
+    // The whole trace is history; decisions and figures cover the rows from `options.from` on.
+    let history = Demand::new(&trace.times, &values, trace.step());
+    let first = options
+        .from
+        .map_or(0, |from| trace.times.partition_point(|&at| at < from));
+    if trace.times.len().saturating_sub(first) < 2 {
+        return Err(ReplayError::EmptyRange {
+            first: trace.times[0],
+            last: trace.times[trace.times.len() - 1],
+        });
+    }
+    let times = &trace.times[first..];
+    let demand = Demand::new(times, &values[first..], trace.step());
 
     let mut simulated = policy.clone();
     simulated.spec.mode = Mode::Enforce;
@@ -141,8 +157,8 @@ pub fn compare(
         None => simulate::tick_times(&demand, interval),
     };
     let observed = match options.metric_window {
-        Some(window) => Observed::windowed(&demand, window, &trace.times, &ticks),
-        None => Observed::raw(&demand, &ticks),
+        Some(window) => Observed::windowed(&history, window, &trace.times, &ticks),
+        None => Observed::raw(&history, &ticks),
     };
     let forecasts = match &simulated.spec.forecast {
         Some(spec) if spec.metric == load.name => {
@@ -178,8 +194,8 @@ pub fn compare(
             .clamp(policy.spec.min_replicas, policy.spec.max_replicas),
     };
     let labels = trace.labels.as_ref().map(|labels| Labels {
-        times: &trace.times,
-        labels,
+        times,
+        labels: &labels[first..],
     });
     let run = |name: String, policy: &ScalingPolicy, signals: &TickSignals<'_>| {
         let ticks = simulate::simulate(policy, &load, service, &demand, &observed, &ticks, signals);
@@ -209,7 +225,7 @@ pub fn compare(
     Ok(Comparison {
         metric: load.name.clone(),
         column: column.name.clone(),
-        times: trace.times.clone(),
+        times: times.to_vec(),
         metric_window: options.metric_window,
         horizon: simulated
             .spec

@@ -37,6 +37,7 @@ fn replay_example(
         capacity_per_replica,
         startup: Duration::seconds(30),
         initial_replicas: None,
+        from: None,
         ticks: None,
     };
     compare(&policy, &trace, &options, &ModelSignals).unwrap()
@@ -168,6 +169,7 @@ fn demo_options() -> Options {
         capacity_per_replica: 10.0,
         startup: Duration::seconds(30),
         initial_replicas: None,
+        from: None,
         ticks: None,
     }
 }
@@ -295,6 +297,7 @@ fn flash_crowd_states(scale: f64) -> Vec<(String, Option<TrafficState>)> {
         capacity_per_replica: 600.0 * scale,
         startup: Duration::seconds(30),
         initial_replicas: None,
+        from: None,
         ticks: None,
     };
     let result = compare(&policy, &trace, &options, &ModelSignals).unwrap();

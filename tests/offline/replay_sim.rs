@@ -43,6 +43,7 @@ fn options(capacity: f64, startup_secs: i64) -> Options {
         capacity_per_replica: capacity,
         startup: Duration::seconds(startup_secs),
         initial_replicas: None,
+        from: None,
         ticks: None,
     }
 }
@@ -427,6 +428,42 @@ fn through_a_window_the_forecaster_reads_the_mean_rate_too() {
         .collect();
     assert_eq!(full_minutes.len(), 541);
     assert!(full_minutes.iter().all(|&v| v == 100.0), "{full_minutes:?}");
+}
+
+/// `from`: decisions and figures start there, and the rows before are history, as the
+/// operator's start-up backfill gives it: the forecaster is fed them, and the first decision
+/// reads a full minute through the window.
+#[test]
+fn rows_before_from_are_history_not_decisions() {
+    let policy = rate_policy(FORECAST);
+    let from = Options {
+        from: Some(at(700)),
+        ..windowed(Some(60))
+    };
+    let recording = Recording::default();
+    let run = compare(&policy, &arrivals(), &from, &recording).unwrap();
+    let load = recording.0.into_inner();
+    // The forecaster got every row's window from the second row on, as without `from`.
+    assert_eq!(load.len(), 1799);
+    assert_eq!(load[0].at, at(1));
+    // Decisions and figures cover [700 s, 1800 s) only.
+    assert_eq!(run.policy.ticks[0].at, at(700));
+    assert_eq!(run.demand.start, at(700));
+    assert_eq!(run.times[0], at(700));
+    // The first decision reads the minute before 700 s, all at 300/s: 6 replicas, of which
+    // HPA's scale-up rate (4 a period from 1) allows 5 at once.
+    assert_eq!(run.observed.at_ticks[0], Some(300.0));
+    assert_eq!(run.baseline.ticks[0].desired(), 5);
+    // Without the history, the same range read from its own first row has no full minute yet.
+    let cut = arrivals().select(Some(at(700)), None).unwrap();
+    let alone = compare(&policy, &cut, &windowed(Some(60)), &no_models()).unwrap();
+    assert_eq!(alone.observed.at_ticks[0], None);
+    // A `from` past the trace is refused.
+    let late = Options {
+        from: Some(at(5000)),
+        ..windowed(Some(60))
+    };
+    assert!(compare(&policy, &arrivals(), &late, &no_models()).is_err());
 }
 
 #[test]
