@@ -311,9 +311,9 @@ async fn the_operators_own_scale_runs_no_reconcile_and_a_users_scale_runs_one_at
     operator.stop().await;
 }
 
-/// After a restart, the loop asks Prometheus for the history its forecaster reads: one range
-/// query, one sample per policy interval, as the loop would have read them; a Prometheus that
-/// cannot be reached leaves the history to fill as the loop reads the metric.
+/// After a restart, the loop asks Prometheus for the history its forecast ensemble reads (up to an
+/// hour): one range query, one sample per policy interval, as the loop would have read them; a
+/// Prometheus that cannot be reached leaves the history to fill as the loop reads the metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_models_history_is_backfilled_from_prometheus_at_start_up() {
     use swarmpilot::metrics::{PrometheusClient, PrometheusClientConfig};
@@ -375,7 +375,7 @@ async fn the_models_history_is_backfilled_from_prometheus_at_start_up() {
     );
     assert!(kept
         .iter()
-        .all(|s| s.at <= now && now - s.at <= chrono::Duration::minutes(5)));
+        .all(|s| s.at <= now && now - s.at <= chrono::Duration::hours(1)));
     let values: Vec<f64> = kept.iter().map(|s| s.value).collect();
     let first_20 = values.iter().position(|&v| v == 20.0).unwrap();
     assert!(values[..first_20].iter().all(|&v| v == 10.0), "{values:?}");

@@ -95,6 +95,12 @@ pub struct SignalMemory {
     states: StateTracker,
 }
 
+/// How many samples of a forecast metric's history the ensemble reads: the model's window, and
+/// the last hour the autoregression is fitted on (what a start-up backfill should fetch).
+pub fn forecast_history_samples(meta: &ModelMetadata) -> usize {
+    meta.window.max(AR_WINDOW)
+}
+
 impl SignalMemory {
     /// Adds a sample of metric `name`; samples not newer than the newest kept are dropped, and
     /// samples older than [`HISTORY`] before the newest are forgotten.

@@ -32,7 +32,8 @@ pub use features::{classifier_features, RoleHistories, FEATURE_NAMES};
 pub use forecast::Forecaster;
 pub use load::{Model, MAX_MODEL_BYTES, SHIPPED};
 pub use memory::{
-    horizon_peak, horizon_steps, Answers, ForecastPath, SignalMemory, Signals, HISTORY,
+    forecast_history_samples, horizon_peak, horizon_steps, Answers, ForecastPath, SignalMemory,
+    Signals, HISTORY,
 };
 pub use metadata::{ModelKind, ModelMetadata};
 pub use policy_check::{check_anomaly, check_forecast};

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use super::batcher::Batcher;
 use crate::metrics::{policy_sources, MetricReading, PrometheusClient};
 use crate::models::{
-    check_anomaly, check_forecast, Answers, Classification, Classifier, ForecastPath, Forecaster,
-    ModelCache, Sample, SignalMemory, Signals,
+    check_anomaly, check_forecast, forecast_history_samples, Answers, Classification, Classifier,
+    ForecastPath, Forecaster, ModelCache, Sample, SignalMemory, Signals,
 };
 use crate::policy::{AnomalySpec, ForecastSpec, PolicySpec, Source};
 use crate::swarm::ServiceInfo;
@@ -114,8 +114,8 @@ pub fn record(memory: &mut SignalMemory, readings: &[MetricReading]) {
     memory.keep_only(readings.iter().map(|r| r.name.as_str()));
 }
 
-/// The history each metric the policy's models read needs, longest first wins: the forecaster's
-/// window, the classifier's baseline. A model that cannot be loaded asks for none.
+/// The history each metric the policy's models read needs, longest first wins: the forecast
+/// ensemble's (the model's window, the autoregression's hour), the classifier's baseline. A model that cannot be loaded asks for none.
 async fn wanted(spec: &PolicySpec, runner: &ModelRunner) -> BTreeMap<String, chrono::Duration> {
     fn span(samples: usize, period_secs: f64) -> chrono::Duration {
         chrono::Duration::milliseconds((samples as f64 * period_secs * 1000.0).round() as i64)
@@ -127,7 +127,8 @@ async fn wanted(spec: &PolicySpec, runner: &ModelRunner) -> BTreeMap<String, chr
     };
     if let Some(forecast) = &spec.forecast {
         if let Ok((_, meta)) = runner.forecaster(forecast).await {
-            want(&forecast.metric, span(meta.window, meta.sample_period_secs));
+            let samples = forecast_history_samples(&meta);
+            want(&forecast.metric, span(samples, meta.sample_period_secs));
         }
     }
     if let Some(anomaly) = &spec.anomaly {
