@@ -989,13 +989,25 @@ async fn check_parity(
             .join("\n")
     );
     // Live and replay read the same Prometheus at nearly the same moments: they part only
-    // around a change of load, for a stabilization window at most. The scenario has four such
-    // changes (base load, ramp, quiet, flood), about 90 of ~300 ticks; more means parity is lost.
-    let explained: usize = parity.explained().values().sum();
+    // around a change of load (base load, ramp, quiet, flood), where one input read at another
+    // moment starts a difference; the ticks after it, until the behavior's windows and the
+    // forecast's hold let go, follow from it. Parity is lost if many differences start, or if
+    // the counts stay apart for most of the run.
+    let explained = parity.explained();
+    let all: usize = explained.values().sum();
+    let starting: usize = explained
+        .iter()
+        .filter(|(cause, _)| !cause.follows_an_earlier())
+        .map(|(_, n)| n)
+        .sum();
+    let rows = parity.rows.len();
     assert!(
-        explained * 100 <= parity.rows.len() * MAX_EXPLAINED_PERCENT,
-        "{explained} of {} ticks differ (explained), more than {MAX_EXPLAINED_PERCENT}%",
-        parity.rows.len()
+        starting * 100 <= rows * MAX_STARTING_PERCENT,
+        "{starting} of {rows} ticks start a difference (explained), more than {MAX_STARTING_PERCENT}%"
+    );
+    assert!(
+        all * 100 <= rows * MAX_EXPLAINED_PERCENT,
+        "{all} of {rows} ticks differ (explained), more than {MAX_EXPLAINED_PERCENT}%"
     );
     assert!(
         parity.rows.len() >= 100,
@@ -1004,8 +1016,13 @@ async fn check_parity(
     );
 }
 
-/// The share of compared ticks whose counts may differ for an explained reason.
-const MAX_EXPLAINED_PERCENT: usize = 25;
+/// The share of compared ticks that may start a difference for an explained reason (one or two
+/// around each of the scenario's four changes of load).
+const MAX_STARTING_PERCENT: usize = 10;
+/// The share of compared ticks whose counts may differ for an explained reason, those that
+/// follow an earlier difference included: a difference lasts a stabilization window and the
+/// forecast's hold at most, so the counts stay together for most of the run.
+const MAX_EXPLAINED_PERCENT: usize = 50;
 
 /// Whether a decision's detail says the forecast was used (the headline names only the cause).
 fn forecast_used(decision: &serde_json::Value) -> bool {

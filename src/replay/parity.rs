@@ -71,6 +71,14 @@ pub enum Cause {
     Earlier,
 }
 
+impl Cause {
+    /// Whether the difference follows from an earlier one (the counts had already parted, or an
+    /// earlier difference is still in the behavior's memory) rather than starting its own.
+    pub fn follows_an_earlier(self) -> bool {
+        matches!(self, Cause::Replicas | Cause::Earlier)
+    }
+}
+
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

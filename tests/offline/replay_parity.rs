@@ -149,6 +149,14 @@ fn every_difference_is_given_its_input_or_refused() {
     assert!(matches!(verdicts[11], Verdict::Unexplained(_)));
     assert_eq!(parity.rows[11].live, missing);
 
+    // Of the seven explained, the counts already apart and the earlier difference follow from
+    // one before them; the other five start their own.
+    let following: Vec<Cause> = parity
+        .explained()
+        .into_keys()
+        .filter(|cause| cause.follows_an_earlier())
+        .collect();
+    assert_eq!(following, [Cause::Replicas, Cause::Earlier]);
     assert_eq!((parity.equal(), parity.equal_inputs()), (2, 1));
     assert_eq!(parity.unexplained().len(), 3);
     assert_eq!(parity.differences().count(), 10);
