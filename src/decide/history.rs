@@ -1,7 +1,7 @@
 //! The memory `decide` needs between calls: past recommendations (for the stabilization windows),
-//! scale events (for the rate policies) and the forecast's recent asks (for its hold). It is the label-borne [`ScaleState`], so the
-//! reconcile loop can persist it in `io.swarmpilot.state` and a restarted operator keeps its
-//! windows and limits.
+//! scale events (for the rate policies) and the forecast's recent asks (for its hold). It is the
+//! label-borne [`ScaleState`], so the reconcile loop can persist it in `io.swarmpilot.state` and a
+//! restarted operator keeps its windows, limits and holds.
 
 use std::borrow::Cow;
 
