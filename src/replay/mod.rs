@@ -114,8 +114,7 @@ pub fn compare(
             column: column.name.clone(),
         });
     }
-    // The whole trace is history; decisions and figures cover the rows from `options.from` on.
-    let history = Demand::new(&trace.times, &values, trace.step());
+    // Decisions and figures cover the rows from `options.from` on; the whole trace is history.
     let first = options
         .from
         .map_or(0, |from| trace.times.partition_point(|&at| at < from));
@@ -127,6 +126,8 @@ pub fn compare(
     }
     let times = &trace.times[first..];
     let demand = Demand::new(times, &values[first..], trace.step());
+    let earlier = (first > 0).then(|| Demand::new(&trace.times, &values, trace.step()));
+    let history = earlier.as_ref().unwrap_or(&demand);
 
     let mut simulated = policy.clone();
     simulated.spec.mode = Mode::Enforce;
@@ -157,8 +158,8 @@ pub fn compare(
         None => simulate::tick_times(&demand, interval),
     };
     let observed = match options.metric_window {
-        Some(window) => Observed::windowed(&history, window, &trace.times, &ticks),
-        None => Observed::raw(&history, &ticks),
+        Some(window) => Observed::windowed(history, window, &trace.times, &ticks),
+        None => Observed::raw(history, &ticks),
     };
     let forecasts = match &simulated.spec.forecast {
         Some(spec) if spec.metric == load.name => {
