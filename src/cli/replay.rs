@@ -35,7 +35,9 @@ pub struct Args {
     /// `rate(x[1m])` reads a counter. Use it for an arrival trace (requests counted per second,
     /// or per row with --scale making it per second) when the policy's query is a rate over a
     /// window; leave it out for a trace `record` wrote (each row is the query's result). The
-    /// demand served is the column as it is either way. At least the trace's row spacing.
+    /// classifier's traffic roles (requests, errors, bytes) are read through the same window;
+    /// latency, per request, as it is. The demand served is the column as it is either way. At
+    /// least the trace's row spacing.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub metric_window: Option<std::time::Duration>,
     /// The load (in the metric's unit) one serving replica absorbs.

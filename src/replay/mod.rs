@@ -47,8 +47,10 @@ pub struct Options {
     /// with the scale.
     pub scale: f64,
     /// The policy reads the column through this trailing window (an arrival trace whose query
-    /// is `rate(x[w])`): see [`observed`]. `None`: it reads the column as it is (a trace
-    /// `record` wrote). The demand is the column as it is either way.
+    /// is `rate(x[w])`): see [`observed`]. The classifier reads its traffic roles (requests,
+    /// errors, bytes received and sent) through the same window; latency, a per-request figure,
+    /// as it is. `None`: every column is read as it is (a trace `record` wrote). The demand is
+    /// the column as it is either way.
     pub metric_window: Option<Duration>,
     pub capacity_per_replica: f64,
     pub startup: Duration,
@@ -104,11 +106,7 @@ pub fn compare(
     let mut notes: Vec<String> = trace.repeat_note().into_iter().collect();
     let load = load_metric(policy)?.clone();
     let column = load_column(trace, &load.name, options.metric.as_deref())?;
-    let values: Vec<Option<f64>> = column
-        .values
-        .iter()
-        .map(|v| v.map(|v| v * options.scale))
-        .collect();
+    let values = scaled(column, options.scale);
     if values.iter().all(Option::is_none) {
         return Err(ReplayError::NoValues {
             column: column.name.clone(),
@@ -157,10 +155,7 @@ pub fn compare(
         Some(ticks) => ticks.clone(),
         None => simulate::tick_times(&demand, interval),
     };
-    let observed = match options.metric_window {
-        Some(window) => Observed::windowed(history, window, &trace.times, &ticks),
-        None => Observed::raw(history, &ticks),
-    };
+    let observed = Observed::read(history, options.metric_window, &trace.times, &ticks);
     let forecasts = match &simulated.spec.forecast {
         Some(spec) if spec.metric == load.name => {
             let per_tick = signals.forecasts(spec, &observed.points, &ticks)?;
@@ -178,7 +173,7 @@ pub fn compare(
     };
     let states = match &simulated.spec.anomaly {
         Some(spec) => {
-            let roles = role_series(spec, trace, &load.name, &observed, options.scale)?;
+            let roles = role_series(spec, trace, &load.name, &observed, options)?;
             let per_tick = signals.states(spec, &roles, &ticks)?;
             notes.extend(skipped("traffic state", &per_tick));
             Some(per_tick)
@@ -341,14 +336,17 @@ fn check_options(
 }
 
 /// The classifier's role series: the load metric's role reads the load metric as the policy
-/// observes it, every other named metric the trace column of the same name, multiplied by
-/// `scale` when the role is a count or rate of the traffic ([`Options::scale`]).
+/// observes it, every other named metric the trace column of the same name. A role that is a
+/// count or rate of the traffic is read as the load metric is: multiplied by `scale`
+/// ([`Options::scale`]) and through `--metric-window` ([`Observed::read`]), so that a feature
+/// such as errors over requests compares two means over the same window, as the live queries
+/// (`rate(x[w])` each) do.
 fn role_series(
     spec: &AnomalySpec,
     trace: &Trace,
     load: &str,
     observed: &Observed,
-    scale: f64,
+    options: &Options,
 ) -> Result<RoleSeries, ReplayError> {
     let series = |role: &str,
                   metric: &Option<String>,
@@ -367,22 +365,18 @@ fn role_series(
                 why: format!("anomaly.inputs.{role} names it"),
                 columns: trace.column_names(),
             })?;
-        let factor = match unit {
-            RoleUnit::Traffic => scale,
-            RoleUnit::PerRequest => 1.0,
+        // Latency is read as the column gives it, window or not: it is a figure per request
+        // (a quantile or a mean of the row's requests), not a count. Its time-weighted mean
+        // would weigh an idle second like a busy one, which is neither what a quantile of
+        // `rate(bucket[w])` nor a mean of `rate(sum[w]) / rate(count[w])` reads; both need
+        // the requests behind each row, which a trace column of latency does not hold.
+        let (factor, window) = match unit {
+            RoleUnit::Traffic => (options.scale, options.metric_window),
+            RoleUnit::PerRequest => (1.0, None),
         };
+        let demand = Demand::new(&trace.times, &scaled(column, factor), trace.step());
         Ok(Some(
-            trace
-                .times
-                .iter()
-                .zip(&column.values)
-                .filter_map(|(&at, v)| {
-                    v.map(|value| Point {
-                        at,
-                        value: value * factor,
-                    })
-                })
-                .collect(),
+            Observed::read(&demand, window, &trace.times, &[]).points,
         ))
     };
     let inputs = &spec.inputs;
@@ -395,7 +389,17 @@ fn role_series(
     })
 }
 
-/// What a classifier role measures, which decides whether `--scale` multiplies it.
+/// The column's values multiplied by `factor`; empty cells stay empty.
+fn scaled(column: &trace::Column, factor: f64) -> Vec<Option<f64>> {
+    column
+        .values
+        .iter()
+        .map(|v| v.map(|value| value * factor))
+        .collect()
+}
+
+/// What a classifier role measures, which decides whether `--scale` multiplies it and
+/// `--metric-window` averages it.
 #[derive(Clone, Copy)]
 enum RoleUnit {
     /// A count or rate of the service's traffic: scales with it.

@@ -1,6 +1,7 @@
-//! What the policy observes of the load column: the column as it is (a trace `record` wrote,
-//! whose rows are the policy's query results), or its mean over a trailing window
-//! (`--metric-window`: an arrival trace, whose query is a `rate(x[w])` of it).
+//! What the policy observes of the load column, and the classifier of its other traffic columns:
+//! the column as it is (a trace `record` wrote, whose rows are the policy's query results), or
+//! its mean over a trailing window (`--metric-window`: an arrival trace, whose queries are
+//! `rate(x[w])` of it).
 //!
 //! Through a window, the value at time `t` is the time-weighted mean of the demand (the scaled
 //! column as its step function, [`Demand`]) over `[t - w, t)`: exactly what `rate(x[w])` of a
@@ -47,6 +48,21 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The column as the policy reads it, sampled at each of the trace's `rows` and ticks:
+    /// through the trailing `window` when there is one ([`Observed::windowed`]), else as it is
+    /// ([`Observed::raw`]). The one rule every windowed series of a replay is read by.
+    pub fn read(
+        demand: &Demand,
+        window: Option<Duration>,
+        rows: &[DateTime<Utc>],
+        ticks: &[DateTime<Utc>],
+    ) -> Observed {
+        match window {
+            Some(window) => Observed::windowed(demand, window, rows, ticks),
+            None => Observed::raw(demand, ticks),
+        }
+    }
+
     /// The column as it is: the demand's samples, and the demand at each tick.
     pub fn raw(demand: &Demand, ticks: &[DateTime<Utc>]) -> Observed {
         Observed {

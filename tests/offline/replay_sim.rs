@@ -385,10 +385,14 @@ fn through_a_window_the_baseline_follows_the_mean_rate_not_single_seconds() {
     assert!(mean.summary.replica_hours < counts.summary.replica_hours / 3.0);
 }
 
-/// Test-only signals that keep the load samples the forecaster would be fed, and forecast
-/// nothing. Never used outside tests.
+/// Test-only signals that keep the load samples the forecaster would be fed and the role
+/// series the classifier would be fed, and forecast and classify nothing. Never used outside
+/// tests.
 #[derive(Default)]
-struct Recording(std::cell::RefCell<Vec<Point>>);
+struct Recording {
+    load: std::cell::RefCell<Vec<Point>>,
+    roles: std::cell::RefCell<Option<RoleSeries>>,
+}
 
 impl Signals for Recording {
     fn forecasts(
@@ -397,7 +401,7 @@ impl Signals for Recording {
         load: &[Point],
         ticks: &[DateTime<Utc>],
     ) -> Result<PerTick<ForecastPath>, ReplayError> {
-        self.0.borrow_mut().extend_from_slice(load);
+        self.load.borrow_mut().extend_from_slice(load);
         Ok(ticks.iter().map(|_| Err("recording".to_owned())).collect())
     }
 
@@ -407,6 +411,7 @@ impl Signals for Recording {
         roles: &RoleSeries,
         ticks: &[DateTime<Utc>],
     ) -> Result<PerTick<TrafficState>, ReplayError> {
+        *self.roles.borrow_mut() = Some(roles.clone());
         no_models().states(spec, roles, ticks)
     }
 }
@@ -416,7 +421,7 @@ fn through_a_window_the_forecaster_reads_the_mean_rate_too() {
     let policy = rate_policy(FORECAST);
     let recording = Recording::default();
     compare(&policy, &arrivals(), &windowed(Some(60)), &recording).unwrap();
-    let load = recording.0.into_inner();
+    let load = recording.load.into_inner();
     // One sample a row from the second row on (the first row's window is empty), each the
     // mean of the minute before it: 100/s in every full minute of the first phase.
     assert_eq!(load.len(), 1799);
@@ -442,7 +447,7 @@ fn rows_before_from_are_history_not_decisions() {
     };
     let recording = Recording::default();
     let run = compare(&policy, &arrivals(), &from, &recording).unwrap();
-    let load = recording.0.into_inner();
+    let load = recording.load.into_inner();
     // The forecaster got every row's window from the second row on, as without `from`.
     assert_eq!(load.len(), 1799);
     assert_eq!(load[0].at, at(1));
@@ -511,4 +516,93 @@ fn given_decision_times_replace_the_interval_grid() {
     };
     let error = compare(&slow, &trace, &given, &no_models()).unwrap_err();
     assert!(error.to_string().contains("decision times"), "{error}");
+}
+
+/// An arrival trace of the classifier's roles, the bursts of [`arrivals`] in each: requests
+/// (the load, `rps`), errors a quarter of them, bytes received and sent 1024 and 2048 per
+/// request, and a latency of 0.25 s in a burst second and 0.5 s in a quiet one.
+fn arrivals_by_role() -> Trace {
+    let mut text = "timestamp,rps,errors,latency,rx,tx\n".to_owned();
+    for t in 0..1800 {
+        let rate = if (600..1200).contains(&t) { 300 } else { 100 };
+        let count = if t % 4 == 0 { 4 * rate } else { 0 };
+        let latency = if count > 0 { 0.25 } else { 0.5 };
+        text.push_str(&format!(
+            "{},{count},{},{latency},{},{}\n",
+            T0 + t,
+            count / 4,
+            count * 1024,
+            count * 2048
+        ));
+    }
+    Trace::read("arrivals by role", text.as_bytes()).unwrap()
+}
+
+const CLASSIFIER: &str = "  observe:\n  - name: errors\n    prometheus: {query: 'sum(rate(errors[1m]))'}\n  \
+    - name: latency\n    prometheus: {query: 'latency'}\n  - name: rx\n    \
+    prometheus: {query: 'sum(rate(rx[1m]))'}\n  - name: tx\n    prometheus: {query: 'sum(rate(tx[1m]))'}\n  \
+    anomaly:\n    model: traffic-states\n    \
+    inputs: {requests: rps, errors: errors, latency: latency, receiveBytes: rx, transmitBytes: tx}\n";
+
+/// The roles `compare` feeds the classifier over [`arrivals_by_role`] with `window` seconds.
+fn roles_through(window: Option<i64>) -> RoleSeries {
+    let recording = Recording::default();
+    let policy = rate_policy(CLASSIFIER);
+    compare(&policy, &arrivals_by_role(), &windowed(window), &recording).unwrap();
+    recording
+        .roles
+        .into_inner()
+        .expect("the classifier was asked")
+}
+
+#[test]
+fn through_a_window_every_traffic_role_of_the_classifier_is_read_alike() {
+    let roles = roles_through(Some(60));
+    let requests = roles.requests.unwrap();
+    // Each traffic role is its column's mean over the same window at the same rows: errors a
+    // quarter of the requests and bytes 1024 and 2048 per request at every row, as in each
+    // second of the trace (powers of two, so the means compare exactly).
+    for (name, role, per_request) in [
+        ("errors", roles.errors.clone().unwrap(), 0.25),
+        ("receiveBytes", roles.receive_bytes.unwrap(), 1024.0),
+        ("transmitBytes", roles.transmit_bytes.unwrap(), 2048.0),
+    ] {
+        assert_eq!(role.len(), requests.len(), "{name}");
+        for (point, request) in role.iter().zip(&requests) {
+            assert_eq!(point.at, request.at, "{name}");
+            assert_eq!(
+                point.value,
+                request.value * per_request,
+                "{name} at {}",
+                point.at
+            );
+        }
+    }
+    // Those are means of the minute before, not single seconds: 100 requests/s and 25
+    // errors/s in every full minute of the first phase.
+    assert_eq!(requests.len(), 1799);
+    let full_minutes = |points: &[Point]| -> Vec<f64> {
+        points
+            .iter()
+            .filter(|p| p.at >= at(60) && p.at <= at(600))
+            .map(|p| p.value)
+            .collect()
+    };
+    assert!(full_minutes(&requests).iter().all(|&v| v == 100.0));
+    assert!(full_minutes(&roles.errors.unwrap())
+        .iter()
+        .all(|&v| v == 25.0));
+    // Latency, a figure per request, is read as the column gives it, window or not.
+    let latency = roles.latency.unwrap();
+    assert_eq!(latency.len(), 1800);
+    assert_eq!(latency[0].value, 0.25);
+    assert_eq!(latency[1].value, 0.5);
+    assert_eq!(Some(latency), roles_through(None).latency);
+
+    // Without a window every role is the column as it is: single seconds, 0 or 4x the rate.
+    let raw = roles_through(None);
+    let raw_errors = raw.errors.unwrap();
+    assert_eq!(raw_errors.len(), 1800);
+    assert_eq!((raw_errors[0].value, raw_errors[1].value), (100.0, 0.0));
+    assert_eq!(raw.requests.unwrap()[0].value, 400.0);
 }
