@@ -19,8 +19,8 @@ pub use cache::{Decoded, PolicyCache};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use duration::HumanDuration;
 pub use parse::{
-    load_yaml, parse, parse_bytes, parse_documents, parse_documents_bytes, text_of, MAX_FLOW_DEPTH,
-    MAX_INPUT_BYTES,
+    load_yaml, parse, parse_bytes, parse_documents, parse_documents_bytes, text_of,
+    MAX_BLOCK_DEPTH, MAX_FLOW_DEPTH, MAX_INPUT_BYTES,
 };
 pub use schedule::{Window, WindowError, WindowState};
 pub use schema::{crd_yaml, json_schema, json_schema_text};

@@ -3,8 +3,9 @@
 //!
 //! Hostile input is bounded before it reaches the YAML parser: text over [`MAX_INPUT_BYTES`]
 //! is refused outright, and so is flow nesting (`[`, `{`) deeper than [`MAX_FLOW_DEPTH`], because
-//! the YAML scanner's time grows with the square of the flow depth. The parser itself refuses
-//! values nested deeper than 128 levels. Each document is built within a budget of values and
+//! the YAML scanner's time grows with the square of the flow depth, and block nesting deeper
+//! than [`MAX_BLOCK_DEPTH`], because the parser holds every event of a document before it
+//! checks its own nesting limit. Labels and files pass the same checks. Each document is built within a budget of values and
 //! text ([`super::bounded`]), so anchors and aliases cannot multiply a small text into a huge
 //! value. Every input ends in a diagnostic, never a panic, a stack overflow, unbounded memory
 //! or unbounded time.
@@ -28,6 +29,12 @@ pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
 /// The deepest `[`/`{` nesting accepted. Brackets are counted without regard to quoting, so
 /// a string with this many unbalanced opening brackets is refused too; no policy needs either.
 pub const MAX_FLOW_DEPTH: usize = 32;
+
+/// The deepest block nesting accepted, as [`check_block_depth`] counts it: each indentation
+/// still open and each collection opened on a line (`- - x`). Policies and compose files nest
+/// a few levels. The parser's own limit (128) comes too late to bound memory: it holds the
+/// whole document's events first, some 200 MB for a 1 MiB file of `- - - ...`.
+pub const MAX_BLOCK_DEPTH: usize = 64;
 
 /// One YAML document holding a whole `ScalingPolicy`, parsed and validated.
 pub fn parse(text: &str) -> Result<ScalingPolicy, Diagnostics> {
@@ -115,6 +122,13 @@ fn check_size(len: usize) -> Result<(), Diagnostics> {
     Ok(())
 }
 
+/// Refuses nesting beyond [`MAX_FLOW_DEPTH`] or [`MAX_BLOCK_DEPTH`], before the parser sees the
+/// text: the one nesting check of every input, label or file.
+fn check_nesting(text: &str) -> Result<(), Diagnostics> {
+    check_flow_depth(text)?;
+    check_block_depth(text)
+}
+
 /// Refuses flow nesting beyond [`MAX_FLOW_DEPTH`], counting every bracket: a scan that tried
 /// to skip quoted text could be misled by an apostrophe in a plain scalar.
 fn check_flow_depth(text: &str) -> Result<(), Diagnostics> {
@@ -138,6 +152,53 @@ fn check_flow_depth(text: &str) -> Result<(), Diagnostics> {
     Ok(())
 }
 
+/// Refuses block nesting beyond [`MAX_BLOCK_DEPTH`], as counted line by line: the indentations
+/// still open (a deeper line opens one, a shallower line closes those deeper than it) and, at
+/// the start of the line's text, each `-`, `?` or `:` indicator that opens a collection on the
+/// same line (`- - - x`), anchors and tags between them skipped. A block nested in another
+/// opens at least one of these, so the count is never below half the real depth (a sequence
+/// may sit at its parent key's indentation); it may be above it, for a block scalar whose lines
+/// indent further and further, which no policy needs either. Every line counts, also inside
+/// quotes or brackets: a scan that tried to skip them could be misled as the flow scan could.
+fn check_block_depth(text: &str) -> Result<(), Diagnostics> {
+    let mut open: Vec<usize> = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let mut rest = line[indent..].trim_end();
+        if rest.is_empty() || rest.starts_with('#') {
+            continue;
+        }
+        if indent == 0 && (rest.starts_with("---") || rest.starts_with("...")) {
+            // A document marker ends every open block; a document may start on its line.
+            open.clear();
+            rest = &rest[3..];
+        } else {
+            while open.last().is_some_and(|&deeper| deeper > indent) {
+                open.pop();
+            }
+            if open.last() != Some(&indent) {
+                open.push(indent);
+            }
+        }
+        let on_line = rest
+            .split_whitespace()
+            .filter(|token| !token.starts_with(['&', '!']))
+            .take_while(|token| matches!(*token, "-" | "?" | ":"))
+            .count();
+        if open.len() + on_line > MAX_BLOCK_DEPTH {
+            return Err(Diagnostics::one(
+                "",
+                format!(
+                    "nests block collections deeper than {MAX_BLOCK_DEPTH} levels (at line {}): \
+                     each indentation and each '- ', '? ' or ': ' on a line opens one",
+                    number + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The first YAML document of `text` as a value, built within the same budgets as a policy
 /// (size, flow depth, and values once aliases are expanded): for compose files and the policy
 /// labels inside them, which must not be decoded without bounds either.
@@ -151,7 +212,7 @@ pub fn load_yaml(text: &str) -> Result<Yaml, Diagnostics> {
 /// The non-empty documents of a YAML stream with their positions in it.
 pub(crate) fn load(text: &str) -> Result<Vec<(usize, Yaml)>, Diagnostics> {
     check_size(text.len())?;
-    check_flow_depth(text)?;
+    check_nesting(text)?;
     let mut documents = Vec::new();
     for (position, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         // One budget per document: a stream's documents are each a policy.

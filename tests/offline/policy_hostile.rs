@@ -6,7 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use swarmpilot::policy::labels::{self, MAX_LABEL_BYTES, POLICY};
-use swarmpilot::policy::{parse_documents, MAX_NODES};
+use swarmpilot::policy::{
+    parse_documents, parse_documents_bytes, MAX_BLOCK_DEPTH, MAX_INPUT_BYTES, MAX_NODES,
+};
+
+use crate::counting::usage_of;
 
 const SPEC: &str = "maxReplicas: 10\n  metrics:\n  - name: cpu\n    docker: {resource: cpu}\n    target: {utilization: 70}\n";
 
@@ -103,6 +107,60 @@ fn a_long_scalar_aliased_a_few_times_is_refused_by_the_text_budget() {
     );
 }
 
+/// `spec:` then one line of `- - - ... x`, `len` bytes long: block nesting as deep as its size.
+fn deep_block_policy(len: usize) -> String {
+    let head = "spec:\n  ";
+    format!("{head}{}x\n", "- ".repeat((len - head.len() - 2) / 2))
+}
+
+#[test]
+fn a_deep_file_is_refused_by_the_nesting_limit_within_bounded_memory() {
+    // The parser alone held some 200 MB for this 1 MiB file before its own limit refused it.
+    let text = deep_block_policy(MAX_INPUT_BYTES);
+    assert!(text.len() > MAX_INPUT_BYTES - 2, "{}", text.len());
+    let limit = format!("nests block collections deeper than {MAX_BLOCK_DEPTH} levels (at line 2)");
+    let (found, usage) = usage_of(|| parse_documents_bytes(text.as_bytes()));
+    let found = found.expect_err("refused").to_string();
+    println!(
+        "{} bytes of block nesting refused holding {} bytes at most: {found}",
+        text.len(),
+        usage.peak
+    );
+    assert!(found.starts_with(&limit), "{found}");
+    assert!(usage.peak < 100 * 1024 * 1024, "{}", usage.peak);
+
+    // The command a user runs, on a file: the refusal names the file and the limit.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_swarmpilot"))
+        .args(["validate", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("{}: {limit}", path.display())),
+        "{said}"
+    );
+
+    // A label is refused by the same check, within its own size limit.
+    let label = deep_block_policy(MAX_LABEL_BYTES);
+    let found =
+        labels::decode("web", &BTreeMap::from([(POLICY.to_owned(), label)])).expect_err("refused");
+    assert!(
+        found
+            .to_string()
+            .starts_with(&format!("label {POLICY}: {limit}")),
+        "{found}"
+    );
+}
+
 #[test]
 fn the_alerts_grant_is_bounded_by_the_policy() {
     let text = format!(
@@ -144,7 +202,8 @@ mod fuzz {
     use proptest::prelude::*;
     use swarmpilot::policy::labels::{self, MAX_LABEL_BYTES, POLICY};
     use swarmpilot::policy::{
-        parse_documents_bytes, Diagnostics, MAX_FLOW_DEPTH, MAX_INPUT_BYTES, MAX_NODES,
+        parse_documents_bytes, Diagnostics, MAX_BLOCK_DEPTH, MAX_FLOW_DEPTH, MAX_INPUT_BYTES,
+        MAX_NODES,
     };
 
     use crate::counting::usage_of;
@@ -161,9 +220,6 @@ mod fuzz {
     const WORK_PER_BYTE: usize = 1024;
     const WORK_BASE: usize = 1024 * 1024;
 
-    /// The YAML parser's limit on nesting, the top-level mapping included.
-    const PARSER_NESTING: usize = 128;
-
     /// The limit that must refuse a hostile text, unless its size is refused first.
     #[derive(Clone, Copy, Debug)]
     enum Limit {
@@ -171,8 +227,8 @@ mod fuzz {
         Expansion,
         /// `[`/`{` nesting deeper than [`MAX_FLOW_DEPTH`].
         FlowDepth,
-        /// Nesting deeper than [`PARSER_NESTING`].
-        Nesting,
+        /// Block nesting deeper than [`MAX_BLOCK_DEPTH`], as the check counts it.
+        BlockDepth,
     }
 
     impl Limit {
@@ -183,7 +239,9 @@ mod fuzz {
                 Limit::FlowDepth => {
                     format!("nests '[' or '{{' deeper than {MAX_FLOW_DEPTH} levels")
                 }
-                Limit::Nesting => "recursion limit exceeded".into(),
+                Limit::BlockDepth => {
+                    format!("nests block collections deeper than {MAX_BLOCK_DEPTH} levels")
+                }
             }
         }
     }
@@ -222,7 +280,17 @@ mod fuzz {
             }),
             (1usize..200_000).prop_map(|depth| {
                 let text = format!("spec:\n  {}x\n", "- ".repeat(depth));
-                (text, (depth + 1 > PARSER_NESTING).then_some(Limit::Nesting))
+                // `spec:` and the line's indentation, then one level a `- `.
+                (
+                    text,
+                    (depth + 2 > MAX_BLOCK_DEPTH).then_some(Limit::BlockDepth),
+                )
+            }),
+            (1usize..2_000).prop_map(|depth| {
+                let text: String = (0..depth)
+                    .map(|i| format!("{}a:\n", " ".repeat(i)))
+                    .collect();
+                (text, (depth > MAX_BLOCK_DEPTH).then_some(Limit::BlockDepth))
             }),
             (1usize..5_000).prop_map(|depth| {
                 let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));

@@ -675,9 +675,26 @@ fn deeply_nested_mappings() {
 
 #[test]
 fn deeply_nested_block_sequences() {
-    // Block nesting costs the scanner nothing extra; the YAML parser's own limit applies.
+    // Refused before parsing: the parser holds a document's events before its own limit.
     let deep = format!("spec:\n  {}x\n", "- ".repeat(100_000));
-    expect(&deep, "", "recursion limit exceeded");
+    expect(
+        &deep,
+        "",
+        "nests block collections deeper than 64 levels (at line 2)",
+    );
+    // Nesting by indentation alone, one level a line.
+    let deep: String = (0..65).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+    expect(
+        &deep,
+        "",
+        "nests block collections deeper than 64 levels (at line 65)",
+    );
+    // 64 levels pass the check (and then fail as a policy).
+    let deep: String = (0..64).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+    let found = swarmpilot::policy::parse_documents(&deep)
+        .unwrap_err()
+        .to_string();
+    assert!(!found.contains("nests block"), "{found}");
 }
 
 #[test]
