@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::run::{cancel_on_signal, init_logging, LogFormat};
+use super::run::{cancel_on_signal, init_logging, run_until_stopped, LogFormat};
 use crate::agent::{self, protocol::DEFAULT_PORT, AgentConfig, AgentState};
 use crate::swarm::LocalEngine;
 use crate::webhook::ConnectionLimits;
@@ -52,8 +52,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
         connections: ConnectionLimits::default(),
     };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    run_until_stopped(async {
         let engine = LocalEngine::connect()
             .await
             .context("cannot reach this node's Docker engine")?;
@@ -65,7 +64,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         shutdown.cancel();
         signals.abort();
         served
-    })?;
+    })??;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

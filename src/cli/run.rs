@@ -92,9 +92,24 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(operate(args))?;
+    run_until_stopped(operate(args))??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long the runtime waits at exit for work left on its blocking threads: a model load
+/// past its own timeout (which cannot be stopped), an inference, a DNS lookup. None of it
+/// writes anything, and the writes and the lease release are joined before this, so what
+/// still runs then is abandoned rather than holding the exit until Swarm's SIGKILL.
+const BLOCKING_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs a long-lived command (the operator, the agent) on a multi-threaded runtime, then shuts
+/// the runtime down waiting at most [`BLOCKING_GRACE`] for its blocking threads: dropping a
+/// runtime would wait for them without bound.
+pub(crate) fn run_until_stopped<F: std::future::Future>(command: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let output = runtime.block_on(command);
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    Ok(output)
 }
 
 pub(crate) fn init_logging(format: LogFormat) {
@@ -135,6 +150,22 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
         "--lease-ttl must be at least 3s (renewals come every third of it), not {}",
         args.lease_ttl
     );
+    // Everything that can fail is set up before the election starts: past this point the
+    // lease task is always joined and its lease given back.
+    let mut prometheus = args.prometheus.config();
+    if let Some(auth) = &prometheus.auth {
+        auth.check()
+            .context("cannot read the --prometheus-url credentials")?;
+    }
+    prometheus.outbound = outbound;
+    let mut observer = Observer::new(Arc::clone(&swarm), prometheus, ScrapeConfig::default())
+        .context("cannot set up the metric sources")?;
+    if let Some(agents) = args.agents.config() {
+        tracing::info!(service = %agents.service, route = ?agents.route, "reading engine stats through the node agents");
+        observer = observer
+            .with_agents(agents)
+            .context("cannot set up the agent client")?;
+    }
     let (status, election) = match &args.lease_service {
         Some(service) => {
             let service = service.clone();
@@ -166,20 +197,6 @@ async fn operate(args: &Args) -> anyhow::Result<()> {
     let leadership = status.leadership().clone();
     let metrics = Arc::new(Metrics::new().with_detail(args.metrics_detail));
     let (waker, wakes) = Waker::new();
-    let mut prometheus = args.prometheus.config();
-    if let Some(auth) = &prometheus.auth {
-        auth.check()
-            .context("cannot read the --prometheus-url credentials")?;
-    }
-    prometheus.outbound = outbound;
-    let mut observer = Observer::new(Arc::clone(&swarm), prometheus, ScrapeConfig::default())
-        .context("cannot set up the metric sources")?;
-    if let Some(agents) = args.agents.config() {
-        tracing::info!(service = %agents.service, route = ?agents.route, "reading engine stats through the node agents");
-        observer = observer
-            .with_agents(agents)
-            .context("cannot set up the agent client")?;
-    }
     let options = ReconcileOptions {
         dry_run: args.dry_run,
         selector: args.selector.iter().cloned().collect::<BTreeMap<_, _>>(),
