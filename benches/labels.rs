@@ -38,11 +38,11 @@ fn inputs() -> Vec<(&'static str, String, Option<&'static str>)> {
             fill(&format!("a: &a [{anchor}]\n"), |i| format!("b{i}: *a\n")),
             Some("YAML values once anchors and aliases"),
         ),
-        // Block sequences nested 16,000 deep: refused by the parser's nesting limit.
+        // Block sequences nested 16,000 deep: refused by the nesting check before parsing.
         (
             "block-nesting",
             format!("spec:\n  {}x\n", "- ".repeat((MAX_LABEL_BYTES - 16) / 2)),
-            Some("recursion limit exceeded"),
+            Some("nests block collections deeper than"),
         ),
         // Thousands of keys, under the value budget: decoded, then each one reported.
         (
