@@ -6,15 +6,19 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use prometheus_parse::{Sample, Scrape, Value};
 
+/// One series' labels (a histogram's without `le`): what tells a series of a metric from the
+/// others, and from one scrape to the next.
+pub type SeriesLabels = BTreeMap<String, String>;
+
 /// What one task exposes for the selected metric, keyed by each matching series' labels.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Selected {
     /// A gauge (or an untyped metric not named `_total`): the matching series, summed.
     Gauge(f64),
     /// A counter (typed `counter`, or untyped and named `..._total`): each series' cumulative value.
-    Counter(BTreeMap<String, f64>),
+    Counter(BTreeMap<SeriesLabels, f64>),
     /// A histogram: each series' cumulative buckets as `(upper bound, count)`, sorted by bound.
-    Histogram(BTreeMap<String, Vec<(f64, f64)>>),
+    Histogram(BTreeMap<SeriesLabels, Vec<(f64, f64)>>),
 }
 
 /// Parse exposition text. Invalid UTF-8 is replaced and unparseable lines are skipped, so any
@@ -67,7 +71,7 @@ pub fn select(
     let mut counters = BTreeMap::new();
     let mut histograms = BTreeMap::new();
     for sample in &family {
-        let key = sample.labels.to_string();
+        let key = series_labels(sample, None);
         match &sample.value {
             Value::Counter(value) => {
                 counters.insert(key, *value);
@@ -107,7 +111,7 @@ pub fn select(
 
 /// `name_bucket{le=..}` series without a `# TYPE name histogram` line.
 fn untyped_histogram(samples: &[&Sample], bucket_name: &str) -> Option<Selected> {
-    let mut histograms: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut histograms: BTreeMap<SeriesLabels, Vec<(f64, f64)>> = BTreeMap::new();
     for sample in samples.iter().filter(|sample| sample.metric == bucket_name) {
         let Value::Untyped(count) = sample.value else {
             continue;
@@ -115,12 +119,7 @@ fn untyped_histogram(samples: &[&Sample], bucket_name: &str) -> Option<Selected>
         let Some(bound) = sample.labels.get("le").and_then(parse_bound) else {
             continue;
         };
-        let rest: BTreeMap<&String, &String> = sample
-            .labels
-            .iter()
-            .filter(|(label, _)| label.as_str() != "le")
-            .collect();
-        let key = format!("{rest:?}");
+        let key = series_labels(sample, Some("le"));
         histograms.entry(key).or_default().push((bound, count));
     }
     if histograms.is_empty() {
@@ -130,6 +129,16 @@ fn untyped_histogram(samples: &[&Sample], bucket_name: &str) -> Option<Selected>
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     Some(Selected::Histogram(histograms))
+}
+
+/// The labels of `sample`, but `without`.
+fn series_labels(sample: &Sample, without: Option<&str>) -> SeriesLabels {
+    sample
+        .labels
+        .iter()
+        .filter(|(label, _)| Some(label.as_str()) != without)
+        .map(|(label, value)| (label.clone(), value.clone()))
+        .collect()
 }
 
 fn parse_bound(text: &str) -> Option<f64> {
@@ -277,16 +286,18 @@ rpc_seconds_count 2
 
     #[test]
     fn untyped_buckets_are_read_as_a_histogram() {
-        let text = "x_bucket{le=\"1\"} 3\nx_bucket{le=\"+Inf\"} 4\n";
+        let text = "x_bucket{a=\"1\",le=\"1\"} 3\nx_bucket{a=\"1\",le=\"+Inf\"} 4\n";
         let samples = parse(text.as_bytes(), now());
         let (Selected::Histogram(series), _) =
             select(&samples, "x", &BTreeMap::new(), None).unwrap()
         else {
             panic!("not a histogram")
         };
+        // One series, known by its labels but `le`.
+        let labels = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
         assert_eq!(
-            series.values().next().unwrap(),
-            &vec![(1.0, 3.0), (f64::INFINITY, 4.0)]
+            series,
+            BTreeMap::from([(labels, vec![(1.0, 3.0), (f64::INFINITY, 4.0)])])
         );
     }
 

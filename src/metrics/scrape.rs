@@ -16,7 +16,7 @@
 //! tasks' overlay addresses; [`StaticTargets`] is a fixed list, for tests and for a host that
 //! cannot reach overlay addresses.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -149,7 +149,19 @@ pub struct ScrapeReader<T> {
     targets: T,
     http: reqwest::Client,
     config: ScrapeConfig,
-    history: Mutex<HashMap<String, HashMap<String, Previous>>>,
+    /// Each task's previous scrape (by task ID), per service, metric and source.
+    history: Mutex<HashMap<HistoryKey, HashMap<String, Previous>>>,
+}
+
+/// Whose previous scrapes one history holds: one metric of one service, read from one source
+/// (a changed port, family or matcher starts a new history).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct HistoryKey {
+    service_id: String,
+    metric: String,
+    port: u16,
+    family: String,
+    labels: BTreeMap<String, String>,
 }
 
 impl<T: Targets> MetricSource for ScrapeReader<T> {
@@ -191,10 +203,13 @@ impl<T: Targets> MetricSource for ScrapeReader<T> {
             .collect()
             .await;
 
-        let key = format!(
-            "{}\u{0}{metric}\u{0}{}\u{0}{}\u{0}{:?}",
-            service.id, source.port, source.metric, source.labels
-        );
+        let key = HistoryKey {
+            service_id: service.id.clone(),
+            metric: metric.to_owned(),
+            port: source.port,
+            family: source.metric.clone(),
+            labels: source.labels.clone(),
+        };
         let mut failures = Vec::new();
         let mut contributions = Vec::new();
         let mut latest: Option<DateTime<Utc>> = None;
@@ -423,7 +438,7 @@ mod tests {
     }
 
     fn counter(value: f64) -> Selected {
-        Selected::Counter(BTreeMap::from([("".to_owned(), value)]))
+        Selected::Counter(BTreeMap::from([(BTreeMap::new(), value)]))
     }
 
     fn previous(secs: i64, selected: Selected) -> Previous {
@@ -454,7 +469,7 @@ mod tests {
     fn histograms_need_a_quantile_and_use_increases() {
         let series = |a: f64, b: f64| {
             Selected::Histogram(BTreeMap::from([(
-                "".to_owned(),
+                BTreeMap::new(),
                 vec![(0.5, a), (f64::INFINITY, b)],
             )]))
         };
