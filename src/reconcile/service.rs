@@ -497,11 +497,10 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         }
         memory.owned = Some(owned);
 
-        let reason = format!("{:?}", decision.reason);
         let span = tracing::Span::current();
         span.record("current", current);
         span.record("desired", decision.desired);
-        span.record("reason", reason.as_str());
+        span.record("reason", tracing::field::debug(decision.reason));
         span.record("duration_ms", started.elapsed().as_millis() as u64);
         tracing::info!(applied = write, detail = %decision.detail.join("; "), "{}", decision.message);
         for reading in &readings {
@@ -515,7 +514,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         self.telemetry.reconciled(
             &info.name,
             started.elapsed(),
-            &reason,
+            decision.reason,
             current,
             decision.desired,
         );
@@ -716,7 +715,7 @@ impl<S: Swarm, T: Targets> PolicyReconciler<S, T> {
         self.telemetry.reconciled(
             &info.name,
             started.elapsed(),
-            "RestoredAfterExternalUpdate",
+            decide::Reason::RestoredAfterExternalUpdate,
             current,
             target,
         );

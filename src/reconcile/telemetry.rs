@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{ForecasterStatus, MetricStatus};
-use crate::decide::{Condition, ScheduleFloor};
+use crate::decide::{Condition, Reason, ScheduleFloor};
 use crate::policy::{Override, TrafficState};
 
 /// Receives the loop's events. Every method defaults to doing nothing.
@@ -14,7 +14,7 @@ pub trait Telemetry: Send + Sync + 'static {
         &self,
         _service: &str,
         _duration: Duration,
-        _reason: &str,
+        _reason: Reason,
         _current: u32,
         _desired: u32,
     ) {

@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::decide::signals::Member;
-use crate::decide::{Condition, ConditionStatus, ConditionType, ScheduleFloor};
+use crate::decide::{Condition, ConditionStatus, ConditionType, Reason, ScheduleFloor};
 use crate::policy::{Override, TrafficState};
 use crate::reconcile::ForecasterStatus;
 
@@ -165,7 +165,7 @@ impl Metrics {
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
             "decisions",
-            "Reconcile decisions by condition reason (ScaleUp, Stabilized, Fallback, ...)",
+            "Reconcile decisions by condition reason (ScaleUpLimit, Stabilized, Fallback, ...)",
             decisions.clone(),
         );
         let current_replicas = Family::<ServiceLabel, Gauge>::default();
@@ -379,7 +379,7 @@ impl Metrics {
         &self,
         service: &str,
         duration: Duration,
-        reason: &str,
+        reason: Reason,
         current: u32,
         desired: u32,
     ) {
@@ -390,7 +390,7 @@ impl Metrics {
         self.decisions
             .get_or_create(&DecisionLabels {
                 service: service.to_owned(),
-                reason: reason.to_owned(),
+                reason: serde_name(&reason),
             })
             .inc();
         self.current_replicas
@@ -706,6 +706,17 @@ impl Metrics {
     }
 }
 
+/// A decision's reason as the status API spells it (its serde name, `ScaleUpLimit`), so a
+/// dashboard filters `/metrics` and the status API by the same word.
+fn serde_name(reason: &Reason) -> String {
+    // Every reason is a unit variant, which serializes as its name and cannot fail.
+    match serde_json::to_value(reason) {
+        Ok(serde_json::Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
 fn service_label(service: &str) -> ServiceLabel {
     ServiceLabel {
         service: service.to_owned(),
@@ -719,7 +730,7 @@ mod tests {
     #[test]
     fn exports_what_the_loop_records() {
         let metrics = Metrics::new();
-        metrics.observe_reconcile("web", Duration::from_millis(30), "ScaleUp", 2, 4);
+        metrics.observe_reconcile("web", Duration::from_millis(30), Reason::ScaleUpLimit, 2, 4);
         metrics.set_forecast("web", Some(120.5));
         metrics.set_forecaster(
             "web",
@@ -757,7 +768,7 @@ mod tests {
             "swarmpilot_metric_target{service=\"web\",metric=\"cpu\"} 70.0",
             "swarmpilot_metric_read_duration_seconds_count{source=\"prometheus\"} 1",
             "swarmpilot_reconcile_duration_seconds_count{service=\"web\"} 1",
-            "swarmpilot_decisions_total{service=\"web\",reason=\"ScaleUp\"} 1",
+            "swarmpilot_decisions_total{service=\"web\",reason=\"ScaleUpLimit\"} 1",
             "swarmpilot_current_replicas{service=\"web\"} 2",
             "swarmpilot_desired_replicas{service=\"web\"} 4",
             "swarmpilot_forecast{service=\"web\"} 120.5",

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::Metrics;
-use crate::decide::{Condition, ScheduleFloor};
+use crate::decide::{Condition, Reason, ScheduleFloor};
 use crate::policy::{Override, Target, TrafficState};
 use crate::reconcile::{ForecasterStatus, MetricStatus, Telemetry};
 
@@ -12,7 +12,7 @@ impl Telemetry for Metrics {
         &self,
         service: &str,
         duration: Duration,
-        reason: &str,
+        reason: Reason,
         current: u32,
         desired: u32,
     ) {

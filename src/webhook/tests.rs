@@ -808,9 +808,13 @@ async fn health_readiness_metrics_openapi_dashboard() {
     assert_error(&value, "unavailable", None);
     let (status, _) = call(&f.router, "GET", "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    f.state
-        .metrics
-        .observe_reconcile("web", std::time::Duration::from_millis(12), "ScaleUp", 3, 4);
+    f.state.metrics.observe_reconcile(
+        "web",
+        std::time::Duration::from_millis(12),
+        crate::decide::Reason::ScaleUpLimit,
+        3,
+        4,
+    );
     let (status, value) = call(&f.router, "GET", "/metrics", None, None).await;
     assert_eq!(status, StatusCode::OK);
     let text = value.as_str().unwrap();

@@ -9,6 +9,7 @@ use std::process::Command;
 use serde_yaml::Value;
 use std::time::Duration;
 
+use swarmpilot::decide::Reason;
 use swarmpilot::policy::{labels, Override, TrafficState};
 use swarmpilot::webhook::Metrics;
 
@@ -95,7 +96,7 @@ fn the_dashboard_queries_only_metrics_the_operator_exports() {
         serde_json::from_str(&deploy_file("grafana/swarmpilot.json")).unwrap();
     // Families appear in the exposition once they have a series: give each one.
     let metrics = Metrics::new();
-    metrics.observe_reconcile("web", Duration::from_millis(5), "ScaleUp", 1, 2);
+    metrics.observe_reconcile("web", Duration::from_millis(5), Reason::ScaleUpLimit, 1, 2);
     metrics.set_forecast("web", Some(12.0));
     metrics.set_traffic_state("web", Some(TrafficState::Flood));
     metrics.set_override(
@@ -170,7 +171,13 @@ fn the_prometheus_config_passes_promtool_once_filled() {
 fn exposition_with_conditions() -> String {
     use swarmpilot::decide::{Condition, ConditionReason, ConditionStatus, ConditionType};
     let metrics = Metrics::new();
-    metrics.observe_reconcile("web", Duration::from_millis(5), "TooManyReplicas", 4, 4);
+    metrics.observe_reconcile(
+        "web",
+        Duration::from_millis(5),
+        Reason::TooManyReplicas,
+        4,
+        4,
+    );
     metrics.set_bounds("web", 1, 4);
     let condition = |type_, status, reason| Condition {
         type_,
