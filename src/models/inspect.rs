@@ -36,7 +36,7 @@ fn tensor_info(info: &pb::ValueInfoProto) -> TensorInfo {
     });
     let element = tensor
         .and_then(|t| pb::tensor_proto::DataType::try_from(t.elem_type).ok())
-        .map(|t| format!("{t:?}").to_lowercase())
+        .map(|t| t.as_str_name().to_lowercase())
         .unwrap_or_else(|| "?".into());
     let dims = tensor
         .and_then(|t| t.shape.as_ref())
