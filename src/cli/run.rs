@@ -106,9 +106,13 @@ const BLOCKING_GRACE: Duration = Duration::from_secs(5);
 /// the runtime down waiting at most [`BLOCKING_GRACE`] for its blocking threads: dropping a
 /// runtime would wait for them without bound.
 pub(crate) fn run_until_stopped<F: std::future::Future>(command: F) -> anyhow::Result<F::Output> {
+    run_within(command, BLOCKING_GRACE)
+}
+
+fn run_within<F: std::future::Future>(command: F, grace: Duration) -> anyhow::Result<F::Output> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let output = runtime.block_on(command);
-    runtime.shutdown_timeout(BLOCKING_GRACE);
+    runtime.shutdown_timeout(grace);
     Ok(output)
 }
 
@@ -290,4 +294,41 @@ pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: finishing the updates in flight"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    use super::*;
+
+    #[test]
+    fn a_blocking_thread_still_running_does_not_hold_the_exit() {
+        let (release, held) = mpsc::channel::<()>();
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&finished);
+        let (done, returned) = mpsc::channel();
+        // On its own thread, so a runtime that waited for the blocked thread shows as a hang.
+        std::thread::spawn(move || {
+            let output = run_within(
+                async move {
+                    // Like a model load past its timeout: nobody waits for it, nothing stops it.
+                    drop(tokio::task::spawn_blocking(move || {
+                        let _ = held.recv();
+                        flag.store(true, Ordering::SeqCst);
+                    }));
+                    7
+                },
+                Duration::from_millis(100),
+            );
+            let _ = done.send(output.ok());
+        });
+        let output = returned
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the runtime waited for its blocking thread");
+        assert_eq!(output, Some(7));
+        assert!(!finished.load(Ordering::SeqCst));
+        drop(release);
+    }
 }
