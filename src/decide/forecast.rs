@@ -14,23 +14,56 @@
 use chrono::{DateTime, Utc};
 
 use super::behavior::cutoff;
-use super::decision::{Decision, MetricOutcome};
+use super::decision::{Decision, MetricOutcome, Reason};
 use super::history::{recommendations_or_initial, History};
 use super::hpa::{self, Tolerance};
 use super::observation::Observation;
-use crate::policy::{ForecastUse, HumanDuration, PolicySpec};
+use crate::policy::{ClaimedCount, ForecastUse, HumanDuration, PolicySpec};
 
-/// The forecast's own replica count, if the policy has a forecast and a value was given.
+/// The forecast's own replica count, if the policy has a forecast and a value was given; under
+/// a claim its tolerance is centred on the metrics' count, as theirs is ([`under_claim`]).
 pub(crate) fn recommendation(
     spec: &PolicySpec,
     observation: &Observation,
+    under_claim: Option<u32>,
     tolerance: Tolerance,
     now: DateTime<Utc>,
 ) -> Option<u32> {
     let forecast = spec.forecast.as_ref()?;
     let value = observation.forecast?;
     let metric = spec.metrics.iter().find(|m| m.name == forecast.metric)?;
-    hpa::evaluate_value(metric, value, observation, tolerance, now).ok()
+    hpa::evaluate_value(metric, value, observation, under_claim, tolerance, now).ok()
+}
+
+/// The metrics' own count when the replicas in place are a claim's: a claim set them above what
+/// the metrics held, and they are still above it and at most the claim's count. HPA's
+/// tolerance is then centred on the metrics' count, not on the replicas in place
+/// ([`hpa::evaluate`]).
+///
+/// Why: the tolerance band is centred on the count in place, so a count the forecast raised
+/// would otherwise hold itself. At 7 replicas of 50 rps a load of 320 rps is within 10% of 7
+/// (and 6.4 rounds up to 7), while at 6 it is within 10% of 6: the metrics would keep the
+/// forecast's 7, and HPA's scale-down window would remember it for five minutes after the
+/// claim ended. Centred on the metrics' own count, the metrics ask for what they would have
+/// asked without the forecast, and its replicas go when its claim does.
+pub(crate) fn under_claim(claimed: Option<ClaimedCount>, current: u32) -> Option<u32> {
+    claimed
+        .filter(|c| c.metrics < current && current <= c.claimed)
+        .map(|c| c.metrics)
+}
+
+/// What [`History::record`] keeps of a claim: set by a decision the claim raised, kept while the
+/// count stays above what the metrics hold and no one has raised it past the claim, else gone.
+pub(crate) fn claimed(kept: Option<ClaimedCount>, decision: &Decision) -> Option<ClaimedCount> {
+    let metrics = decision.stabilized?;
+    if decision.reason == Reason::Forecast && metrics < decision.desired {
+        return Some(ClaimedCount {
+            claimed: decision.desired,
+            metrics,
+        });
+    }
+    kept.filter(|c| metrics < decision.desired && decision.desired <= c.claimed)
+        .map(|c| ClaimedCount { metrics, ..c })
 }
 
 /// Joins the forecast's count with the metrics' for `use: both`: the forecast replaces its

@@ -62,6 +62,7 @@ impl ScaleState {
                 recommendations,
                 forecasts,
                 last_scale,
+                claimed: forecast::claimed(self.claimed, decision),
                 last_active: decision.last_active.or(self.last_active),
                 failed_reads: decision.failed_reads.clone(),
                 ..self.clone()

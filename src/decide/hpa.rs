@@ -31,10 +31,16 @@ impl Tolerance {
 }
 
 /// Computes one metric's recommendation, as HPA's `computeReplicasForMetric` does.
+///
+/// `under_claim` is the metrics' own count when the replicas in place are a forecast's claim
+/// (`forecast::under_claim`): a service total or a whole value is then read against that count,
+/// as if the claim's replicas were not there, so the tolerance does not keep them. Per-task
+/// samples are averages over the tasks in place and are read as they are.
 pub(crate) fn evaluate(
     spec: &MetricSpec,
     sample: Option<&MetricSample>,
     observation: &Observation,
+    under_claim: Option<u32>,
     tolerance: Tolerance,
     now: DateTime<Utc>,
 ) -> MetricOutcome {
@@ -48,7 +54,7 @@ pub(crate) fn evaluate(
                 per_task: reading.per_task.as_ref(),
                 cpu: is_docker_cpu(spec),
             };
-            calculate(&input, observation, tolerance, now)
+            calculate(&input, observation, under_claim, tolerance, now)
                 .unwrap_or_else(|reason| MetricResult::Failed { reason })
         }
     };
@@ -65,6 +71,7 @@ pub(crate) fn evaluate_value(
     spec: &MetricSpec,
     value: f64,
     observation: &Observation,
+    under_claim: Option<u32>,
     tolerance: Tolerance,
     now: DateTime<Utc>,
 ) -> Result<u32, String> {
@@ -74,7 +81,7 @@ pub(crate) fn evaluate_value(
         per_task: None,
         cpu: false,
     };
-    match calculate(&input, observation, tolerance, now)? {
+    match calculate(&input, observation, under_claim, tolerance, now)? {
         MetricResult::Recommended { replicas, .. } => Ok(replicas),
         MetricResult::Failed { reason } => Err(reason),
     }
@@ -101,6 +108,7 @@ struct Input<'a> {
 fn calculate(
     input: &Input<'_>,
     observation: &Observation,
+    under_claim: Option<u32>,
     tolerance: Tolerance,
     now: DateTime<Utc>,
 ) -> Result<MetricResult, String> {
@@ -115,7 +123,7 @@ fn calculate(
             input.value
         ));
     }
-    let current = observation.current_replicas;
+    let current = under_claim.unwrap_or(observation.current_replicas);
     match (input.target, input.per_task) {
         (Target::Utilization(_), Some(per_task)) => {
             // A missing task counts as using all of its limit on a scale-down, or the target
@@ -142,12 +150,16 @@ fn calculate(
             tolerance,
             now,
         ),
-        (Target::AverageValue(_), None) => Ok(total_per_task_replicas(
-            input.value,
-            target,
-            observation,
-            tolerance,
-        )),
+        (Target::AverageValue(_), None) => {
+            let tasks = observation.live_tasks();
+            let tasks = under_claim.map_or(tasks, |count| tasks.min(count as usize));
+            Ok(total_per_task_replicas(
+                input.value,
+                target,
+                tasks,
+                tolerance,
+            ))
+        }
         (Target::Value(_) | Target::Utilization(_), _) => {
             value_replicas(input.value, target, current, &observation.tasks, tolerance)
         }
@@ -291,10 +303,9 @@ fn per_task_replicas(
 fn total_per_task_replicas(
     total: f64,
     target: f64,
-    observation: &Observation,
+    tasks: usize,
     tolerance: Tolerance,
 ) -> MetricResult {
-    let tasks = observation.live_tasks();
     let wanted = ceil_count(total / target);
     let (replicas, ratio, average, within_tolerance) = if tasks == 0 {
         // No task to average over: the total alone says how many are needed.
@@ -406,7 +417,7 @@ mod tests {
     }
 
     fn replicas(spec: &MetricSpec, sample: MetricSample, obs: &Observation) -> Option<u32> {
-        evaluate(spec, Some(&sample), obs, TOLERANCE, now()).replicas()
+        evaluate(spec, Some(&sample), obs, None, TOLERANCE, now()).replicas()
     }
 
     #[test]
@@ -492,6 +503,7 @@ mod tests {
             &spec,
             Some(&MetricSample::value(1.0)),
             &obs,
+            None,
             TOLERANCE,
             now(),
         );
@@ -503,11 +515,12 @@ mod tests {
             &spec,
             Some(&MetricSample::value(f64::NAN)),
             &obs,
+            None,
             TOLERANCE,
             now(),
         );
         assert!(matches!(outcome.result, MetricResult::Failed { .. }));
-        let outcome = evaluate(&spec, None, &obs, TOLERANCE, now());
+        let outcome = evaluate(&spec, None, &obs, None, TOLERANCE, now());
         assert!(
             matches!(outcome.result, MetricResult::Failed { ref reason } if reason.contains("no sample"))
         );

@@ -74,6 +74,7 @@ pub fn decide(
         up: up.tolerance,
     };
 
+    let under_claim = forecast::under_claim(history.claimed, current);
     let per_metric: Vec<MetricOutcome> = spec
         .metrics
         .iter()
@@ -82,12 +83,13 @@ pub fn decide(
                 metric,
                 observation.metrics.get(&metric.name),
                 observation,
+                under_claim,
                 tolerance,
                 now,
             )
         })
         .collect();
-    let forecast = forecast::recommendation(spec, observation, tolerance, now);
+    let forecast = forecast::recommendation(spec, observation, under_claim, tolerance, now);
 
     let schedule = schedule::floor(spec, now);
     let idling = idle::Idling::of(

@@ -25,8 +25,8 @@ pub use parse::{
 pub use schedule::{Window, WindowError, WindowState};
 pub use schema::{crd_yaml, json_schema, json_schema_text};
 pub use state::{
-    Event, EventReason, EventType, FailedReads, ForecastAsk, Override, ScaleEvent, ScaleState,
-    EVENTS_KEPT,
+    ClaimedCount, Event, EventReason, EventType, FailedReads, ForecastAsk, Override, ScaleEvent,
+    ScaleState, EVENTS_KEPT,
 };
 pub use types::*;
 pub use validate::{

@@ -60,6 +60,16 @@ pub struct ForecastAsk {
     pub floor: u32,
 }
 
+/// The count a `scaleUp` forecast's claim set above the count the metrics held (see `decide`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClaimedCount {
+    /// The count the claim set.
+    pub claimed: u32,
+    /// The count the metrics held (stabilized) at that decision.
+    pub metrics: u32,
+}
+
 /// The operator's memory across restarts, stored as JSON in `io.swarmpilot.state`.
 ///
 /// Written when the operator scales, when an event is added, when a service goes quiet (for
@@ -80,6 +90,10 @@ pub struct ScaleState {
     /// `decide`); at most one entry a reconcile, so the label stays small.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forecasts: Vec<ForecastAsk>,
+    /// The last count a forecast's claim raised above the metrics', while it is in place: the
+    /// metrics' tolerance keeps the metrics' own count, not the claim's (see `decide`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<ClaimedCount>,
     /// When the operator last changed the replica count (the AGE column of `get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale: Option<DateTime<Utc>>,
