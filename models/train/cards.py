@@ -131,35 +131,51 @@ a minute, so those rows read the column as it is. With `--from`, the rows before
 
 | trace (`--scale`) | held out | under-provisioned s | replica-hours |
 | --- | --- | --- | --- |
-| NTMA 2023-06-17 (`--metric nginx_requests_per_second --from 2023-06-17 --to 2023-06-18`, x0.1) | yes | 880 / 956 (0.92) | 48.71 / 48.60 (1.002) |
-| NTMA 2023-06-17 (x0.2) | yes | 3938 / 5301 (0.74) | 93.70 / 92.80 (1.010) |
+| NTMA 2023-06-17 (`--metric nginx_requests_per_second --from 2023-06-17 --to 2023-06-18`, x0.1) | yes | 880 / 956 (0.92) | 48.64 / 48.60 (1.001) |
+| NTMA 2023-06-17 (x0.2) | yes | 4506 / 5301 (0.85) | 93.15 / 92.80 (1.004) |
 | Azure LLM code, whole (`--trace azure-llm-code-1s.csv --metric-window 1m`, x20) | last third | 390 / 390 (1.00) | 3.16 / 3.16 (1.000) |
 | Azure LLM code, last third (`--from 2023-11-16T18:55:14Z --metric-window 1m`, x20) | yes | **98 / 98 (1.00)** | 0.81 / 0.81 (1.000) |
-| Azure LLM code, whole (`--metric-window 1m`, x60) | last third | 498 / 506 (0.98) | 8.02 / 7.94 (1.010) |
+| Azure LLM code, whole (`--metric-window 1m`, x60) | last third | 499 / 506 (0.99) | 8.01 / 7.94 (1.009) |
 | Azure LLM code, last third (`--from 2023-11-16T18:55:14Z --metric-window 1m`, x60) | yes | **137 / 137 (1.00)** | 1.74 / 1.74 (1.000) |
 | Azure LLM conv, whole (`--trace azure-llm-conv-1s.csv --metric-window 1m`, x20) | yes | 630 / 636 (0.99) | 2.99 / 2.99 (1.000) |
-| Azure LLM conv, whole (`--metric-window 1m`, x60) | yes | **1183 / 1163 (1.02)** | 7.71 / 7.75 (0.995) |
-| NTMA 2023-06-13, 06:00 to 07:00 (x0.1) | no | 299 / 314 (0.95) | 2.33 / 2.23 (**1.045**) |
-| NTMA 2023-06-15 (x0.1) | no | 3149 / 3426 (0.92) | 50.19 / 49.58 (1.012) |
-| NTMA 2023-06-16 (x0.1) | no | 3646 / 4407 (0.83) | 51.89 / 50.85 (**1.020**) |
-| NTMA 2023-06-15 (x0.2) | no | 4379 / 5331 (0.82) | 97.23 / 96.40 (1.009) |
-| NTMA 2023-06-16 (x0.2) | no | 4774 / 6169 (0.77) | 99.05 / 97.81 (1.013) |
-| synthetic flash crowds, seed 1, 100 rps, 3 h (`synthetic_trace flash-crowd --seed 1`, `--metric requests`) | - | 675 / 1135 (0.59) | 11.76 / 11.40 (**1.032**) |
-| synthetic flash crowds, seed 2, 300 rps, 3 h (`--seed 2 --base-rps 300`) | - | 2840 / 4220 (0.67) | 31.54 / 30.63 (**1.030**) |
-| synthetic flood, seed 1, 100 rps, 3 h (`synthetic_trace flood --seed 1`) | - | 515 / 795 (0.65) | 13.66 / 13.25 (**1.031**) |
+| Azure LLM conv, whole (`--metric-window 1m`, x60) | yes | 1155 / 1163 (0.99) | 7.77 / 7.75 (1.003) |
+| NTMA 2023-06-13, 06:00 to 07:00 (x0.1) | no | 299 / 314 (0.95) | 2.25 / 2.23 (1.009) |
+| NTMA 2023-06-15 (x0.1) | no | 3178 / 3426 (0.93) | 49.73 / 49.58 (1.003) |
+| NTMA 2023-06-16 (x0.1) | no | 3949 / 4407 (0.90) | 51.08 / 50.85 (1.005) |
+| NTMA 2023-06-15 (x0.2) | no | 4601 / 5331 (0.86) | 96.71 / 96.40 (1.003) |
+| NTMA 2023-06-16 (x0.2) | no | 5231 / 6169 (0.85) | 98.21 / 97.81 (1.004) |
+| synthetic flash crowds, seed 1, 100 rps, 3 h (`synthetic_trace flash-crowd --seed 1`, `--metric requests`) | - | 905 / 1135 (0.80) | 11.62 / 11.40 (1.019) |
+| synthetic flash crowds, seed 2, 300 rps, 3 h (`--seed 2 --base-rps 300`) | - | 3960 / 4220 (0.94) | 31.13 / 30.63 (1.016) |
+| synthetic flood, seed 1, 100 rps, 3 h (`synthetic_trace flood --seed 1`) | - | 705 / 795 (0.89) | 13.34 / 13.25 (1.007) |
+
+While a forecast's count is in place, the metrics are read against the count they held, not
+against the forecast's (`decide`): HPA's tolerance is centred on the replicas in place, so at 7
+x 50 a plateau of 320 req/s is within 10% of 7 while at the baseline's 6 x 50 it is within 10%
+of 6; before this rule the metrics then asked for the forecast's 7 and the 300 s scale-down
+window held it, well after the forecast's claim. The policy is now the baseline's count, raised
+by the forecast's claim for its horizon: never more under-provisioned time than the baseline on
+any row, and at most 1.019x its replica-hours. The replicas the tolerance kept were often
+useful (the baseline at 6 is under capacity at 320 req/s), so the gains are smaller than the
+rows below gave (flash crowds seed 2: 0.94x instead of 0.67x; NTMA 06-17 x0.2: 0.85x instead
+of 0.74x). On flash crowds seed 1, 690 of the 810 replica-seconds the policy has above the
+baseline are spent while the baseline is under capacity.
+
+Before that rule, the same rows gave: NTMA 06-17 x0.1 880 / 956 s at 1.002x h, x0.2 3938 /
+5301 s at 1.010x; code whole x20 390 / 390 s, x60 498 / 506 s at 1.010x; conv x20 630 / 636 s;
+conv x60 1183 / 1163 s (1.02x) at 0.995x; NTMA 06-13 299 / 314 s at 1.045x; 06-15 x0.1 3149 /
+3426 s at 1.012x; 06-16 x0.1 3646 / 4407 s at 1.020x; 06-15 x0.2 4379 / 5331 s at 1.009x;
+06-16 x0.2 4774 / 6169 s at 1.013x; flash crowds 675 / 1135 s at 1.032x and 2840 / 4220 s at
+1.030x; flood 515 / 795 s at 1.031x.
 
 `tests/offline/replay_models.rs` pins the synthetic traces (generated in the test, so the
 figures differ a little from the CSVs'): never more under-provisioned time than the baseline,
-strictly less on flash crowds, at most 1.05x its replica-hours. Scaling a minute ahead of a
-rise holds the added replicas a minute longer, which is the 3.0 to 3.2% more replica-hours on
-the synthetic traces; most of it is spent while the baseline is under capacity (below).
+strictly less on flash crowds, at most 1.02x its replica-hours.
 
 Where the policy does not beat the baseline: on the code trace's last third the forecast never
-tips a count (both runs are the same), and on conv x60 an early step of one replica leaves the
-policy within HPA's tolerance a replica short of the baseline's later, larger step (below):
-1.02x its under-provisioned seconds at 0.995x its replica-hours. The under-provisioned seconds
-there are the seconds of bursts above the minute's mean, which no forecast of a one-minute rate
-foresees.
+tips a count, and both runs are the same. Its under-provisioned seconds are single seconds of
+bursts above the minute's mean, which no forecast of a one-minute rate foresees: at x20, the
+minute's mean stays at most 116 req/s (both runs hold 2 to 3 replicas), while 82 of its 1,146
+seconds are above 150 req/s and 54 above 200.
 
 Before the autoregression and the hold (the ensemble of the LSTM, Holt, seasonal naive and
 naive; a forecast's count joined the recommendations the scale-down window remembers), the same
@@ -248,10 +264,10 @@ Measured again with the Azure traces read through the minute's mean (`--metric-w
 every row of the table above (before `--from` kept the rows before as history: the code trace's
 last third then started without a forecast for 5 minutes, and from a first minute's mean of a
 few seconds; with the history, both runs give 98 / 98 s at x20 and 137 / 137 s at x60) (flash crowds and the flood written by `synthetic_trace` at their
-defaults, so seed 1 reads 690 / 1135 s, 11.76 / 11.40 h with the example as shipped), policy /
+defaults, so seed 1 reads 690 / 1135 s, 11.76 / 11.40 h with the example before the tolerance rule), policy /
 baseline under-provisioned seconds and replica-hours:
 
-| trace | scale-down window 240 s | the AR(24) ensemble | the AR(24) ensemble and the hold (shipped) |
+| trace | scale-down window 240 s | the AR(24) ensemble | the AR(24) ensemble and the hold (before the tolerance rule) |
 | --- | --- | --- | --- |
 | NTMA 06-17 x0.1 (held out) | 806 / 956 s, 1.00x h | 880 / 956 s, 1.00x h | 880 / 956 s, 1.00x h |
 | NTMA 06-17 x0.2 (held out) | **5471 / 5301 s**, 1.00x h | 3179 / 5301 s, 1.02x h | 3938 / 5301 s, 1.01x h |

@@ -6,10 +6,11 @@
 //! passed the scale-up stabilization window ([`through_scale_up_window`]), is a floor on the
 //! stabilized count ([`Claim`]) while it asks for more than the metrics, and for at most one
 //! horizon after its last ask. It never enters the recommendations the stabilization windows
-//! remember, so HPA's scale-down window holds only what the metrics asked for, and replicas the
-//! forecast asked for are released (at the scale-down rate policies' pace) once the load it
-//! foresaw has had its horizon to arrive. With `use: both` the forecast replaces its metric's
-//! count in the recommendation, windows included.
+//! remember, so HPA's scale-down window holds only what the metrics asked for; while its count
+//! is in place, the metrics are read against the count they held ([`under_claim`]), so HPA's
+//! tolerance does not keep it either. Replicas the forecast asked for are released (at the
+//! scale-down rate policies' pace) once the load it foresaw has had its horizon to arrive. With
+//! `use: both` the forecast replaces its metric's count in the recommendation, windows included.
 
 use chrono::{DateTime, Utc};
 

@@ -75,9 +75,10 @@ fn a_flood_hold_policy_stops_scaling_once_the_flood_persisted() {
     );
 }
 
-/// Scaling ahead costs replica-time: a flash crowd met 30 to 60 s early holds the added
-/// replicas that much longer, about 3% of a 3-hour trace with three crowds. Within the issue's
-/// budget of 5% more replica-hours; the under-provisioned time must never be worse.
+/// Scaling ahead costs replica-time: a flash crowd met 30 to 60 s early has the added replicas
+/// that much longer, and they go when the forecast's claim ends (the metrics' tolerance does not
+/// keep them). Never worse than the baseline by more than 2% on either figure, and strictly
+/// fewer under-provisioned seconds on flash crowds.
 #[test]
 fn the_predictive_example_is_never_worse_than_hpa_and_ahead_of_flash_crowds() {
     let cases = [
@@ -106,7 +107,7 @@ fn the_predictive_example_is_never_worse_than_hpa_and_ahead_of_flash_crowds() {
             p.under_provisioned_secs <= 1.02 * b.under_provisioned_secs,
             "{case}"
         );
-        assert!(p.replica_hours <= 1.05 * b.replica_hours, "{case}");
+        assert!(p.replica_hours <= 1.02 * b.replica_hours, "{case}");
         // A flash crowd rises over a minute: the forecast sees the rise and scales ahead of it.
         if kind == Kind::FlashCrowd {
             assert!(

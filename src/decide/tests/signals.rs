@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::decide::{Limit, ObservedState, Reason};
 use crate::policy::{
-    AnomalyInputs, AnomalySpec, ForecastAsk, ForecastSpec, ForecastUse, StateAction, TrafficState,
+    AnomalyInputs, AnomalySpec, ClaimedCount, ForecastAsk, ForecastSpec, ForecastUse, StateAction,
+    TrafficState,
 };
 
 fn with_forecast(use_for: ForecastUse) -> ScalingPolicy {
@@ -324,4 +325,65 @@ fn scale_down_without_a_forecast_is_unchanged() {
         );
     }
     assert!(run.history.forecasts.is_empty());
+}
+
+/// HPA's tolerance is centred on the count in place, so a count a forecast raised would hold
+/// itself: at 7 replicas (100 rps each), 640 rps is within 10% of 7 and the scale-down window
+/// would remember 7 for 300 s. Under the claim the metrics are read against the count they
+/// held (6, within 10% of 640), so the forecast's replica goes when its claim ends.
+#[test]
+fn the_tolerance_does_not_keep_a_forecasts_replicas_after_its_claim() {
+    use Reason::{DesiredWithinRange, Forecast, WithinTolerance};
+    let mut run = Run::new(with_forecast_and_default_behavior(), 6);
+    forecast_table(
+        &mut run,
+        &[
+            (0, 600.0, 700.0, 7, Forecast),
+            (15, 640.0, 640.0, 7, Forecast),
+            (45, 640.0, 640.0, 7, Forecast),
+            // One horizon after the ask at 0 s: the metrics held 6 throughout.
+            (60, 640.0, 640.0, 6, DesiredWithinRange),
+            (75, 640.0, 640.0, 6, WithinTolerance),
+        ],
+    );
+    assert_eq!(run.history.claimed, None, "{:?}", run.history);
+}
+
+/// Under a claim, a load out of tolerance of the metrics' own count still asks for more: the
+/// metrics take the count over (7 for 680 rps), and it is theirs to hold from then on.
+#[test]
+fn the_metrics_take_over_a_claimed_count_they_ask_for() {
+    use Reason::{DesiredWithinRange, Forecast, WithinTolerance};
+    let mut run = Run::new(with_forecast_and_default_behavior(), 6);
+    forecast_table(
+        &mut run,
+        &[
+            (0, 600.0, 700.0, 7, Forecast),
+            (15, 680.0, 680.0, 7, DesiredWithinRange),
+        ],
+    );
+    assert_eq!(run.history.claimed, None, "{:?}", run.history);
+    forecast_table(
+        &mut run,
+        &[
+            (60, 680.0, 680.0, 7, WithinTolerance),
+            (375, 640.0, 640.0, 7, WithinTolerance),
+        ],
+    );
+}
+
+/// The claimed count is the metrics' base only while it is in place: a count someone raised
+/// past it, or one already back at the metrics' count, is read as HPA reads it.
+#[test]
+fn a_claimed_count_is_the_base_only_while_it_is_in_place() {
+    use crate::decide::forecast::under_claim;
+    let claimed = Some(ClaimedCount {
+        claimed: 7,
+        metrics: 5,
+    });
+    assert_eq!(under_claim(claimed, 7), Some(5));
+    assert_eq!(under_claim(claimed, 6), Some(5));
+    assert_eq!(under_claim(claimed, 5), None);
+    assert_eq!(under_claim(claimed, 9), None);
+    assert_eq!(under_claim(None, 7), None);
 }
