@@ -5,10 +5,10 @@
 //! is refused outright, and so is flow nesting (`[`, `{`) deeper than [`MAX_FLOW_DEPTH`], because
 //! the YAML scanner's time grows with the square of the flow depth, and block nesting deeper
 //! than [`MAX_BLOCK_DEPTH`], because the parser holds every event of a document before it
-//! checks its own nesting limit. Labels and files pass the same checks. Each document is built within a budget of values and
-//! text ([`super::bounded`]), so anchors and aliases cannot multiply a small text into a huge
-//! value. Every input ends in a diagnostic, never a panic, a stack overflow, unbounded memory
-//! or unbounded time.
+//! checks its own nesting limit. Labels and files pass the same checks. Each document is built
+//! within a budget of values and text ([`super::bounded`]), so anchors and aliases cannot
+//! multiply a small text into a huge value. Every input ends in a diagnostic, never a panic, a
+//! stack overflow, unbounded memory or unbounded time.
 
 use std::sync::OnceLock;
 
