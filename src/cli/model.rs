@@ -26,8 +26,8 @@ pub enum Command {
     },
     /// Run a model over a trace CSV (docs/trace-format.md) and print its accuracy: the MASE of
     /// each member of the forecast ensemble (combined, the model, the autoregression, Holt,
-    /// seasonal naive, naive) and of the ensemble, or the traffic-state distribution (and a confusion
-    /// matrix when the trace has a `label` column).
+    /// seasonal naive, naive) and of the ensemble, or the traffic-state distribution (and a
+    /// confusion matrix when the trace has a `label` column).
     Eval {
         /// `traffic-forecast`, `traffic-states`, or a path to an .onnx file.
         model: String,

@@ -115,7 +115,8 @@ pub fn record(memory: &mut SignalMemory, readings: &[MetricReading]) {
 }
 
 /// The history each metric the policy's models read needs, longest first wins: the forecast
-/// ensemble's (the model's window, the autoregression's hour), the classifier's baseline. A model that cannot be loaded asks for none.
+/// ensemble's (the model's window, the autoregression's hour), the classifier's baseline. A
+/// model that cannot be loaded asks for none.
 async fn wanted(spec: &PolicySpec, runner: &ModelRunner) -> BTreeMap<String, chrono::Duration> {
     fn span(samples: usize, period_secs: f64) -> chrono::Duration {
         chrono::Duration::milliseconds((samples as f64 * period_secs * 1000.0).round() as i64)
